@@ -1,0 +1,102 @@
+//! Storage drivers: a small path-addressed file system abstraction with a
+//! filesystem and an in-memory backend, plus the distribution on-disk layout
+//! (`paths`). Every backend passes the same driver test suite (`tests.rs`).
+
+mod fs;
+mod memory;
+pub mod paths;
+#[cfg(test)]
+mod tests;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::time::SystemTime;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use fs::FsDriver;
+pub use memory::MemoryDriver;
+
+/// A boxed reader of a stored file.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// A boxed appending writer of a stored file.
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Errors from a storage driver.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("path not found: {0}")]
+    NotFound(String),
+    #[error("invalid storage path: {0}")]
+    InvalidPath(String),
+    #[error("storage I/O error at {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound(_))
+    }
+
+    pub(crate) fn io(path: &str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            StorageError::NotFound(path.to_owned())
+        } else {
+            StorageError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+/// What `stat` reports about a path.
+#[derive(Debug, Clone, Copy)]
+pub struct FileInfo {
+    pub size: u64,
+    pub is_dir: bool,
+    pub modified: SystemTime,
+}
+
+/// A storage backend. Paths are absolute, `/`-separated, and never contain
+/// `.` or `..` components.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Reads a whole (small) file.
+    async fn get_content(&self, path: &str) -> Result<Bytes, StorageError>;
+    /// Writes a whole file atomically: readers see the old or the new content, never a mix.
+    async fn put_content(&self, path: &str, data: Bytes) -> Result<(), StorageError>;
+    /// Opens a file for reading from `offset`.
+    async fn reader(&self, path: &str, offset: u64) -> Result<Reader, StorageError>;
+    /// Opens a file for appending, creating it (and its parents) when missing.
+    /// Data is visible to `stat`/`reader` once the writer is flushed or shut down.
+    async fn appender(&self, path: &str) -> Result<Writer, StorageError>;
+    /// Truncates a file to `len` bytes (used to drop a partly written chunk).
+    async fn truncate(&self, path: &str, len: u64) -> Result<(), StorageError>;
+    async fn stat(&self, path: &str) -> Result<FileInfo, StorageError>;
+    /// Names of the direct children of a directory, sorted.
+    async fn list(&self, path: &str) -> Result<Vec<String>, StorageError>;
+    /// Moves a file atomically, replacing the destination and creating its parents.
+    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError>;
+    /// Deletes a file or a directory tree.
+    async fn delete(&self, path: &str) -> Result<(), StorageError>;
+}
+
+/// Rejects paths that could escape the storage root.
+pub(crate) fn check_path(path: &str) -> Result<(), StorageError> {
+    let ok = path.starts_with('/')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok || path == "/" {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidPath(path.to_owned()))
+    }
+}

@@ -1,0 +1,73 @@
+//! The driver test suite: every backend must pass the same checks.
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{Driver, FsDriver, MemoryDriver};
+
+async fn suite(d: &dyn Driver) {
+    // missing paths are NotFound, never another error
+    assert!(d.get_content("/a/b").await.unwrap_err().is_not_found());
+    assert!(d.stat("/a").await.unwrap_err().is_not_found());
+    assert!(d.list("/a").await.unwrap_err().is_not_found());
+    assert!(d.delete("/a").await.unwrap_err().is_not_found());
+
+    // put/get, overwrite
+    d.put_content("/a/b/c", Bytes::from_static(b"one")).await.unwrap();
+    d.put_content("/a/b/c", Bytes::from_static(b"two!")).await.unwrap();
+    assert_eq!(&d.get_content("/a/b/c").await.unwrap()[..], b"two!");
+    let st = d.stat("/a/b/c").await.unwrap();
+    assert_eq!((st.size, st.is_dir), (4, false));
+    assert!(d.stat("/a/b").await.unwrap().is_dir);
+
+    // list is sorted and shows direct children only
+    d.put_content("/a/b/a", Bytes::from_static(b"x")).await.unwrap();
+    d.put_content("/a/d/e", Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(d.list("/a").await.unwrap(), vec!["b", "d"]);
+    assert_eq!(d.list("/a/b").await.unwrap(), vec!["a", "c"]);
+
+    // append, truncate, ranged read
+    let mut w = d.appender("/up/data").await.unwrap();
+    w.write_all(b"hello ").await.unwrap();
+    w.write_all(b"world").await.unwrap();
+    w.shutdown().await.unwrap();
+    drop(w);
+    let mut w = d.appender("/up/data").await.unwrap();
+    w.write_all(b"!!").await.unwrap();
+    w.shutdown().await.unwrap();
+    drop(w);
+    assert_eq!(d.stat("/up/data").await.unwrap().size, 13);
+    d.truncate("/up/data", 11).await.unwrap();
+    let mut r = d.reader("/up/data", 6).await.unwrap();
+    let mut s = String::new();
+    r.read_to_string(&mut s).await.unwrap();
+    assert_eq!(s, "world");
+
+    // rename replaces and creates parents
+    d.rename("/up/data", "/blobs/x/data").await.unwrap();
+    assert!(d.stat("/up/data").await.unwrap_err().is_not_found());
+    assert_eq!(&d.get_content("/blobs/x/data").await.unwrap()[..], b"hello world");
+
+    // recursive delete
+    d.delete("/a").await.unwrap();
+    assert!(d.get_content("/a/d/e").await.unwrap_err().is_not_found());
+
+    // hostile paths are refused
+    for bad in ["relative", "/a/../b", "/a//b", "/a/./b", "/a/"] {
+        assert!(d.get_content(bad).await.is_err(), "{bad}");
+        assert!(d.put_content(bad, Bytes::new()).await.is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn filesystem_driver_passes_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&FsDriver::new(dir.path())).await;
+    // nothing escaped the root and no temp files remain
+    assert!(!dir.path().join("a").exists());
+}
+
+#[tokio::test]
+async fn memory_driver_passes_suite() {
+    suite(&MemoryDriver::new()).await;
+}

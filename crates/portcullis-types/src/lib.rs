@@ -1,0 +1,12 @@
+//! Pure data types of the registry: digests, repository names, references,
+//! media types and actions. No I/O and no async runtime live here.
+
+mod digest;
+mod media;
+mod name;
+mod reference;
+
+pub use digest::{Algorithm, Digest, DigestError};
+pub use media::MediaType;
+pub use name::{NameError, RepoName};
+pub use reference::{Reference, ReferenceError, Tag};
