@@ -101,13 +101,18 @@ pub fn referrers_dir(name: &RepoName, subject: &Digest) -> String {
 }
 
 #[must_use]
-pub fn referrer_link(name: &RepoName, subject: &Digest, d: &Digest) -> String {
+pub fn referrer_dir(name: &RepoName, subject: &Digest, d: &Digest) -> String {
     format!(
-        "{}/{}/{}/link",
+        "{}/{}/{}",
         referrers_dir(name, subject),
         d.algorithm().as_str(),
         d.hex()
     )
+}
+
+#[must_use]
+pub fn referrer_link(name: &RepoName, subject: &Digest, d: &Digest) -> String {
+    format!("{}/link", referrer_dir(name, subject, d))
 }
 
 #[must_use]

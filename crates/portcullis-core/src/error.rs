@@ -1,0 +1,46 @@
+//! The core's error type. The server maps each variant to an OCI error code.
+
+use portcullis_storage::StorageError;
+use portcullis_types::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("blob unknown to registry")]
+    BlobUnknown,
+    #[error("blob upload unknown to registry")]
+    UploadUnknown,
+    #[error("{0}")]
+    UploadInvalid(String),
+    #[error("{0}")]
+    DigestInvalid(String),
+    #[error("requested range {start}- does not continue the upload, which has {have} bytes")]
+    RangeInvalid { start: u64, have: u64 },
+    #[error("manifest unknown")]
+    ManifestUnknown(String),
+    #[error("{0}")]
+    ManifestInvalid(String),
+    #[error("manifest references unknown blob {0}")]
+    ManifestBlobUnknown(Digest),
+    #[error("manifest is {size} bytes; the limit is {limit}")]
+    ManifestTooLarge { size: u64, limit: u64 },
+    #[error("repository name not known to registry")]
+    NameUnknown,
+    #[error("{0}")]
+    SizeInvalid(String),
+    #[error("{0}")]
+    PaginationInvalid(String),
+    #[error("the registry is in read-only mode (storage.maintenance.readonly.enabled)")]
+    ReadOnly,
+    #[error("deletion is disabled (set storage.delete.enabled: true to allow it)")]
+    DeleteDisabled,
+    #[error("client body error: {0}")]
+    Body(std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl CoreError {
+    pub(crate) fn not_found_as(e: StorageError, alt: CoreError) -> CoreError {
+        if e.is_not_found() { alt } else { CoreError::Storage(e) }
+    }
+}

@@ -1,0 +1,226 @@
+//! Storing, reading and deleting manifests by tag or digest, with the checks
+//! that keep the repository consistent: every referenced blob or child
+//! manifest must exist before a manifest is accepted.
+
+use bytes::Bytes;
+use portcullis_storage::paths;
+use portcullis_types::{Algorithm, Digest, MediaType, Reference, RepoName, Tag};
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::manifest::{self, ParsedManifest};
+use crate::{CoreError, Registry};
+
+/// A manifest read from storage.
+#[derive(Debug, Clone)]
+pub struct ManifestRead {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Bytes,
+}
+
+/// What a successful PUT produced.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// Digest of bytes with the given algorithm.
+#[must_use]
+pub fn digest_of(alg: Algorithm, bytes: &[u8]) -> Digest {
+    let hex = match alg {
+        Algorithm::Sha256 => hex::encode(Sha256::digest(bytes)),
+        Algorithm::Sha512 => hex::encode(Sha512::digest(bytes)),
+    };
+    Digest::new(alg, &hex).expect("hash output is valid hex")
+}
+
+fn parse_link(raw: &[u8]) -> Option<Digest> {
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+impl Registry {
+    /// Stores a manifest under a tag or a digest. The digest is computed over the
+    /// exact bytes received.
+    ///
+    /// # Errors
+    /// `ManifestTooLarge`, `ManifestInvalid`, `DigestInvalid` (digest reference
+    /// mismatch), `ManifestBlobUnknown`, `ReadOnly`.
+    pub async fn put_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<PutOutcome, CoreError> {
+        self.check_writable()?;
+        let limit = self.opts.manifest_max_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(CoreError::ManifestTooLarge { size: bytes.len() as u64, limit });
+        }
+        let alg = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let digest = digest_of(alg, &bytes);
+        if let Reference::Digest(d) = reference
+            && *d != digest
+        {
+            return Err(CoreError::DigestInvalid(format!(
+                "the manifest's digest is {digest}, not {d} as the URL says"
+            )));
+        }
+        let parsed = manifest::parse(&bytes, content_type)?;
+        self.check_references(name, &parsed).await?;
+
+        if self.blob_size(&digest).await?.is_none() {
+            self.driver.put_content(&paths::blob_data(&digest), bytes).await?;
+        }
+        self.driver
+            .put_content(&paths::revision_link(name, &digest), Bytes::from(digest.to_string()))
+            .await?;
+        let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+        if let Some(s) = &subject {
+            self.driver
+                .put_content(&paths::referrer_link(name, s, &digest), Bytes::from(digest.to_string()))
+                .await?;
+        }
+        if let Reference::Tag(tag) = reference {
+            self.tag_manifest(name, tag, &digest).await?;
+        }
+        Ok(PutOutcome { digest, subject })
+    }
+
+    async fn check_references(&self, name: &RepoName, m: &ParsedManifest) -> Result<(), CoreError> {
+        for d in m.config.iter().chain(&m.references) {
+            // Foreign (non-distributable) layers live elsewhere and are not checked.
+            if !d.urls.is_empty() {
+                continue;
+            }
+            let present = if m.media_type.is_index() {
+                self.driver.stat(&paths::revision_link(name, &d.digest)).await.is_ok()
+            } else {
+                self.is_linked(name, &d.digest).await? && self.blob_size(&d.digest).await?.is_some()
+            };
+            if !present {
+                return Err(CoreError::ManifestBlobUnknown(d.digest.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn tag_manifest(&self, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<(), CoreError> {
+        let link = Bytes::from(digest.to_string());
+        self.driver
+            .put_content(&paths::tag_index_link(name, tag, digest), link.clone())
+            .await?;
+        self.driver.put_content(&paths::tag_current_link(name, tag), link).await?;
+        Ok(())
+    }
+
+    /// Resolves a reference to the digest of a manifest stored in `name`.
+    ///
+    /// # Errors
+    /// `ManifestUnknown`.
+    pub async fn resolve(&self, name: &RepoName, reference: &Reference) -> Result<Digest, CoreError> {
+        let unknown = || CoreError::ManifestUnknown(reference.to_string());
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                let raw = self
+                    .driver
+                    .get_content(&paths::tag_current_link(name, t))
+                    .await
+                    .map_err(|e| CoreError::not_found_as(e, unknown()))?;
+                parse_link(&raw).ok_or_else(unknown)?
+            }
+        };
+        match self.driver.stat(&paths::revision_link(name, &digest)).await {
+            Ok(_) => Ok(digest),
+            Err(e) => Err(CoreError::not_found_as(e, unknown())),
+        }
+    }
+
+    /// Reads a manifest by tag or digest.
+    ///
+    /// # Errors
+    /// `ManifestUnknown`.
+    pub async fn get_manifest(&self, name: &RepoName, reference: &Reference) -> Result<ManifestRead, CoreError> {
+        let digest = self.resolve(name, reference).await?;
+        self.read_manifest(&digest)
+            .await
+            .map_err(|e| match e {
+                CoreError::BlobUnknown => CoreError::ManifestUnknown(reference.to_string()),
+                other => other,
+            })
+    }
+
+    pub(crate) async fn read_manifest(&self, digest: &Digest) -> Result<ManifestRead, CoreError> {
+        let bytes = self
+            .driver
+            .get_content(&paths::blob_data(digest))
+            .await
+            .map_err(|e| CoreError::not_found_as(e, CoreError::BlobUnknown))?;
+        let media_type = sniff_media_type(&bytes);
+        Ok(ManifestRead {
+            digest: digest.clone(),
+            media_type,
+            bytes,
+        })
+    }
+
+    /// Deletes a manifest by digest (with every tag that points to it) or a
+    /// single tag.
+    ///
+    /// # Errors
+    /// `DeleteDisabled`, `ReadOnly`, `ManifestUnknown`.
+    pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<(), CoreError> {
+        self.check_delete()?;
+        let unknown = || CoreError::ManifestUnknown(reference.to_string());
+        match reference {
+            Reference::Tag(t) => self
+                .driver
+                .delete(&paths::tag_dir(name, t))
+                .await
+                .map_err(|e| CoreError::not_found_as(e, unknown())),
+            Reference::Digest(d) => {
+                self.resolve(name, reference).await?;
+                if let Ok(m) = self.read_manifest(d).await
+                    && let Ok(parsed) = manifest::parse(&m.bytes, None)
+                    && let Some(s) = parsed.subject
+                {
+                    let _ = self.driver.delete(&paths::referrer_dir(name, &s.digest, d)).await;
+                }
+                for tag in self.list_all_tags(name).await? {
+                    if let Ok(raw) = self.driver.get_content(&paths::tag_current_link(name, &tag)).await
+                        && parse_link(&raw).as_ref() == Some(d)
+                    {
+                        let _ = self.driver.delete(&paths::tag_dir(name, &tag)).await;
+                    }
+                }
+                self.driver
+                    .delete(&paths::revision_dir(name, d))
+                    .await
+                    .map_err(|e| CoreError::not_found_as(e, unknown()))
+            }
+        }
+    }
+}
+
+/// The media type to serve for stored manifest bytes.
+#[must_use]
+pub fn sniff_media_type(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        schema_version: Option<i64>,
+    }
+    match serde_json::from_slice::<Probe>(bytes) {
+        Ok(Probe { media_type: Some(t), .. }) => t,
+        Ok(Probe { schema_version: Some(1), .. }) => MediaType::SCHEMA1_SIGNED.to_owned(),
+        Ok(Probe { manifests: Some(_), .. }) => MediaType::OCI_INDEX.to_owned(),
+        _ => MediaType::OCI_MANIFEST.to_owned(),
+    }
+}
