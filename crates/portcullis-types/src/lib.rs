@@ -5,8 +5,10 @@ mod digest;
 mod media;
 mod name;
 mod reference;
+mod scope;
 
 pub use digest::{Algorithm, Digest, DigestError};
 pub use media::MediaType;
 pub use name::{NameError, RepoName};
 pub use reference::{Reference, ReferenceError, Tag};
+pub use scope::Action;

@@ -1,0 +1,128 @@
+//! Request dispatch: parse the route, compute the access it needs, check it,
+//! then call a thin handler that maps a core call to a response.
+
+mod blobs;
+mod lists;
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_auth::identity::Identity;
+use portcullis_types::RepoName;
+
+use crate::access::{self, Required};
+use crate::error::{ApiError, Code};
+use crate::route::{self, Route};
+use crate::{AppState, auth};
+
+/// What every handler gets besides its route.
+pub(crate) struct Ctx {
+    pub state: Arc<AppState>,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    #[allow(dead_code, reason = "used by the authorization policy")]
+    pub identity: Identity,
+}
+
+impl Ctx {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// An URL for a path, following `http.host` and `http.relativeurls`.
+    pub fn url(&self, path: &str) -> String {
+        let urls = &self.state.urls;
+        if urls.relative {
+            return path.to_owned();
+        }
+        if let Some(host) = &urls.host {
+            return format!("{}{path}", host.trim_end_matches('/'));
+        }
+        match self.headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) if !host.is_empty() && !host.contains(['/', ' ', '"']) => format!("http://{host}{path}"),
+            _ => path.to_owned(),
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> Response {
+    ApiError::new(Code::NotFound).into_response()
+}
+
+pub(crate) async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    match handle(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let rest = parts.uri.path().strip_prefix("/v2").unwrap_or_default();
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+
+    // Authenticate first so that probing for names or routes needs credentials.
+    let identity = auth::authenticate(&state, &parts.headers).await?;
+    let route = route::parse(rest)?;
+    let mount_from = match (&route, query.iter().find(|(k, _)| k == "from")) {
+        (Route::UploadStart(_), Some((_, from))) if query.iter().any(|(k, _)| k == "mount") => {
+            Some(from.parse::<RepoName>()?)
+        }
+        _ => None,
+    };
+    let Some(required) = access::required(&route, &parts.method, mount_from) else {
+        return Err(ApiError::msg(
+            Code::MethodNotAllowed,
+            format!("{} is not allowed on this endpoint", parts.method),
+        ));
+    };
+    authorize(&identity, &required)?;
+
+    let ctx = Ctx {
+        state,
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        identity,
+    };
+    match route {
+        Route::Base => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()),
+        Route::Catalog => lists::catalog(&ctx).await,
+        Route::Tags(name) => lists::tags(&ctx, &name).await,
+        Route::Referrers(name, digest) => lists::referrers(&ctx, &name, &digest).await,
+        Route::Blob(name, digest) => blobs::handle(&ctx, &name, &digest).await,
+        Route::Manifest(name, reference) => manifests::handle(&ctx, &name, &reference, body).await,
+        Route::UploadStart(name) => uploads::start(&ctx, &name, body).await,
+        Route::Upload(name, id) => uploads::handle(&ctx, &name, &id, body).await,
+    }
+}
+
+/// Until per-repository policy exists, an authenticated identity (or anyone,
+/// when authentication is off) may do everything.
+fn authorize(identity: &Identity, required: &Required) -> Result<(), ApiError> {
+    let _ = required;
+    match identity {
+        Identity::User(_) | Identity::Anonymous => Ok(()),
+    }
+}
+
+/// Streams a request body as `Bytes` chunks.
+pub(crate) fn body_stream(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin {
+    body.into_data_stream()
+}
+
+/// Builds a header value from trusted text (digests, sizes, our own URLs).
+pub(crate) fn hv(s: &str) -> axum::http::HeaderValue {
+    axum::http::HeaderValue::from_str(s).unwrap_or(axum::http::HeaderValue::from_static(""))
+}

@@ -1,0 +1,114 @@
+//! Turns a `/v2/...` path into a typed route. Repository names contain
+//! slashes, so the whole tail is parsed here instead of one axum route per
+//! depth. Parsing validates names, digests and references, so handlers only
+//! ever see well-formed values.
+
+use portcullis_types::{Digest, Reference, RepoName};
+
+use crate::error::{ApiError, Code};
+
+/// Every endpoint of the distribution API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Base,
+    Catalog,
+    Tags(RepoName),
+    Manifest(RepoName, Reference),
+    Blob(RepoName, Digest),
+    UploadStart(RepoName),
+    Upload(RepoName, String),
+    Referrers(RepoName, Digest),
+}
+
+impl Route {
+    /// The repository a route addresses, if any.
+    #[must_use]
+    pub fn repo(&self) -> Option<&RepoName> {
+        match self {
+            Route::Base | Route::Catalog => None,
+            Route::Tags(n)
+            | Route::Manifest(n, _)
+            | Route::Blob(n, _)
+            | Route::UploadStart(n)
+            | Route::Upload(n, _)
+            | Route::Referrers(n, _) => Some(n),
+        }
+    }
+}
+
+fn name(parts: &[&str]) -> Result<RepoName, ApiError> {
+    Ok(parts.join("/").parse::<RepoName>()?)
+}
+
+/// Parses the path after `/v2/` (without a query string).
+///
+/// # Errors
+/// `NAME_INVALID`, `DIGEST_INVALID`, `TAG_INVALID` for malformed parts, and
+/// `NOT_FOUND` for paths that are no endpoint.
+pub fn parse(rest: &str) -> Result<Route, ApiError> {
+    if rest.is_empty() {
+        return Ok(Route::Base);
+    }
+    if rest == "_catalog" {
+        return Ok(Route::Catalog);
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    let n = parts.len();
+    let not_found = || ApiError::msg(Code::NotFound, format!("no endpoint at /v2/{}", rest.chars().take(300).collect::<String>()));
+    if n >= 3 && parts[n - 2] == "tags" && parts[n - 1] == "list" {
+        return Ok(Route::Tags(name(&parts[..n - 2])?));
+    }
+    if n >= 3 && parts[n - 2] == "manifests" {
+        let repo = name(&parts[..n - 2])?;
+        return Ok(Route::Manifest(repo, parts[n - 1].parse()?));
+    }
+    if n >= 4 && parts[n - 3] == "blobs" && parts[n - 2] == "uploads" {
+        let repo = name(&parts[..n - 3])?;
+        return Ok(if parts[n - 1].is_empty() {
+            Route::UploadStart(repo)
+        } else {
+            Route::Upload(repo, parts[n - 1].to_owned())
+        });
+    }
+    if n >= 3 && parts[n - 2] == "blobs" {
+        let repo = name(&parts[..n - 2])?;
+        if parts[n - 1] == "uploads" {
+            return Ok(Route::UploadStart(repo));
+        }
+        return Ok(Route::Blob(repo, parts[n - 1].parse()?));
+    }
+    if n >= 3 && parts[n - 2] == "referrers" {
+        let repo = name(&parts[..n - 2])?;
+        return Ok(Route::Referrers(repo, parts[n - 1].parse()?));
+    }
+    Err(not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parses_routes() {
+        assert_eq!(parse("").unwrap(), Route::Base);
+        assert_eq!(parse("_catalog").unwrap(), Route::Catalog);
+        assert!(matches!(parse("a/b/tags/list").unwrap(), Route::Tags(n) if n.as_str() == "a/b"));
+        assert!(matches!(parse("a/manifests/latest").unwrap(), Route::Manifest(..)));
+        assert!(matches!(parse(&format!("a/b/c/blobs/{D}")).unwrap(), Route::Blob(..)));
+        assert!(matches!(parse("a/blobs/uploads/").unwrap(), Route::UploadStart(_)));
+        assert!(matches!(parse("a/blobs/uploads/abc").unwrap(), Route::Upload(_, id) if id == "abc"));
+        assert!(matches!(parse(&format!("a/referrers/{D}")).unwrap(), Route::Referrers(..)));
+    }
+
+    #[test]
+    fn malformed_parts_get_precise_codes() {
+        assert_eq!(parse("A/manifests/x").unwrap_err().code, Code::NameInvalid);
+        assert_eq!(parse("a/../b/manifests/x").unwrap_err().code, Code::NameInvalid);
+        assert_eq!(parse("a//manifests/x").unwrap_err().code, Code::NameInvalid);
+        assert_eq!(parse("a/blobs/sha256:totallywrong").unwrap_err().code, Code::DigestInvalid);
+        assert_eq!(parse("a/manifests/-bad").unwrap_err().code, Code::TagInvalid);
+        assert_eq!(parse("a/unknown").unwrap_err().code, Code::NotFound);
+    }
+}

@@ -1,0 +1,131 @@
+//! Assembles the application from a loaded configuration and serves it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use portcullis_auth::htpasswd::Htpasswd;
+use portcullis_config::Config;
+use portcullis_core::{Options, Registry};
+use portcullis_storage::{Driver, FsDriver, MemoryDriver};
+
+use crate::{AppState, AuthMode, UrlPolicy, app};
+
+/// Errors while assembling or starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{key}: {message}")]
+    Config { key: &'static str, message: String },
+    #[error("cannot listen on {addr}: {source}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the state from a validated configuration.
+///
+/// # Errors
+/// When the htpasswd file cannot be loaded or a header is invalid.
+pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
+    let driver: Arc<dyn Driver> = match &config.storage.filesystem {
+        Some(fs) => Arc::new(FsDriver::new(&fs.rootdirectory)),
+        None => Arc::new(MemoryDriver::new()),
+    };
+    let opts = Options {
+        delete_enabled: config.storage.delete.enabled,
+        read_only: config.storage.maintenance.readonly.enabled,
+        automount: config.portcullis.automount,
+        manifest_max_bytes: config.portcullis.manifestmaxbytes,
+    };
+    let auth = match &config.auth.htpasswd {
+        Some(h) => AuthMode::Htpasswd {
+            realm: h.realm.clone(),
+            file: Arc::new(Htpasswd::load(&h.path).map_err(|e| ServeError::Config {
+                key: "auth.htpasswd.path",
+                message: e.to_string(),
+            })?),
+        },
+        None => AuthMode::None,
+    };
+    let mut headers = HeaderMap::new();
+    for (k, values) in &config.http.headers {
+        let name = HeaderName::try_from(k.as_str()).map_err(|e| ServeError::Config {
+            key: "http.headers",
+            message: format!("`{k}` is not a valid header name: {e}"),
+        })?;
+        for v in values {
+            let value = HeaderValue::try_from(v.as_str()).map_err(|e| ServeError::Config {
+                key: "http.headers",
+                message: format!("value of `{k}` is not a valid header value: {e}"),
+            })?;
+            headers.append(name.clone(), value);
+        }
+    }
+    Ok(AppState {
+        registry: Registry::new(driver, opts),
+        auth,
+        urls: UrlPolicy {
+            host: config.http.host.clone().filter(|h| !h.is_empty()),
+            relative: config.http.relativeurls,
+        },
+        headers,
+    })
+}
+
+/// Turns distribution's `http.addr` (`:5000`, `host:port`) into a socket address.
+///
+/// # Errors
+/// When the address does not parse.
+pub fn listen_addr(addr: &str) -> Result<SocketAddr, ServeError> {
+    let full = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
+    full.parse().map_err(|_| ServeError::Config {
+        key: "http.addr",
+        message: format!("`{addr}` is not an address like `:5000` or `127.0.0.1:5000`"),
+    })
+}
+
+/// Starts the background upload purger (`storage.maintenance.uploadpurging`).
+pub fn spawn_upload_purger(config: &Config, registry: Registry) {
+    let p = &config.storage.maintenance.uploadpurging;
+    if !p.enabled {
+        return;
+    }
+    let (age, interval, dry_run) = (p.age, p.interval, p.dryrun);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_secs(1)));
+        loop {
+            tick.tick().await;
+            match registry.purge_uploads(age, dry_run).await {
+                Ok(r) if r.removed > 0 => tracing::info!(examined = r.examined, removed = r.removed, dry_run, "purged old uploads"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "upload purge failed"),
+            }
+        }
+    });
+}
+
+/// Serves until the process is stopped. `on_ready` runs once the socket is bound.
+///
+/// # Errors
+/// Assembly, bind or accept-loop failures.
+pub async fn serve(config: &Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let state = build_state(config)?;
+    spawn_upload_purger(config, state.registry.clone());
+    let addr = listen_addr(&config.http.addr)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+        addr: config.http.addr.clone(),
+        source,
+    })?;
+    let local = listener.local_addr()?;
+    on_ready(local);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
