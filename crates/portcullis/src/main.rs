@@ -1,0 +1,20 @@
+//! The `portcullis` binary: serve the registry, check a configuration, and
+//! manage htpasswd users.
+
+mod cli;
+mod defaults;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
