@@ -3,6 +3,7 @@
 //! upload purging. It knows nothing about HTTP or authentication.
 
 mod blobs;
+mod cache;
 mod error;
 mod listing;
 mod manifest;
@@ -52,6 +53,7 @@ pub struct Registry {
     driver: Arc<dyn Driver>,
     opts: Arc<Options>,
     uploads: Arc<uploads::Sessions>,
+    manifests: Arc<cache::ManifestCache>,
 }
 
 impl Registry {
@@ -61,6 +63,7 @@ impl Registry {
             driver,
             opts: Arc::new(opts),
             uploads: Arc::default(),
+            manifests: Arc::default(),
         }
     }
 

@@ -88,6 +88,7 @@ impl Registry {
         if let Reference::Tag(tag) = reference {
             self.tag_manifest(name, tag, &digest).await?;
         }
+        self.manifests.invalidate(name);
         Ok(PutOutcome { digest, subject })
     }
 
@@ -146,13 +147,16 @@ impl Registry {
     /// # Errors
     /// `ManifestUnknown`.
     pub async fn get_manifest(&self, name: &RepoName, reference: &Reference) -> Result<ManifestRead, CoreError> {
+        if let Some(m) = self.manifests.get(name, reference) {
+            return Ok(m);
+        }
         let digest = self.resolve(name, reference).await?;
-        self.read_manifest(&digest)
-            .await
-            .map_err(|e| match e {
-                CoreError::BlobUnknown => CoreError::ManifestUnknown(reference.to_string()),
-                other => other,
-            })
+        let m = self.read_manifest(&digest).await.map_err(|e| match e {
+            CoreError::BlobUnknown => CoreError::ManifestUnknown(reference.to_string()),
+            other => other,
+        })?;
+        self.manifests.put(name, reference, &m);
+        Ok(m)
     }
 
     pub(crate) async fn read_manifest(&self, digest: &Digest) -> Result<ManifestRead, CoreError> {
@@ -176,6 +180,12 @@ impl Registry {
     /// `DeleteDisabled`, `ReadOnly`, `ManifestUnknown`.
     pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<(), CoreError> {
         self.check_delete()?;
+        let result = self.delete_manifest_links(name, reference).await;
+        self.manifests.invalidate(name);
+        result
+    }
+
+    async fn delete_manifest_links(&self, name: &RepoName, reference: &Reference) -> Result<(), CoreError> {
         let unknown = || CoreError::ManifestUnknown(reference.to_string());
         match reference {
             Reference::Tag(t) => self

@@ -56,6 +56,9 @@ pub(crate) async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> 
             None => Err(challenge(realm, "authentication required")),
             Some(Err(())) => Err(challenge(realm, "malformed Basic credentials")),
             Some(Ok((user, pass))) => {
+                if let Some(name) = file.authenticate_cached(&user, &pass) {
+                    return Ok(Identity::User(name));
+                }
                 let file = file.clone();
                 let result = tokio::task::spawn_blocking(move || file.authenticate(&user, &pass)).await;
                 match result {

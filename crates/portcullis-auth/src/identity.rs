@@ -1,0 +1,158 @@
+//! Who is making a request: the result of authentication.
+//!
+//! Authentication backends (htpasswd, tokens, ...) turn credentials into an
+//! [`Identity`]; authorization only ever looks at this type, never at raw
+//! strings from a request.
+
+use std::fmt;
+
+/// Longest accepted user name, in bytes.
+pub const MAX_USER_NAME_LEN: usize = 255;
+
+/// Why a string is not a valid [`UserName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUserName {
+    /// The name is the empty string.
+    #[error("user name is empty")]
+    Empty,
+    /// The name is longer than [`MAX_USER_NAME_LEN`] bytes.
+    #[error("user name is {len} bytes long; the limit is {MAX_USER_NAME_LEN}")]
+    TooLong {
+        /// Length of the rejected name, in bytes.
+        len: usize,
+    },
+    /// The name contains `:` (which separates user and password in Basic auth
+    /// and htpasswd files) or a control character.
+    #[error(
+        "user name contains the forbidden character {0:?} (':' and control characters are not allowed)"
+    )]
+    ForbiddenChar(char),
+}
+
+/// A validated user name: non-empty, at most 255 bytes, without `:` or
+/// control characters.
+///
+/// Because `:` and control characters can never appear, they are safe to use
+/// as separators next to a user name (in htpasswd lines, Basic auth, and
+/// hash inputs).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserName(String);
+
+impl UserName {
+    /// Validates `s` and wraps it.
+    ///
+    /// # Errors
+    /// Returns [`InvalidUserName`] if `s` is empty, too long, or contains `:`
+    /// or a control character.
+    pub fn new(s: &str) -> Result<Self, InvalidUserName> {
+        if s.is_empty() {
+            return Err(InvalidUserName::Empty);
+        }
+        if s.len() > MAX_USER_NAME_LEN {
+            return Err(InvalidUserName::TooLong { len: s.len() });
+        }
+        if let Some(c) = s.chars().find(|&c| c == ':' || c.is_control()) {
+            return Err(InvalidUserName::ForbiddenChar(c));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name as a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for UserName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for UserName {
+    type Err = InvalidUserName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+/// The authenticated principal of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// No credentials were presented.
+    Anonymous,
+    /// A user whose credentials were verified.
+    User(UserName),
+}
+
+impl Identity {
+    /// The user name, if this is an authenticated user.
+    #[must_use]
+    pub fn user(&self) -> Option<&UserName> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(name) => Some(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for ok in [
+            "alice",
+            "bob.smith@example.com",
+            "ünïcødé",
+            "with space",
+            "#x",
+        ] {
+            let name = UserName::new(ok).unwrap();
+            assert_eq!(name.as_str(), ok);
+            assert_eq!(name.to_string(), ok);
+        }
+        assert!(UserName::new(&"a".repeat(MAX_USER_NAME_LEN)).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        assert_eq!(UserName::new(""), Err(InvalidUserName::Empty));
+        assert_eq!(
+            UserName::new(&"a".repeat(256)),
+            Err(InvalidUserName::TooLong { len: 256 })
+        );
+        assert_eq!(
+            UserName::new("a:b"),
+            Err(InvalidUserName::ForbiddenChar(':'))
+        );
+        assert_eq!(
+            UserName::new("a\nb"),
+            Err(InvalidUserName::ForbiddenChar('\n'))
+        );
+        assert_eq!(
+            UserName::new("a\0"),
+            Err(InvalidUserName::ForbiddenChar('\0'))
+        );
+        assert_eq!(
+            UserName::new("a\u{7f}"),
+            Err(InvalidUserName::ForbiddenChar('\u{7f}'))
+        );
+    }
+
+    #[test]
+    fn identity_user() {
+        let alice = UserName::new("alice").unwrap();
+        assert_eq!(Identity::User(alice.clone()).user(), Some(&alice));
+        assert_eq!(Identity::Anonymous.user(), None);
+    }
+}
