@@ -10,7 +10,7 @@ pub mod route;
 mod serve;
 mod state;
 
-pub use serve::{ServeError, build_state, listen_addr, serve, spawn_upload_purger};
+pub use serve::{ServeError, build_state, serve, spawn_upload_purger};
 pub use state::{AppState, AuthMode, UrlPolicy};
 
 use axum::Router;

@@ -1,11 +1,10 @@
 //! Assembles the application from a loaded configuration and serves it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis_auth::htpasswd::Htpasswd;
-use portcullis_config::Config;
+use portcullis_config::{Config, ListenAddr};
 use portcullis_core::{Options, Registry};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
 
@@ -76,18 +75,6 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
     })
 }
 
-/// Turns distribution's `http.addr` (`:5000`, `host:port`) into a socket address.
-///
-/// # Errors
-/// When the address does not parse.
-pub fn listen_addr(addr: &str) -> Result<SocketAddr, ServeError> {
-    let full = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
-    full.parse().map_err(|_| ServeError::Config {
-        key: "http.addr",
-        message: format!("`{addr}` is not an address like `:5000` or `127.0.0.1:5000`"),
-    })
-}
-
 /// Starts the background upload purger (`storage.maintenance.uploadpurging`).
 pub fn spawn_upload_purger(config: &Config, registry: Registry) {
     let p = &config.storage.maintenance.uploadpurging;
@@ -108,24 +95,35 @@ pub fn spawn_upload_purger(config: &Config, registry: Registry) {
     });
 }
 
-/// Serves until the process is stopped. `on_ready` runs once the socket is bound.
+/// Serves until the process is stopped. `on_ready` runs once the socket is
+/// bound, with a printable address.
 ///
 /// # Errors
 /// Assembly, bind or accept-loop failures.
-pub async fn serve(config: &Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(), ServeError> {
     let state = build_state(config)?;
     spawn_upload_purger(config, state.registry.clone());
-    let addr = listen_addr(&config.http.addr)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+    let addr = config.http.listen_addr().map_err(|message| ServeError::Config { key: "http.addr", message })?;
+    let bind_err = |source| ServeError::Bind {
         addr: config.http.addr.clone(),
         source,
-    })?;
-    let local = listener.local_addr()?;
-    on_ready(local);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match addr {
+        ListenAddr::Tcp { host, port } => {
+            let host = host.unwrap_or_else(|| "0.0.0.0".to_owned());
+            let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await.map_err(bind_err)?;
+            on_ready(listener.local_addr()?.to_string());
+            axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+        }
+        ListenAddr::Unix(path) => {
+            let _ = std::fs::remove_file(&path);
+            let listener = tokio::net::UnixListener::bind(&path).map_err(bind_err)?;
+            on_ready(path.display().to_string());
+            axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+        }
+    }
     Ok(())
 }

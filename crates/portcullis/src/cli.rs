@@ -106,7 +106,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    init_logging(&loaded.config.log.level);
+    init_logging(loaded.config.log.level.as_str());
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -1,0 +1,528 @@
+//! The typed configuration that the rest of portcullis reads.
+//!
+//! Field names are distribution's key names, so `config.http.addr` is the
+//! `http.addr` key. Every struct is `Default` with distribution's defaults
+//! (`http.addr` is `:5000`, upload purging runs every 24h for uploads older than
+//! 168h, ...). Only keys portcullis acts on are modelled; the ones it ignores are
+//! checked and warned about by the loader, then dropped. A storage driver that
+//! portcullis does not implement is kept, with its parameters, in
+//! [`StorageConfig::other_driver`], so that `validate()` can say so.
+//!
+//! `Serialize` is for showing a configuration back to an operator (`config
+//! check --json`): `http.secret` is written as `<redacted>`, and durations in
+//! Go's notation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::duration::go;
+use crate::tree::Loc;
+
+/// A whole configuration. See `docs/CONFIG.md` for every key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Always `0.1`, distribution's only configuration version.
+    pub version: String,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    pub catalog: CatalogConfig,
+    /// portcullis's own keys.
+    pub portcullis: PortcullisConfig,
+    /// Where each key came from, for messages from `validate()`.
+    #[serde(skip)]
+    pub(crate) meta: Meta,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: "0.1".to_owned(),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            storage: StorageConfig::default(),
+            catalog: CatalogConfig::default(),
+            portcullis: PortcullisConfig::default(),
+            meta: Meta::default(),
+        }
+    }
+}
+
+/// The file a configuration was loaded from and where each of its keys was set.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Meta {
+    pub source: String,
+    /// Dotted key path to where it was set.
+    pub origins: BTreeMap<String, Loc>,
+}
+
+/// Metadata is not part of a configuration's value.
+impl PartialEq for Meta {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// `log`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `log.level`, default `info`. The deprecated top-level `loglevel` is used
+    /// when `log.level` is not set.
+    pub level: LogLevel,
+    /// `log.formatter`, default `text`.
+    pub formatter: LogFormatter,
+    /// `log.fields`: extra fields added to every log line.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// `log.accesslog`.
+    pub accesslog: AccessLogConfig,
+}
+
+/// `log.level`. logrus's `panic` and `fatal` mean [`LogLevel::Error`] here;
+/// `warning` means [`LogLevel::Warn`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    #[serde(alias = "panic", alias = "fatal")]
+    Error,
+    #[serde(alias = "warning")]
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's name as `tracing` filters spell it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// `log.formatter`. `logstash` is JSON with logstash's field names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatter {
+    #[default]
+    Text,
+    Json,
+    Logstash,
+}
+
+/// `log.accesslog`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessLogConfig {
+    pub disabled: bool,
+}
+
+/// `http`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// `http.addr`, default `:5000`. With `net: unix`, a socket path.
+    pub addr: String,
+    /// `http.net`: `tcp` (default), `tcp4`, `tcp6` or `unix`.
+    pub net: String,
+    /// `http.prefix`: URL path prefix the registry is served under.
+    pub prefix: String,
+    /// `http.host`: external URL, used to build absolute `Location` headers.
+    pub host: Option<String>,
+    /// `http.secret`: signs upload state. Never logged or serialized.
+    #[serde(serialize_with = "redact")]
+    pub secret: Option<String>,
+    /// `http.relativeurls`: send relative `Location` headers.
+    pub relativeurls: bool,
+    /// `http.headers`: added to every response.
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// `http.tls`.
+    pub tls: Option<TlsConfig>,
+    /// `http.draintimeout`: how long to wait for requests on shutdown.
+    #[serde(with = "go::opt")]
+    pub draintimeout: Option<Duration>,
+    /// `http.debug`: a second listener for debug and metrics endpoints.
+    pub debug: Option<DebugConfig>,
+    /// `http.http2`.
+    pub http2: Http2Config,
+    /// `http.h2c`.
+    pub h2c: H2cConfig,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: ":5000".to_owned(),
+            net: "tcp".to_owned(),
+            prefix: String::new(),
+            host: None,
+            secret: None,
+            relativeurls: false,
+            headers: BTreeMap::new(),
+            tls: None,
+            draintimeout: None,
+            debug: None,
+            http2: Http2Config::default(),
+            h2c: H2cConfig::default(),
+        }
+    }
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("addr", &self.addr)
+            .field("net", &self.net)
+            .field("prefix", &self.prefix)
+            .field("host", &self.host)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("relativeurls", &self.relativeurls)
+            .field("headers", &self.headers)
+            .field("tls", &self.tls)
+            .field("draintimeout", &self.draintimeout)
+            .field("debug", &self.debug)
+            .field("http2", &self.http2)
+            .field("h2c", &self.h2c)
+            .finish()
+    }
+}
+
+// serde's `serialize_with` passes `&Option<T>`, so the reference cannot be avoided.
+#[expect(
+    clippy::ref_option,
+    reason = "signature required by serde(serialize_with)"
+)]
+fn redact<S: Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// `http.tls`. `letsencrypt` is accepted and ignored with a warning.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub certificate: String,
+    /// PEM private key.
+    pub key: String,
+    /// CA bundles; when set, clients must present a certificate they signed.
+    pub clientcas: Vec<String>,
+    /// `tls1.0` ... `tls1.3`; distribution's default is `tls1.2`.
+    pub minimumtls: Option<String>,
+    /// Go cipher suite names, such as `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
+    pub ciphersuites: Vec<String>,
+}
+
+/// `http.debug`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DebugConfig {
+    pub addr: String,
+    pub prometheus: PrometheusConfig,
+}
+
+/// `http.debug.prometheus`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrometheusConfig {
+    pub enabled: bool,
+    /// Default `/metrics`.
+    pub path: String,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "/metrics".to_owned(),
+        }
+    }
+}
+
+/// `http.http2`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Http2Config {
+    pub disabled: bool,
+}
+
+/// `http.h2c`: HTTP/2 without TLS.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct H2cConfig {
+    pub enabled: bool,
+}
+
+/// `auth`. At most one method may be set; none means no authentication.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub htpasswd: Option<HtpasswdConfig>,
+    pub token: Option<TokenConfig>,
+    /// distribution's test-only method: any `Authorization` header is accepted.
+    pub silly: Option<SillyConfig>,
+}
+
+impl AuthConfig {
+    /// The names of the methods that are set, such as `["htpasswd"]`.
+    #[must_use]
+    pub fn methods(&self) -> Vec<&'static str> {
+        let mut methods = Vec::new();
+        if self.htpasswd.is_some() {
+            methods.push("htpasswd");
+        }
+        if self.token.is_some() {
+            methods.push("token");
+        }
+        if self.silly.is_some() {
+            methods.push("silly");
+        }
+        methods
+    }
+}
+
+/// `auth.htpasswd`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HtpasswdConfig {
+    pub realm: String,
+    /// An htpasswd file with bcrypt (`htpasswd -B`) entries. A relative path is
+    /// relative to the working directory.
+    pub path: PathBuf,
+}
+
+/// `auth.token`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenConfig {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificates whose keys may sign tokens.
+    pub rootcertbundle: Option<PathBuf>,
+    /// A JWKS file whose keys may sign tokens.
+    pub jwks: Option<PathBuf>,
+    /// Accepted JWS algorithms; empty means the defaults.
+    pub signingalgorithms: Vec<String>,
+    /// Redirect a browser without a token to the realm.
+    pub autoredirect: bool,
+    /// Path of the token endpoint for `autoredirect`; distribution's default
+    /// is `/auth/token`.
+    pub autoredirectpath: Option<String>,
+}
+
+/// `auth.silly`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SillyConfig {
+    pub realm: String,
+    pub service: String,
+}
+
+/// `storage`. Exactly one driver is set: `filesystem`, `inmemory`, or one that
+/// portcullis does not implement (kept in `other_driver`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    pub filesystem: Option<FilesystemConfig>,
+    /// `storage.inmemory:` is present (distribution's test driver).
+    pub inmemory: bool,
+    /// A driver distribution has and portcullis does not (`s3`, `azure`, ...).
+    pub other_driver: Option<OtherStorageDriver>,
+    pub delete: DeleteConfig,
+    pub redirect: RedirectConfig,
+    pub maintenance: MaintenanceConfig,
+}
+
+/// The storage driver a configuration selects.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StorageDriver<'a> {
+    Filesystem(&'a FilesystemConfig),
+    InMemory,
+    Other(&'a OtherStorageDriver),
+}
+
+impl StorageConfig {
+    /// The driver, or `None` when none or more than one is set.
+    #[must_use]
+    pub fn driver(&self) -> Option<StorageDriver<'_>> {
+        let mut drivers = Vec::new();
+        if let Some(fs) = &self.filesystem {
+            drivers.push(StorageDriver::Filesystem(fs));
+        }
+        if self.inmemory {
+            drivers.push(StorageDriver::InMemory);
+        }
+        if let Some(other) = &self.other_driver {
+            drivers.push(StorageDriver::Other(other));
+        }
+        if drivers.len() == 1 {
+            drivers.pop()
+        } else {
+            None
+        }
+    }
+
+    /// The names of the drivers that are set.
+    #[must_use]
+    pub fn driver_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        if self.filesystem.is_some() {
+            names.push("filesystem");
+        }
+        if self.inmemory {
+            names.push("inmemory");
+        }
+        if let Some(other) = &self.other_driver {
+            names.push(other.name.as_str());
+        }
+        names
+    }
+}
+
+/// `storage.filesystem`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilesystemConfig {
+    /// Default `/var/lib/registry`.
+    pub rootdirectory: PathBuf,
+    /// Limit on concurrent filesystem operations (distribution: at least 25,
+    /// default 100).
+    pub maxthreads: Option<u32>,
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        Self {
+            rootdirectory: PathBuf::from("/var/lib/registry"),
+            maxthreads: None,
+        }
+    }
+}
+
+/// A storage driver portcullis does not implement, with its parameters.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherStorageDriver {
+    pub name: String,
+    #[serde(skip_serializing)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Parameters may hold credentials (`secretkey`, `accountkey`), so only their
+/// names are shown.
+impl fmt::Debug for OtherStorageDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtherStorageDriver")
+            .field("name", &self.name)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `storage.delete`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeleteConfig {
+    pub enabled: bool,
+}
+
+/// `storage.redirect`. portcullis's drivers never redirect, so `disable` only
+/// restates that.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedirectConfig {
+    pub disable: bool,
+}
+
+/// `storage.maintenance`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MaintenanceConfig {
+    pub uploadpurging: UploadPurging,
+    pub readonly: ReadOnly,
+}
+
+/// `storage.maintenance.uploadpurging`: delete abandoned uploads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UploadPurging {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Uploads older than this are deleted; default `168h`.
+    #[serde(with = "go")]
+    pub age: Duration,
+    /// How often to look; default `24h`.
+    #[serde(with = "go")]
+    pub interval: Duration,
+    /// Only log what would be deleted.
+    pub dryrun: bool,
+}
+
+impl Default for UploadPurging {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dryrun: false,
+        }
+    }
+}
+
+/// `storage.maintenance.readonly`: refuse every write.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReadOnly {
+    pub enabled: bool,
+}
+
+/// `catalog`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CatalogConfig {
+    /// Most repositories one `/v2/_catalog` response lists; default 1000
+    /// (0 also means 1000, as in distribution).
+    pub maxentries: u32,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self { maxentries: 1000 }
+    }
+}
+
+/// portcullis's own keys, under the top-level `portcullis:` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PortcullisConfig {
+    /// Mount a blob from another repository the caller can read even without
+    /// `?from=`. Default `false`.
+    pub automount: bool,
+    /// Largest manifest accepted, in bytes. Default 4 MiB.
+    pub manifestmaxbytes: u64,
+}
+
+impl Default for PortcullisConfig {
+    fn default() -> Self {
+        Self {
+            automount: false,
+            manifestmaxbytes: 4 * 1024 * 1024,
+        }
+    }
+}

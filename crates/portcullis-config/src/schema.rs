@@ -1,0 +1,396 @@
+//! The table of every configuration key: distribution's and portcullis's own.
+//!
+//! Each key has a [`Shape`] (what its value must look like) and an [`Act`]:
+//! whether portcullis acts on it, or accepts it for compatibility with
+//! distribution and ignores it with a warning. The loader walks the parsed YAML
+//! against this table, so this file is the one place that decides which keys
+//! exist. `docs/CONFIG.md` documents the same table for people.
+//!
+//! Inside a section portcullis ignores, free-form parts (driver parameters,
+//! middleware options, notification endpoints, redis options, ...) are
+//! [`Shape::Any`]: distribution passes them on unchecked, so they are not
+//! checked here either.
+
+/// What a key's value must look like.
+#[derive(Debug)]
+pub(crate) enum Shape {
+    /// A scalar, kept as text.
+    Str,
+    /// `true`/`false` (also `yes`/`no`/`on`/`off`, as Go's YAML v2 decoder allows).
+    Bool,
+    /// A non-negative integer no larger than the given maximum.
+    Uint(u64),
+    /// A Go duration string such as `10s`, or an integer number of nanoseconds.
+    Duration,
+    /// One of these words (compared case-insensitively).
+    Enum(&'static [&'static str]),
+    /// A list of scalars.
+    StrList,
+    /// A section with these keys.
+    Map(&'static [Field]),
+    /// A map with free-form keys whose values all have this shape.
+    MapOf(&'static Shape),
+    /// Anything; not checked.
+    Any,
+    /// A key whose presence is what counts (`storage.inmemory:`); any value.
+    Flag,
+}
+
+/// What portcullis does with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// portcullis acts on the key.
+    Used,
+    /// Accepted for compatibility with distribution but ignored, with a
+    /// warning that gives this reason.
+    Ignored(&'static str),
+    /// Accepted and acted on, with a warning to use this key instead.
+    Deprecated(&'static str),
+}
+
+/// One key of a section.
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub shape: Shape,
+    pub act: Act,
+}
+
+const fn used(name: &'static str, shape: Shape) -> Field {
+    Field {
+        name,
+        shape,
+        act: Act::Used,
+    }
+}
+
+const fn ignored(name: &'static str, shape: Shape, why: &'static str) -> Field {
+    Field {
+        name,
+        shape,
+        act: Act::Ignored(why),
+    }
+}
+
+/// A key inside an ignored section: its name is checked, its value is not.
+const fn key(name: &'static str) -> Field {
+    used(name, Shape::Any)
+}
+
+/// Storage keys that name the storage driver; exactly one must be present.
+pub(crate) const STORAGE_DRIVERS: &[&str] = &[
+    "filesystem",
+    "inmemory",
+    "s3",
+    "azure",
+    "gcs",
+    "swift",
+    "oss",
+];
+
+pub(crate) const LOG_LEVELS: &[&str] = &[
+    "panic", "fatal", "error", "warn", "warning", "info", "debug", "trace",
+];
+pub(crate) const LOG_FORMATTERS: &[&str] = &["text", "json", "logstash"];
+
+const UNSUPPORTED_DRIVER: &str = "portcullis does not implement this storage driver";
+
+/// The whole configuration file.
+pub(crate) const ROOT_SHAPE: Shape = Shape::Map(ROOT);
+
+pub(crate) const ROOT: &[Field] = &[
+    used("version", Shape::Str),
+    used("log", Shape::Map(LOG)),
+    Field {
+        name: "loglevel",
+        shape: Shape::Enum(LOG_LEVELS),
+        act: Act::Deprecated("log.level"),
+    },
+    used("storage", Shape::Map(STORAGE)),
+    used("auth", Shape::Map(AUTH)),
+    ignored(
+        "middleware",
+        Shape::Any,
+        "portcullis has no middleware plug-ins",
+    ),
+    ignored(
+        "reporting",
+        Shape::Map(REPORTING),
+        "portcullis does not report to bugsnag or New Relic",
+    ),
+    used("http", Shape::Map(HTTP)),
+    ignored(
+        "notifications",
+        Shape::Map(NOTIFICATIONS),
+        "portcullis does not send webhook notifications",
+    ),
+    ignored("redis", Shape::Any, "portcullis does not use redis"),
+    ignored(
+        "health",
+        Shape::Map(HEALTH),
+        "portcullis does not run distribution's health checks",
+    ),
+    ignored(
+        "proxy",
+        Shape::Map(PROXY),
+        "portcullis is not a pull-through cache; it serves its own storage",
+    ),
+    ignored(
+        "compatibility",
+        Shape::Map(COMPATIBILITY),
+        "portcullis does not serve schema1 manifests",
+    ),
+    ignored(
+        "validation",
+        Shape::Map(VALIDATION),
+        "portcullis applies its own manifest validation",
+    ),
+    used("catalog", Shape::Map(CATALOG)),
+    used("portcullis", Shape::Map(PORTCULLIS)),
+];
+
+const LOG: &[Field] = &[
+    used("level", Shape::Enum(LOG_LEVELS)),
+    used("formatter", Shape::Enum(LOG_FORMATTERS)),
+    used("fields", Shape::MapOf(&Shape::Any)),
+    used("accesslog", Shape::Map(&[used("disabled", Shape::Bool)])),
+    ignored(
+        "hooks",
+        Shape::Any,
+        "portcullis does not send log hooks (such as mail)",
+    ),
+];
+
+const STORAGE: &[Field] = &[
+    used(
+        "filesystem",
+        Shape::Map(&[
+            used("rootdirectory", Shape::Str),
+            used("maxthreads", Shape::Uint(u32::MAX as u64)),
+        ]),
+    ),
+    used("inmemory", Shape::Flag),
+    ignored("s3", Shape::Any, UNSUPPORTED_DRIVER),
+    ignored("azure", Shape::Any, UNSUPPORTED_DRIVER),
+    ignored("gcs", Shape::Any, UNSUPPORTED_DRIVER),
+    ignored("swift", Shape::Any, UNSUPPORTED_DRIVER),
+    ignored("oss", Shape::Any, UNSUPPORTED_DRIVER),
+    used("delete", Shape::Map(&[used("enabled", Shape::Bool)])),
+    used("redirect", Shape::Map(&[used("disable", Shape::Bool)])),
+    ignored(
+        "cache",
+        Shape::Map(&[key("blobdescriptor"), key("blobdescriptorsize")]),
+        "portcullis does not use a blob descriptor cache",
+    ),
+    used("maintenance", Shape::Map(MAINTENANCE)),
+    ignored(
+        "tag",
+        Shape::Map(&[key("concurrencylimit")]),
+        "portcullis looks tags up its own way",
+    ),
+];
+
+const MAINTENANCE: &[Field] = &[
+    used(
+        "uploadpurging",
+        Shape::Map(&[
+            used("enabled", Shape::Bool),
+            used("age", Shape::Duration),
+            used("interval", Shape::Duration),
+            used("dryrun", Shape::Bool),
+        ]),
+    ),
+    used("readonly", Shape::Map(&[used("enabled", Shape::Bool)])),
+];
+
+const AUTH: &[Field] = &[
+    used(
+        "silly",
+        Shape::Map(&[used("realm", Shape::Str), used("service", Shape::Str)]),
+    ),
+    used(
+        "token",
+        Shape::Map(&[
+            used("realm", Shape::Str),
+            used("service", Shape::Str),
+            used("issuer", Shape::Str),
+            used("rootcertbundle", Shape::Str),
+            used("jwks", Shape::Str),
+            used("signingalgorithms", Shape::StrList),
+            used("autoredirect", Shape::Bool),
+            used("autoredirectpath", Shape::Str),
+        ]),
+    ),
+    used(
+        "htpasswd",
+        Shape::Map(&[used("realm", Shape::Str), used("path", Shape::Str)]),
+    ),
+];
+
+const REPORTING: &[Field] = &[
+    used(
+        "bugsnag",
+        Shape::Map(&[key("apikey"), key("releasestage"), key("endpoint")]),
+    ),
+    used(
+        "newrelic",
+        Shape::Map(&[key("licensekey"), key("name"), key("verbose")]),
+    ),
+];
+
+const HTTP: &[Field] = &[
+    used("addr", Shape::Str),
+    used("net", Shape::Enum(&["tcp", "tcp4", "tcp6", "unix"])),
+    used("prefix", Shape::Str),
+    used("host", Shape::Str),
+    used("secret", Shape::Str),
+    used("relativeurls", Shape::Bool),
+    used("draintimeout", Shape::Duration),
+    used("tls", Shape::Map(TLS)),
+    used(
+        "debug",
+        Shape::Map(&[
+            used("addr", Shape::Str),
+            used(
+                "prometheus",
+                Shape::Map(&[used("enabled", Shape::Bool), used("path", Shape::Str)]),
+            ),
+        ]),
+    ),
+    used("headers", Shape::MapOf(&Shape::StrList)),
+    used("http2", Shape::Map(&[used("disabled", Shape::Bool)])),
+    used("h2c", Shape::Map(&[used("enabled", Shape::Bool)])),
+];
+
+const TLS: &[Field] = &[
+    used("certificate", Shape::Str),
+    used("key", Shape::Str),
+    used("clientcas", Shape::StrList),
+    used("minimumtls", Shape::Str),
+    used("ciphersuites", Shape::StrList),
+    ignored(
+        "letsencrypt",
+        Shape::Map(&[
+            key("cachefile"),
+            key("email"),
+            key("hosts"),
+            key("directoryurl"),
+        ]),
+        "portcullis does not fetch certificates from Let's Encrypt; set http.tls.certificate and http.tls.key",
+    ),
+];
+
+const NOTIFICATIONS: &[Field] = &[key("events"), key("endpoints")];
+
+const HEALTH: &[Field] = &[
+    used(
+        "storagedriver",
+        Shape::Map(&[key("enabled"), key("interval"), key("threshold")]),
+    ),
+    key("file"),
+    key("http"),
+    key("tcp"),
+];
+
+const PROXY: &[Field] = &[
+    key("remoteurl"),
+    key("username"),
+    key("password"),
+    key("ttl"),
+    key("exec"),
+];
+
+const COMPATIBILITY: &[Field] = &[used(
+    "schema1",
+    Shape::Map(&[key("signingkeyfile"), key("enabled")]),
+)];
+
+const VALIDATION: &[Field] = &[key("enabled"), key("disabled"), key("manifests")];
+
+const CATALOG: &[Field] = &[used("maxentries", Shape::Uint(u32::MAX as u64))];
+
+const PORTCULLIS: &[Field] = &[
+    used("automount", Shape::Bool),
+    used("manifestmaxbytes", Shape::Uint(u64::MAX)),
+];
+
+/// The field called `name` among `fields`.
+pub(crate) fn field<'a>(fields: &'a [Field], name: &str) -> Option<&'a Field> {
+    fields.iter().find(|f| f.name == name)
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+pub(crate) fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&word, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// Every environment variable that maps to a key of the schema, such as
+/// `REGISTRY_HTTP_ADDR`. Free-form maps contribute only their own name.
+pub(crate) fn env_names() -> Vec<String> {
+    fn walk(fields: &[Field], prefix: &str, out: &mut Vec<String>) {
+        for f in fields {
+            let name = format!("{prefix}_{}", f.name.to_uppercase());
+            out.push(name.clone());
+            if let Shape::Map(children) = f.shape {
+                walk(children, &name, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(ROOT, "REGISTRY", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_finds_typos() {
+        let http: Vec<&str> = HTTP.iter().map(|f| f.name).collect();
+        assert_eq!(nearest("adr", http.iter().copied()), Some("addr"));
+        assert_eq!(nearest("Addr", http.iter().copied()), Some("addr"));
+        assert_eq!(nearest("header", http.iter().copied()), Some("headers"));
+        assert_eq!(nearest("zzzzzz", http.iter().copied()), None);
+    }
+
+    #[test]
+    fn env_names_cover_nested_keys() {
+        let names = env_names();
+        for n in [
+            "REGISTRY_HTTP_ADDR",
+            "REGISTRY_AUTH_HTPASSWD_PATH",
+            "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED",
+            "REGISTRY_PORTCULLIS_AUTOMOUNT",
+            "REGISTRY_STORAGE_S3",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n}");
+        }
+    }
+
+    #[test]
+    fn no_duplicate_names_in_a_section() {
+        fn check(fields: &[Field]) {
+            for (i, f) in fields.iter().enumerate() {
+                assert!(
+                    fields[i + 1..].iter().all(|g| g.name != f.name),
+                    "{}",
+                    f.name
+                );
+                if let Shape::Map(children) = f.shape {
+                    check(children);
+                }
+            }
+        }
+        check(ROOT);
+    }
+}

@@ -1,0 +1,479 @@
+//! Checks that need the filesystem or more than one key: files that must be
+//! readable, one auth method, one storage driver, addresses that parse.
+//!
+//! Loading already checked each key on its own (names, types, allowed words).
+//! Validation runs on the typed [`Config`], so it also works for one built in
+//! code; for one loaded from a file, each error names the line (or the
+//! environment variable) that set the key.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::addr::parse_listen_addr;
+use crate::check::place;
+use crate::error::{ConfigError, ConfigErrors};
+use crate::model::{Config, HtpasswdConfig, StorageDriver, TlsConfig, TokenConfig};
+use crate::schema;
+
+/// Go's TLS cipher suite names, as distribution accepts them in
+/// `http.tls.ciphersuites`.
+const CIPHER_SUITES: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+];
+
+const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
+
+const SIGNING_ALGORITHMS: &[&str] = &[
+    "EdDSA", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+    "PS256", "PS384", "PS512",
+];
+
+/// Runs every check, resolving relative paths against `base` (an empty `base`
+/// leaves them relative to the working directory).
+pub(crate) fn run(config: &Config, base: &Path) -> Result<(), ConfigErrors> {
+    let mut v = Validator {
+        config,
+        base,
+        errors: Vec::new(),
+    };
+    v.version();
+    v.storage();
+    v.auth();
+    v.http();
+    v.limits();
+    ConfigErrors(v.errors).into_result()
+}
+
+struct Validator<'a> {
+    config: &'a Config,
+    base: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix.
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+impl Validator<'_> {
+    fn err(&mut self, key: &str, message: impl Into<String>, fix: impl Into<String>) {
+        let meta = &self.config.meta;
+        // The key itself, or the closest section that was written down.
+        let mut probe = key.split('[').next().unwrap_or(key);
+        let origin = loop {
+            if let Some(loc) = meta.origins.get(probe) {
+                break Some(loc);
+            }
+            match probe.rfind('.') {
+                Some(i) => probe = &probe[..i],
+                None => break None,
+            }
+        };
+        let (source, line) = match origin {
+            Some(loc) => place(&meta.source, loc),
+            None => (meta.source.clone(), None),
+        };
+        self.errors
+            .push(ConfigError::new(key, message, fix).at(source, line));
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        self.base.join(path)
+    }
+
+    /// Checks that a file exists and can be read.
+    fn readable(&mut self, key: &str, path: &Path, fix: &str) -> bool {
+        let full = self.resolve(path);
+        match fs::read(&full) {
+            Ok(_) => true,
+            Err(e) => {
+                self.err(
+                    key,
+                    format!("cannot read {}: {}", full.display(), io_text(&e)),
+                    fix,
+                );
+                false
+            }
+        }
+    }
+
+    fn version(&mut self) {
+        if self.config.version != "0.1" {
+            self.err(
+                "version",
+                format!(
+                    "unsupported version `{}`; the only configuration version is 0.1",
+                    self.config.version
+                ),
+                "set `version: 0.1`",
+            );
+        }
+    }
+
+    fn storage(&mut self) {
+        let storage = &self.config.storage;
+        match storage.driver() {
+            Some(StorageDriver::Filesystem(fs)) => self.rootdirectory(&fs.rootdirectory),
+            Some(StorageDriver::InMemory) => {}
+            Some(StorageDriver::Other(other)) => {
+                let key = format!("storage.{}", other.name);
+                self.err(
+                    &key,
+                    format!(
+                        "portcullis does not implement the `{}` storage driver",
+                        other.name
+                    ),
+                    "use storage.filesystem with rootdirectory on a local or mounted volume",
+                );
+            }
+            None => {
+                let names = storage.driver_names();
+                if names.is_empty() {
+                    self.err(
+                        "storage",
+                        "no storage driver is configured",
+                        "set `storage.filesystem.rootdirectory`, for example to /var/lib/registry",
+                    );
+                } else {
+                    self.err(
+                        "storage",
+                        format!(
+                            "more than one storage driver is configured: {}",
+                            names.join(", ")
+                        ),
+                        "keep exactly one storage driver",
+                    );
+                }
+            }
+        }
+        let purging = &storage.maintenance.uploadpurging;
+        if purging.enabled {
+            if purging.interval == Duration::ZERO {
+                self.err(
+                    "storage.maintenance.uploadpurging.interval",
+                    "must be more than 0",
+                    "set it to a duration such as `24h`, or set uploadpurging.enabled to false",
+                );
+            }
+            if purging.age == Duration::ZERO {
+                self.err(
+                    "storage.maintenance.uploadpurging.age",
+                    "must be more than 0, or uploads still in progress would be deleted",
+                    "set it to a duration such as `168h`, or set uploadpurging.enabled to false",
+                );
+            }
+        }
+    }
+
+    fn rootdirectory(&mut self, root: &Path) {
+        let key = "storage.filesystem.rootdirectory";
+        if root.as_os_str().is_empty() {
+            self.err(
+                key,
+                "is empty",
+                "set it to a directory, such as /var/lib/registry",
+            );
+            return;
+        }
+        let full = self.resolve(root);
+        // The directory is created on first use, so it need not exist, but the
+        // closest existing ancestor must be a directory.
+        let mut probe = full.as_path();
+        loop {
+            match fs::metadata(probe) {
+                Ok(meta) if meta.is_dir() => {
+                    if probe == full
+                        && let Err(e) = fs::read_dir(probe)
+                    {
+                        self.err(
+                            key,
+                            format!("cannot read directory {}: {}", full.display(), io_text(&e)),
+                            "give the user portcullis runs as access to it, or choose another directory",
+                        );
+                    }
+                    return;
+                }
+                Ok(_) => {
+                    self.err(
+                        key,
+                        format!("{} is not a directory", probe.display()),
+                        "point rootdirectory at a directory (it is created if it does not exist)",
+                    );
+                    return;
+                }
+                Err(_) => match probe.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => probe = parent,
+                    _ => return,
+                },
+            }
+        }
+    }
+
+    fn auth(&mut self) {
+        let auth = &self.config.auth;
+        let methods = auth.methods();
+        if methods.len() > 1 {
+            self.err(
+                "auth",
+                format!(
+                    "more than one authentication method is configured: {}",
+                    methods.join(", ")
+                ),
+                "keep exactly one of auth.htpasswd, auth.token and auth.silly",
+            );
+        }
+        if let Some(htpasswd) = &auth.htpasswd {
+            self.htpasswd(htpasswd);
+        }
+        if let Some(token) = &auth.token {
+            self.token(token);
+        }
+        if let Some(silly) = &auth.silly {
+            for (name, value) in [("realm", &silly.realm), ("service", &silly.service)] {
+                if value.is_empty() {
+                    self.err(
+                        &format!("auth.silly.{name}"),
+                        "is missing",
+                        format!("set auth.silly.{name}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn htpasswd(&mut self, htpasswd: &HtpasswdConfig) {
+        if htpasswd.realm.is_empty() {
+            self.err(
+                "auth.htpasswd.realm",
+                "is missing",
+                "set it to the name clients show when asking for a password, such as `Registry Realm`",
+            );
+        }
+        if htpasswd.path.as_os_str().is_empty() {
+            self.err(
+                "auth.htpasswd.path",
+                "is missing",
+                "set it to an htpasswd file, such as /etc/docker/registry/htpasswd",
+            );
+            return;
+        }
+        let shown = self.resolve(&htpasswd.path);
+        let shown = shown.display();
+        let fix = format!(
+            "create it with `portcullis user add NAME --htpasswd {shown}` or `htpasswd -B -c {shown} NAME`"
+        );
+        self.readable("auth.htpasswd.path", &htpasswd.path, &fix);
+    }
+
+    fn token(&mut self, token: &TokenConfig) {
+        for (name, value, example) in [
+            ("realm", &token.realm, "https://auth.example.com/token"),
+            ("service", &token.service, "registry.example.com"),
+            (
+                "issuer",
+                &token.issuer,
+                "the `iss` your token server writes",
+            ),
+        ] {
+            if value.is_empty() {
+                self.err(
+                    &format!("auth.token.{name}"),
+                    "is missing",
+                    format!("set it, for example to {example}"),
+                );
+            }
+        }
+        if token.rootcertbundle.is_none() && token.jwks.is_none() {
+            self.err(
+                "auth.token",
+                "neither rootcertbundle nor jwks is set, so no token could be verified",
+                "set auth.token.rootcertbundle to the token server's certificates, or auth.token.jwks to its JWKS file",
+            );
+        }
+        if let Some(bundle) = &token.rootcertbundle {
+            self.readable(
+                "auth.token.rootcertbundle",
+                bundle,
+                "point it at the PEM certificates of the token server's signing keys",
+            );
+        }
+        if let Some(jwks) = &token.jwks {
+            self.readable(
+                "auth.token.jwks",
+                jwks,
+                "point it at the token server's JWKS file",
+            );
+        }
+        for (i, alg) in token.signingalgorithms.iter().enumerate() {
+            if !SIGNING_ALGORITHMS.contains(&alg.as_str()) {
+                let hint = schema::nearest(alg, SIGNING_ALGORITHMS.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`"))
+                    .unwrap_or_default();
+                self.err(
+                    &format!("auth.token.signingalgorithms[{i}]"),
+                    format!("unknown signing algorithm `{alg}`{hint}"),
+                    format!("use some of: {}", SIGNING_ALGORITHMS.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn http(&mut self) {
+        let http = &self.config.http;
+        match parse_listen_addr(&http.net, &http.addr) {
+            Ok(crate::ListenAddr::Unix(path)) => {
+                let full = self.resolve(&path);
+                if let Some(parent) = full.parent()
+                    && !parent.as_os_str().is_empty()
+                    && !parent.is_dir()
+                {
+                    self.err(
+                        "http.addr",
+                        format!("the socket's directory {} does not exist", parent.display()),
+                        "create the directory, or choose another socket path",
+                    );
+                }
+            }
+            Ok(crate::ListenAddr::Tcp { .. }) => {}
+            Err(message) => self.err(
+                "http.addr",
+                message,
+                "fix the address (see http.net for the network)",
+            ),
+        }
+        if let Some(debug) = &http.debug
+            && !debug.addr.is_empty()
+            && let Err(message) = parse_listen_addr("tcp", &debug.addr)
+        {
+            self.err(
+                "http.debug.addr",
+                message,
+                "fix the address, or remove http.debug",
+            );
+        }
+        if let Some(host) = &http.host
+            && !(host.starts_with("http://") || host.starts_with("https://"))
+        {
+            self.err(
+                "http.host",
+                format!("`{host}` is not an absolute URL"),
+                "write the URL clients use, with its scheme, such as https://registry.example.com",
+            );
+        }
+        for (name, values) in &http.headers {
+            let key = format!("http.headers.{name}");
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || !name.bytes().all(token) {
+                self.err(
+                    &key,
+                    "is not a valid HTTP header name",
+                    "use letters, digits and `-`, such as X-Frame-Options",
+                );
+            }
+            if values
+                .iter()
+                .any(|v| v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0))
+            {
+                self.err(
+                    &key,
+                    "a header value contains a line break",
+                    "write each value on one line",
+                );
+            }
+        }
+        if let Some(tls) = &http.tls {
+            self.tls(tls);
+        }
+    }
+
+    fn tls(&mut self, tls: &TlsConfig) {
+        let fix = "set both http.tls.certificate and http.tls.key to PEM files (portcullis does not fetch certificates from Let's Encrypt)";
+        if tls.certificate.is_empty() {
+            self.err("http.tls.certificate", "is missing", fix);
+        } else {
+            self.readable(
+                "http.tls.certificate",
+                Path::new(&tls.certificate),
+                "point it at a PEM certificate chain",
+            );
+        }
+        if tls.key.is_empty() {
+            self.err("http.tls.key", "is missing", fix);
+        } else {
+            self.readable(
+                "http.tls.key",
+                Path::new(&tls.key),
+                "point it at the PEM private key of the certificate",
+            );
+        }
+        for (i, ca) in tls.clientcas.iter().enumerate() {
+            self.readable(
+                &format!("http.tls.clientcas[{i}]"),
+                Path::new(ca),
+                "point it at a PEM file of CA certificates",
+            );
+        }
+        if let Some(min) = &tls.minimumtls
+            && !TLS_VERSIONS.contains(&min.as_str())
+        {
+            self.err(
+                "http.tls.minimumtls",
+                format!("unknown TLS version `{min}`"),
+                format!("use one of: {}", TLS_VERSIONS.join(", ")),
+            );
+        }
+        for (i, suite) in tls.ciphersuites.iter().enumerate() {
+            if !CIPHER_SUITES.contains(&suite.as_str()) {
+                let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`"))
+                    .unwrap_or_default();
+                self.err(
+                    &format!("http.tls.ciphersuites[{i}]"),
+                    format!("unknown cipher suite `{suite}`{hint}"),
+                    "use Go's cipher suite names, such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                );
+            }
+        }
+    }
+
+    fn limits(&mut self) {
+        if self.config.portcullis.manifestmaxbytes == 0 {
+            self.err(
+                "portcullis.manifestmaxbytes",
+                "must be more than 0",
+                "set it to the largest manifest to accept, such as 4194304 (4 MiB)",
+            );
+        }
+    }
+}

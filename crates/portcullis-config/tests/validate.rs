@@ -1,0 +1,281 @@
+//! `Config::validate`: files, cross-key rules and addresses.
+
+use std::fs;
+use std::path::Path;
+
+use portcullis_config::{Config, ConfigError, TokenConfig};
+
+fn load(text: &str) -> Config {
+    Config::from_yaml(text, "config.yml", &[]).unwrap().config
+}
+
+fn validate_errors(c: &Config) -> Vec<ConfigError> {
+    c.validate().expect_err("expected validation errors").0
+}
+
+fn find<'a>(errors: &'a [ConfigError], key: &str) -> &'a ConfigError {
+    errors
+        .iter()
+        .find(|e| e.key == key)
+        .unwrap_or_else(|| panic!("no error for {key}: {errors:?}"))
+}
+
+#[test]
+fn htpasswd_must_be_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope/htpasswd");
+    let text = format!(
+        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: {}\n",
+        missing.display()
+    );
+    let errors = validate_errors(&load(&text));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert_eq!(e.key, "auth.htpasswd.path");
+    assert_eq!(e.line, Some(6));
+    let p = missing.display();
+    assert_eq!(
+        e.message,
+        format!("cannot read {p}: No such file or directory")
+    );
+    assert_eq!(
+        e.fix,
+        format!(
+            "create it with `portcullis user add NAME --htpasswd {p}` or `htpasswd -B -c {p} NAME`"
+        )
+    );
+    assert!(
+        e.to_string()
+            .starts_with("config.yml:6: auth.htpasswd.path: cannot read"),
+        "{e}"
+    );
+
+    fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    fs::write(&missing, "demo:$2y$05$abc\n").unwrap();
+    load(&text).validate().unwrap();
+}
+
+#[test]
+fn htpasswd_realm_and_path_required() {
+    let c = load("version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n");
+    let errors = validate_errors(&c);
+    assert_eq!(find(&errors, "auth.htpasswd.realm").line, Some(4));
+    assert!(
+        find(&errors, "auth.htpasswd.path")
+            .message
+            .contains("missing")
+    );
+}
+
+#[test]
+fn only_one_auth_method() {
+    let c = load(
+        "version: 0.1\nstorage: inmemory\nauth:\n  silly:\n    realm: r\n    service: s\n  htpasswd:\n    realm: r\n    path: Cargo.toml\n",
+    );
+    let errors = validate_errors(&c);
+    let e = find(&errors, "auth");
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("htpasswd, silly"), "{e}");
+}
+
+#[test]
+fn token_needs_fields_and_keys() {
+    let c = load(
+        "version: 0.1\nstorage: inmemory\nauth:\n  token:\n    realm: https://auth/token\n    signingalgorithms: [RS256, RS257]\n",
+    );
+    let errors = validate_errors(&c);
+    assert!(
+        find(&errors, "auth.token.service")
+            .message
+            .contains("missing")
+    );
+    assert!(
+        find(&errors, "auth.token.issuer")
+            .message
+            .contains("missing")
+    );
+    assert!(
+        find(&errors, "auth.token")
+            .message
+            .contains("rootcertbundle nor jwks")
+    );
+    let e = find(&errors, "auth.token.signingalgorithms[1]");
+    assert_eq!(e.line, Some(6));
+    assert_eq!(errors.len(), 4, "{errors:?}");
+
+    let mut c = Config::default();
+    c.storage.inmemory = true;
+    c.auth.token = Some(TokenConfig {
+        realm: "r".into(),
+        service: "s".into(),
+        issuer: "i".into(),
+        jwks: Some("/no/such/jwks.json".into()),
+        ..TokenConfig::default()
+    });
+    let errors = validate_errors(&c);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "auth.token.jwks");
+    assert_eq!(errors[0].line, None);
+}
+
+#[test]
+fn tls_files_and_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    fs::write(&cert, "x").unwrap();
+    let text = format!(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  tls:\n    certificate: {}\n    key: {}/key.pem\n    minimumtls: tls1.4\n    ciphersuites:\n      - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA257\n",
+        cert.display(),
+        dir.path().display()
+    );
+    let errors = validate_errors(&load(&text));
+    assert_eq!(find(&errors, "http.tls.key").line, Some(6));
+    assert_eq!(find(&errors, "http.tls.minimumtls").line, Some(7));
+    let e = find(&errors, "http.tls.ciphersuites[0]");
+    assert!(
+        e.message
+            .contains("did you mean `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(8));
+    assert_eq!(errors.len(), 3, "{errors:?}");
+}
+
+#[test]
+fn letsencrypt_alone_is_not_tls() {
+    let loaded = Config::from_yaml(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  tls:\n    letsencrypt:\n      email: a@b.c\n",
+        "config.yml",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    let errors = validate_errors(&loaded.config);
+    assert!(
+        find(&errors, "http.tls.certificate")
+            .fix
+            .contains("Let's Encrypt")
+    );
+}
+
+#[test]
+fn addresses() {
+    for good in [
+        ":5000",
+        "0.0.0.0:5000",
+        "127.0.0.1:5000",
+        "[::1]:5000",
+        "localhost:5000",
+    ] {
+        let c = load(&format!(
+            "version: 0.1\nstorage: inmemory\nhttp:\n  addr: \"{good}\"\n"
+        ));
+        c.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in ["5000", "::1:5000", ":99999"] {
+        let c = load(&format!(
+            "version: 0.1\nstorage: inmemory\nhttp:\n  addr: \"{bad}\"\n"
+        ));
+        let errors = validate_errors(&c);
+        assert_eq!(find(&errors, "http.addr").line, Some(4), "{bad}");
+    }
+    let c =
+        load("version: 0.1\nstorage: inmemory\nhttp:\n  net: unix\n  addr: /no/such/dir/p.sock\n");
+    assert!(
+        find(&validate_errors(&c), "http.addr")
+            .message
+            .contains("does not exist")
+    );
+    let c = load("version: 0.1\nstorage: inmemory\nhttp:\n  net: unix\n  addr: /tmp/p.sock\n");
+    c.validate().unwrap();
+    let c = load(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  host: registry.example.com\n  debug:\n    addr: nope\n",
+    );
+    let errors = validate_errors(&c);
+    assert_eq!(find(&errors, "http.host").line, Some(4));
+    assert_eq!(find(&errors, "http.debug.addr").line, Some(6));
+}
+
+#[test]
+fn rootdirectory_must_be_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let text = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/sub\n",
+        file.display()
+    );
+    let errors = validate_errors(&load(&text));
+    let e = find(&errors, "storage.filesystem.rootdirectory");
+    assert_eq!(e.line, Some(4));
+    assert!(e.message.contains("is not a directory"), "{e}");
+    // A directory that does not exist yet is fine: it is created on first use.
+    let text = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}/a/b\n",
+        dir.path().display()
+    );
+    load(&text).validate().unwrap();
+}
+
+#[test]
+fn unsupported_driver_fails_validation() {
+    let c = load("version: 0.1\nstorage:\n  s3:\n    bucket: b\n");
+    let errors = validate_errors(&c);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "storage.s3");
+    assert_eq!(errors[0].line, Some(3));
+}
+
+#[test]
+fn limits_and_version() {
+    let c = load("version: 0.1\nstorage: inmemory\nportcullis:\n  manifestmaxbytes: 0\n");
+    assert_eq!(
+        find(&validate_errors(&c), "portcullis.manifestmaxbytes").line,
+        Some(4)
+    );
+    let c = load(
+        "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n",
+    );
+    assert_eq!(
+        find(
+            &validate_errors(&c),
+            "storage.maintenance.uploadpurging.interval"
+        )
+        .line,
+        Some(6)
+    );
+    let mut c = Config::default();
+    c.storage.inmemory = true;
+    c.validate().unwrap();
+    c.version = "0.2".into();
+    assert_eq!(validate_errors(&c)[0].key, "version");
+    let mut c = Config::default();
+    c.storage.inmemory = true;
+    c.storage.filesystem = Some(Default::default());
+    assert!(
+        validate_errors(&c)[0]
+            .message
+            .contains("more than one storage driver")
+    );
+    assert!(
+        validate_errors(&Config::default())[0]
+            .message
+            .contains("no storage driver")
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_base() {
+    let c = load(
+        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: src/lib.rs\n",
+    );
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    c.validate_relative_to(manifest_dir).unwrap();
+    let errors = c
+        .validate_relative_to(Path::new("/nonexistent"))
+        .unwrap_err();
+    assert!(
+        errors.0[0].message.contains("/nonexistent/src/lib.rs"),
+        "{errors}"
+    );
+}
