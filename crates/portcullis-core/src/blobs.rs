@@ -17,8 +17,15 @@ pub struct BlobRead {
 
 impl Registry {
     /// Whether `name` links `digest` as a layer or as a manifest revision.
-    pub(crate) async fn is_linked(&self, name: &RepoName, digest: &Digest) -> Result<bool, CoreError> {
-        for link in [paths::layer_link(name, digest), paths::revision_link(name, digest)] {
+    pub(crate) async fn is_linked(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, CoreError> {
+        for link in [
+            paths::layer_link(name, digest),
+            paths::revision_link(name, digest),
+        ] {
             match self.driver.stat(&link).await {
                 Ok(_) => return Ok(true),
                 Err(e) if e.is_not_found() => {}
@@ -53,7 +60,12 @@ impl Registry {
     ///
     /// # Errors
     /// `BlobUnknown` when the blob is not visible in `name`.
-    pub async fn open_blob(&self, name: &RepoName, digest: &Digest, offset: u64) -> Result<BlobRead, CoreError> {
+    pub async fn open_blob(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobRead, CoreError> {
         let size = self.stat_blob(name, digest).await?;
         let reader = self
             .driver
@@ -77,9 +89,16 @@ impl Registry {
     }
 
     /// Links an existing blob into `name`.
-    pub(crate) async fn link_layer(&self, name: &RepoName, digest: &Digest) -> Result<(), CoreError> {
+    pub(crate) async fn link_layer(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> Result<(), CoreError> {
         self.driver
-            .put_content(&paths::layer_link(name, digest), Bytes::from(digest.to_string()))
+            .put_content(
+                &paths::layer_link(name, digest),
+                Bytes::from(digest.to_string()),
+            )
             .await
             .map_err(CoreError::from)
     }

@@ -43,7 +43,10 @@ impl ManifestCache {
             g.bytes = 0;
         }
         g.bytes += m.bytes.len();
-        if let Some((old, _)) = g.entries.insert((name.clone(), reference.clone()), (m.clone(), Instant::now())) {
+        if let Some((old, _)) = g.entries.insert(
+            (name.clone(), reference.clone()),
+            (m.clone(), Instant::now()),
+        ) {
             g.bytes -= old.bytes.len();
         }
     }

@@ -41,6 +41,10 @@ pub enum CoreError {
 
 impl CoreError {
     pub(crate) fn not_found_as(e: StorageError, alt: CoreError) -> CoreError {
-        if e.is_not_found() { alt } else { CoreError::Storage(e) }
+        if e.is_not_found() {
+            alt
+        } else {
+            CoreError::Storage(e)
+        }
     }
 }

@@ -51,11 +51,21 @@ impl Registry {
     ///
     /// # Errors
     /// `NameUnknown` when the repository does not exist.
-    pub async fn list_tags(&self, name: &RepoName, n: Option<usize>, last: Option<&str>) -> Result<Page<String>, CoreError> {
+    pub async fn list_tags(
+        &self,
+        name: &RepoName,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Page<String>, CoreError> {
         if !self.repo_exists(name).await? {
             return Err(CoreError::NameUnknown);
         }
-        let mut tags: Vec<String> = self.list_all_tags(name).await?.into_iter().map(|t| t.as_str().to_owned()).collect();
+        let mut tags: Vec<String> = self
+            .list_all_tags(name)
+            .await?
+            .into_iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
         tags.sort();
         Ok(paginate(tags, n, last))
     }
@@ -78,15 +88,28 @@ impl Registry {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             };
-            if children.iter().any(|c| c == "_manifests" || c == "_layers" || c == "_uploads") && !prefix.is_empty() {
+            if children
+                .iter()
+                .any(|c| c == "_manifests" || c == "_layers" || c == "_uploads")
+                && !prefix.is_empty()
+            {
                 out.push(prefix.clone());
             }
             for c in children {
                 if c.starts_with('_') {
                     continue;
                 }
-                let child = if prefix.is_empty() { c } else { format!("{prefix}/{c}") };
-                if self.driver.stat(&format!("{}/{child}", paths::repositories())).await.is_ok_and(|s| s.is_dir) {
+                let child = if prefix.is_empty() {
+                    c
+                } else {
+                    format!("{prefix}/{c}")
+                };
+                if self
+                    .driver
+                    .stat(&format!("{}/{child}", paths::repositories()))
+                    .await
+                    .is_ok_and(|s| s.is_dir)
+                {
                     stack.push(child);
                 }
             }
@@ -116,7 +139,12 @@ impl Registry {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn referrers(&self, name: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers, CoreError> {
+    pub async fn referrers(
+        &self,
+        name: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers, CoreError> {
         let dir = paths::referrers_dir(name, subject);
         let mut found: BTreeMap<Digest, Descriptor> = BTreeMap::new();
         let algs = match self.driver.list(&dir).await {
@@ -125,13 +153,29 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         for alg in algs {
-            for hex in self.driver.list(&format!("{dir}/{alg}")).await.unwrap_or_default() {
-                let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else { continue };
-                if self.driver.stat(&paths::revision_link(name, &d)).await.is_err() {
+            for hex in self
+                .driver
+                .list(&format!("{dir}/{alg}"))
+                .await
+                .unwrap_or_default()
+            {
+                let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
+                    continue;
+                };
+                if self
+                    .driver
+                    .stat(&paths::revision_link(name, &d))
+                    .await
+                    .is_err()
+                {
                     continue;
                 }
-                let Ok(m) = self.read_manifest(&d).await else { continue };
-                let Ok(parsed) = manifest::parse(&m.bytes, None) else { continue };
+                let Ok(m) = self.read_manifest(&d).await else {
+                    continue;
+                };
+                let Ok(parsed) = manifest::parse(&m.bytes, None) else {
+                    continue;
+                };
                 let desc = Descriptor {
                     media_type: m.media_type.clone(),
                     digest: d.clone(),

@@ -82,15 +82,30 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
     if header_type.is_some_and(MediaType::is_schema1) {
         return Err(invalid(SCHEMA1_MSG));
     }
-    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not valid JSON for its type: {e}")))?;
-    if raw.fs_layers.is_some() || raw.schema_version.as_ref().and_then(serde_json::Value::as_i64) == Some(1) {
+    let raw: Raw = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("manifest is not valid JSON for its type: {e}")))?;
+    if raw.fs_layers.is_some()
+        || raw
+            .schema_version
+            .as_ref()
+            .and_then(serde_json::Value::as_i64)
+            == Some(1)
+    {
         return Err(invalid(SCHEMA1_MSG));
     }
-    if raw.schema_version.as_ref().and_then(serde_json::Value::as_i64) != Some(2) {
+    if raw
+        .schema_version
+        .as_ref()
+        .and_then(serde_json::Value::as_i64)
+        != Some(2)
+    {
         return Err(invalid("manifest must have \"schemaVersion\": 2"));
     }
     let body_type = match raw.media_type.as_deref() {
-        Some(s) => Some(MediaType::parse(s).ok_or_else(|| invalid(format!("unsupported manifest mediaType `{s}`")))?),
+        Some(s) => Some(
+            MediaType::parse(s)
+                .ok_or_else(|| invalid(format!("unsupported manifest mediaType `{s}`")))?,
+        ),
         None => None,
     };
     if let (Some(b), Some(h)) = (body_type, header_type)
@@ -106,7 +121,11 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
         Some(t) => t,
         None if raw.manifests.is_some() => MediaType::OciIndex,
         None if raw.config.is_some() => MediaType::OciManifest,
-        None => return Err(invalid("cannot tell the manifest type: set mediaType or Content-Type")),
+        None => {
+            return Err(invalid(
+                "cannot tell the manifest type: set mediaType or Content-Type",
+            ));
+        }
     };
     if media_type.is_schema1() {
         return Err(invalid(SCHEMA1_MSG));
@@ -115,7 +134,8 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
         if raw.config.is_some() || raw.layers.is_some() {
             return Err(invalid("an index must not have config or layers"));
         }
-        raw.manifests.ok_or_else(|| invalid("an index needs a \"manifests\" array"))?
+        raw.manifests
+            .ok_or_else(|| invalid("an index needs a \"manifests\" array"))?
     } else {
         if raw.manifests.is_some() {
             return Err(invalid("an image manifest must not have \"manifests\""));
@@ -123,18 +143,28 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
         if raw.config.is_none() {
             return Err(invalid("an image manifest needs a \"config\" descriptor"));
         }
-        let layers = raw.layers.ok_or_else(|| invalid("an image manifest needs a \"layers\" array"))?;
+        let layers = raw
+            .layers
+            .ok_or_else(|| invalid("an image manifest needs a \"layers\" array"))?;
         if media_type == MediaType::DockerManifest && layers.is_empty() {
             // Docker accepts empty layer lists for some artifacts; OCI allows it too.
         }
         layers
     };
-    if media_type != MediaType::OciManifest && media_type != MediaType::OciIndex && (raw.subject.is_some() || raw.artifact_type.is_some()) {
-        return Err(invalid("subject and artifactType are only valid in OCI manifests and indexes"));
+    if media_type != MediaType::OciManifest
+        && media_type != MediaType::OciIndex
+        && (raw.subject.is_some() || raw.artifact_type.is_some())
+    {
+        return Err(invalid(
+            "subject and artifactType are only valid in OCI manifests and indexes",
+        ));
     }
     for d in raw.config.iter().chain(&references).chain(&raw.subject) {
         if d.size < 0 {
-            return Err(invalid(format!("descriptor {} has a negative size", d.digest)));
+            return Err(invalid(format!(
+                "descriptor {} has a negative size",
+                d.digest
+            )));
         }
         if d.media_type.is_empty() {
             return Err(invalid(format!("descriptor {} has no mediaType", d.digest)));
@@ -165,7 +195,10 @@ mod tests {
     #[test]
     fn parses_oci_manifest_with_subject() {
         let m = parse(
-            oci(&format!(r#","artifactType":"a/b","subject":{{"mediaType":"x","digest":"{D}","size":1}}"#)).as_bytes(),
+            oci(&format!(
+                r#","artifactType":"a/b","subject":{{"mediaType":"x","digest":"{D}","size":1}}"#
+            ))
+            .as_bytes(),
             None,
         )
         .unwrap();
@@ -177,7 +210,12 @@ mod tests {
     #[test]
     fn rejects_bad_manifests() {
         assert!(parse(b"not json", None).is_err());
-        assert!(parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None).unwrap_err().to_string().contains("schema1"));
+        assert!(
+            parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None)
+                .unwrap_err()
+                .to_string()
+                .contains("schema1")
+        );
         assert!(parse(oci("").as_bytes(), Some(MediaType::DOCKER_MANIFEST)).is_err());
         assert!(parse(br#"{"schemaVersion":2}"#, None).is_err());
         let bad_digest = oci("").replace(D, "sha256:nope");

@@ -56,7 +56,10 @@ impl Registry {
         self.check_writable()?;
         let limit = self.opts.manifest_max_bytes;
         if bytes.len() as u64 > limit {
-            return Err(CoreError::ManifestTooLarge { size: bytes.len() as u64, limit });
+            return Err(CoreError::ManifestTooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
         }
         let alg = match reference {
             Reference::Digest(d) => d.algorithm(),
@@ -74,15 +77,23 @@ impl Registry {
         self.check_references(name, &parsed).await?;
 
         if self.blob_size(&digest).await?.is_none() {
-            self.driver.put_content(&paths::blob_data(&digest), bytes).await?;
+            self.driver
+                .put_content(&paths::blob_data(&digest), bytes)
+                .await?;
         }
         self.driver
-            .put_content(&paths::revision_link(name, &digest), Bytes::from(digest.to_string()))
+            .put_content(
+                &paths::revision_link(name, &digest),
+                Bytes::from(digest.to_string()),
+            )
             .await?;
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
         if let Some(s) = &subject {
             self.driver
-                .put_content(&paths::referrer_link(name, s, &digest), Bytes::from(digest.to_string()))
+                .put_content(
+                    &paths::referrer_link(name, s, &digest),
+                    Bytes::from(digest.to_string()),
+                )
                 .await?;
         }
         if let Reference::Tag(tag) = reference {
@@ -99,7 +110,10 @@ impl Registry {
                 continue;
             }
             let present = if m.media_type.is_index() {
-                self.driver.stat(&paths::revision_link(name, &d.digest)).await.is_ok()
+                self.driver
+                    .stat(&paths::revision_link(name, &d.digest))
+                    .await
+                    .is_ok()
             } else {
                 self.is_linked(name, &d.digest).await? && self.blob_size(&d.digest).await?.is_some()
             };
@@ -110,12 +124,19 @@ impl Registry {
         Ok(())
     }
 
-    async fn tag_manifest(&self, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<(), CoreError> {
+    async fn tag_manifest(
+        &self,
+        name: &RepoName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<(), CoreError> {
         let link = Bytes::from(digest.to_string());
         self.driver
             .put_content(&paths::tag_index_link(name, tag, digest), link.clone())
             .await?;
-        self.driver.put_content(&paths::tag_current_link(name, tag), link).await?;
+        self.driver
+            .put_content(&paths::tag_current_link(name, tag), link)
+            .await?;
         Ok(())
     }
 
@@ -123,7 +144,11 @@ impl Registry {
     ///
     /// # Errors
     /// `ManifestUnknown`.
-    pub async fn resolve(&self, name: &RepoName, reference: &Reference) -> Result<Digest, CoreError> {
+    pub async fn resolve(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<Digest, CoreError> {
         let unknown = || CoreError::ManifestUnknown(reference.to_string());
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
@@ -146,7 +171,11 @@ impl Registry {
     ///
     /// # Errors
     /// `ManifestUnknown`.
-    pub async fn get_manifest(&self, name: &RepoName, reference: &Reference) -> Result<ManifestRead, CoreError> {
+    pub async fn get_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestRead, CoreError> {
         if let Some(m) = self.manifests.get(name, reference) {
             return Ok(m);
         }
@@ -178,14 +207,22 @@ impl Registry {
     ///
     /// # Errors
     /// `DeleteDisabled`, `ReadOnly`, `ManifestUnknown`.
-    pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<(), CoreError> {
+    pub async fn delete_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<(), CoreError> {
         self.check_delete()?;
         let result = self.delete_manifest_links(name, reference).await;
         self.manifests.invalidate(name);
         result
     }
 
-    async fn delete_manifest_links(&self, name: &RepoName, reference: &Reference) -> Result<(), CoreError> {
+    async fn delete_manifest_links(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<(), CoreError> {
         let unknown = || CoreError::ManifestUnknown(reference.to_string());
         match reference {
             Reference::Tag(t) => self
@@ -199,10 +236,16 @@ impl Registry {
                     && let Ok(parsed) = manifest::parse(&m.bytes, None)
                     && let Some(s) = parsed.subject
                 {
-                    let _ = self.driver.delete(&paths::referrer_dir(name, &s.digest, d)).await;
+                    let _ = self
+                        .driver
+                        .delete(&paths::referrer_dir(name, &s.digest, d))
+                        .await;
                 }
                 for tag in self.list_all_tags(name).await? {
-                    if let Ok(raw) = self.driver.get_content(&paths::tag_current_link(name, &tag)).await
+                    if let Ok(raw) = self
+                        .driver
+                        .get_content(&paths::tag_current_link(name, &tag))
+                        .await
                         && parse_link(&raw).as_ref() == Some(d)
                     {
                         let _ = self.driver.delete(&paths::tag_dir(name, &tag)).await;
@@ -228,9 +271,17 @@ pub fn sniff_media_type(bytes: &[u8]) -> String {
         schema_version: Option<i64>,
     }
     match serde_json::from_slice::<Probe>(bytes) {
-        Ok(Probe { media_type: Some(t), .. }) => t,
-        Ok(Probe { schema_version: Some(1), .. }) => MediaType::SCHEMA1_SIGNED.to_owned(),
-        Ok(Probe { manifests: Some(_), .. }) => MediaType::OCI_INDEX.to_owned(),
+        Ok(Probe {
+            media_type: Some(t),
+            ..
+        }) => t,
+        Ok(Probe {
+            schema_version: Some(1),
+            ..
+        }) => MediaType::SCHEMA1_SIGNED.to_owned(),
+        Ok(Probe {
+            manifests: Some(_), ..
+        }) => MediaType::OCI_INDEX.to_owned(),
         _ => MediaType::OCI_MANIFEST.to_owned(),
     }
 }

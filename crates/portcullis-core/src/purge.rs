@@ -21,11 +21,17 @@ impl Registry {
     ///
     /// # Errors
     /// Storage failures while listing.
-    pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<PurgeReport, CoreError> {
+    pub async fn purge_uploads(
+        &self,
+        age: Duration,
+        dry_run: bool,
+    ) -> Result<PurgeReport, CoreError> {
         let mut report = PurgeReport::default();
         let now = SystemTime::now();
         for repo in self.all_repositories().await? {
-            let Ok(name) = repo.parse::<RepoName>() else { continue };
+            let Ok(name) = repo.parse::<RepoName>() else {
+                continue;
+            };
             let ids = match self.driver.list(&paths::uploads_dir(&name)).await {
                 Ok(ids) => ids,
                 Err(e) if e.is_not_found() => continue,

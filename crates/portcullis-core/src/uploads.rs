@@ -86,7 +86,11 @@ impl Registry {
     ///
     /// # Errors
     /// `UploadUnknown` for an unknown or foreign session.
-    pub async fn upload_status(&self, name: &RepoName, id: &str) -> Result<UploadStatus, CoreError> {
+    pub async fn upload_status(
+        &self,
+        name: &RepoName,
+        id: &str,
+    ) -> Result<UploadStatus, CoreError> {
         check_id(id)?;
         let st = self
             .driver
@@ -144,7 +148,9 @@ impl Registry {
             return Ok(s);
         }
         let mut sha = Sha256::new();
-        let offset = self.hash_file(&paths::upload_data(name, id), |b| sha.update(b)).await?;
+        let offset = self
+            .hash_file(&paths::upload_data(name, id), |b| sha.update(b))
+            .await?;
         Ok(HashState { offset, sha })
     }
 
@@ -153,13 +159,12 @@ impl Registry {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
-            let n = r
-                .read(&mut buf)
-                .await
-                .map_err(|e| CoreError::Storage(portcullis_storage::StorageError::Io {
+            let n = r.read(&mut buf).await.map_err(|e| {
+                CoreError::Storage(portcullis_storage::StorageError::Io {
                     path: path.to_owned(),
                     source: e,
-                }))?;
+                })
+            })?;
             if n == 0 {
                 return Ok(total);
             }
@@ -286,9 +291,15 @@ impl Registry {
 
     /// When a session started (for purging), falling back to its data's mtime.
     pub(crate) async fn upload_started(&self, name: &RepoName, id: &str) -> Option<SystemTime> {
-        if let Ok(raw) = self.driver.get_content(&paths::upload_started(name, id)).await
+        if let Ok(raw) = self
+            .driver
+            .get_content(&paths::upload_started(name, id))
+            .await
             && let Ok(s) = std::str::from_utf8(&raw)
-            && let Ok(t) = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+            && let Ok(t) = time::OffsetDateTime::parse(
+                s.trim(),
+                &time::format_description::well_known::Rfc3339,
+            )
         {
             return Some(t.into());
         }

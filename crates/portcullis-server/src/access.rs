@@ -38,9 +38,15 @@ pub fn required(route: &Route, method: &Method, mount_from: Option<RepoName>) ->
         Route::Catalog if read => Some(Required::Catalog),
         Route::Tags(_) | Route::Referrers(..) if read => repo(vec![Action::Pull], None),
         Route::Manifest(..) | Route::Blob(..) if read => repo(vec![Action::Pull], None),
-        Route::Manifest(..) if method == Method::PUT => repo(vec![Action::Pull, Action::Push], None),
-        Route::Manifest(..) | Route::Blob(..) if method == Method::DELETE => repo(vec![Action::Delete], None),
-        Route::UploadStart(_) if method == Method::POST => repo(vec![Action::Pull, Action::Push], mount_from),
+        Route::Manifest(..) if method == Method::PUT => {
+            repo(vec![Action::Pull, Action::Push], None)
+        }
+        Route::Manifest(..) | Route::Blob(..) if method == Method::DELETE => {
+            repo(vec![Action::Delete], None)
+        }
+        Route::UploadStart(_) if method == Method::POST => {
+            repo(vec![Action::Pull, Action::Push], mount_from)
+        }
         Route::Upload(..)
             if method == Method::GET
                 || method == Method::PATCH
@@ -63,7 +69,10 @@ mod tests {
         let req = required(&r, &Method::POST, Some("b".parse().unwrap())).unwrap();
         assert!(matches!(req, Required::Repo { mount_from: Some(f), .. } if f.as_str() == "b"));
         assert!(required(&r, &Method::GET, None).is_none());
-        assert_eq!(required(&Route::Base, &Method::GET, None), Some(Required::Base));
+        assert_eq!(
+            required(&Route::Base, &Method::GET, None),
+            Some(Required::Base)
+        );
         assert!(required(&Route::Catalog, &Method::DELETE, None).is_none());
     }
 }

@@ -49,7 +49,10 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString
 /// Who is calling. Fails with a 401 challenge when credentials are required
 /// and missing or wrong.
 #[tracing::instrument(skip_all)]
-pub(crate) async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Identity, ApiError> {
+pub(crate) async fn authenticate(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+) -> Result<Identity, ApiError> {
     match &state.auth {
         AuthMode::None => Ok(Identity::Anonymous),
         AuthMode::Htpasswd { realm, file } => match basic_credentials(headers) {
@@ -60,7 +63,8 @@ pub(crate) async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> 
                     return Ok(Identity::User(name));
                 }
                 let file = file.clone();
-                let result = tokio::task::spawn_blocking(move || file.authenticate(&user, &pass)).await;
+                let result =
+                    tokio::task::spawn_blocking(move || file.authenticate(&user, &pass)).await;
                 match result {
                     Ok(Ok(name)) => Ok(Identity::User(name)),
                     Ok(Err(_)) => {

@@ -42,26 +42,84 @@ impl Code {
         use StatusCode as S;
         match self {
             Code::BlobUnknown => ("BLOB_UNKNOWN", S::NOT_FOUND, "blob unknown to registry"),
-            Code::BlobUploadInvalid => ("BLOB_UPLOAD_INVALID", S::BAD_REQUEST, "blob upload invalid"),
-            Code::BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", S::NOT_FOUND, "blob upload unknown to registry"),
-            Code::DigestInvalid => ("DIGEST_INVALID", S::BAD_REQUEST, "provided digest did not match uploaded content"),
-            Code::ManifestBlobUnknown => ("MANIFEST_BLOB_UNKNOWN", S::BAD_REQUEST, "manifest references a manifest or blob unknown to registry"),
+            Code::BlobUploadInvalid => {
+                ("BLOB_UPLOAD_INVALID", S::BAD_REQUEST, "blob upload invalid")
+            }
+            Code::BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                S::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            Code::DigestInvalid => (
+                "DIGEST_INVALID",
+                S::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            Code::ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                S::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
             Code::ManifestInvalid => ("MANIFEST_INVALID", S::BAD_REQUEST, "manifest invalid"),
-            Code::ManifestUnknown => ("MANIFEST_UNKNOWN", S::NOT_FOUND, "manifest unknown to registry"),
+            Code::ManifestUnknown => (
+                "MANIFEST_UNKNOWN",
+                S::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
             Code::NameInvalid => ("NAME_INVALID", S::BAD_REQUEST, "invalid repository name"),
-            Code::NameUnknown => ("NAME_UNKNOWN", S::NOT_FOUND, "repository name not known to registry"),
-            Code::SizeInvalid => ("SIZE_INVALID", S::BAD_REQUEST, "provided length did not match content length"),
-            Code::TagInvalid => ("TAG_INVALID", S::BAD_REQUEST, "manifest tag did not match URI"),
+            Code::NameUnknown => (
+                "NAME_UNKNOWN",
+                S::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            Code::SizeInvalid => (
+                "SIZE_INVALID",
+                S::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            Code::TagInvalid => (
+                "TAG_INVALID",
+                S::BAD_REQUEST,
+                "manifest tag did not match URI",
+            ),
             Code::Unauthorized => ("UNAUTHORIZED", S::UNAUTHORIZED, "authentication required"),
-            Code::Denied => ("DENIED", S::FORBIDDEN, "requested access to the resource is denied"),
-            Code::Unsupported => ("UNSUPPORTED", S::BAD_REQUEST, "the operation is unsupported"),
+            Code::Denied => (
+                "DENIED",
+                S::FORBIDDEN,
+                "requested access to the resource is denied",
+            ),
+            Code::Unsupported => (
+                "UNSUPPORTED",
+                S::BAD_REQUEST,
+                "the operation is unsupported",
+            ),
             Code::TooManyRequests => ("TOOMANYREQUESTS", S::TOO_MANY_REQUESTS, "too many requests"),
-            Code::PaginationNumberInvalid => ("PAGINATION_NUMBER_INVALID", S::BAD_REQUEST, "invalid number of results requested"),
-            Code::RangeInvalid => ("RANGE_INVALID", S::RANGE_NOT_SATISFIABLE, "invalid content range"),
-            Code::ManifestTooLarge => ("SIZE_INVALID", S::PAYLOAD_TOO_LARGE, "manifest is too large"),
-            Code::MethodNotAllowed => ("UNSUPPORTED", S::METHOD_NOT_ALLOWED, "the method is not allowed on this endpoint"),
+            Code::PaginationNumberInvalid => (
+                "PAGINATION_NUMBER_INVALID",
+                S::BAD_REQUEST,
+                "invalid number of results requested",
+            ),
+            Code::RangeInvalid => (
+                "RANGE_INVALID",
+                S::RANGE_NOT_SATISFIABLE,
+                "invalid content range",
+            ),
+            Code::ManifestTooLarge => (
+                "SIZE_INVALID",
+                S::PAYLOAD_TOO_LARGE,
+                "manifest is too large",
+            ),
+            Code::MethodNotAllowed => (
+                "UNSUPPORTED",
+                S::METHOD_NOT_ALLOWED,
+                "the method is not allowed on this endpoint",
+            ),
             Code::NotFound => ("NOT_FOUND", S::NOT_FOUND, "no such endpoint"),
-            Code::ReadOnly => ("UNSUPPORTED", S::METHOD_NOT_ALLOWED, "the registry is in read-only mode"),
+            Code::ReadOnly => (
+                "UNSUPPORTED",
+                S::METHOD_NOT_ALLOWED,
+                "the registry is in read-only mode",
+            ),
             Code::Unknown => ("UNKNOWN", S::INTERNAL_SERVER_ERROR, "unknown error"),
         }
     }
@@ -147,19 +205,25 @@ impl From<CoreError> for ApiError {
             CoreError::UploadUnknown => ApiError::new(Code::BlobUploadUnknown),
             CoreError::UploadInvalid(m) => ApiError::msg(Code::BlobUploadInvalid, m),
             CoreError::DigestInvalid(m) => ApiError::msg(Code::DigestInvalid, m),
-            CoreError::RangeInvalid { have, .. } => ApiError::msg(Code::RangeInvalid, e.to_string()).header(
-                header::RANGE,
-                HeaderValue::from_str(&format!("0-{}", have.saturating_sub(1))).unwrap_or(HeaderValue::from_static("0-0")),
-            ),
+            CoreError::RangeInvalid { have, .. } => {
+                ApiError::msg(Code::RangeInvalid, e.to_string()).header(
+                    header::RANGE,
+                    HeaderValue::from_str(&format!("0-{}", have.saturating_sub(1)))
+                        .unwrap_or(HeaderValue::from_static("0-0")),
+                )
+            }
             CoreError::ManifestUnknown(r) => {
                 ApiError::new(Code::ManifestUnknown).detail(serde_json::json!({ "reference": r }))
             }
             CoreError::ManifestInvalid(m) => ApiError::msg(Code::ManifestInvalid, m),
-            CoreError::ManifestBlobUnknown(d) => {
-                ApiError::msg(Code::ManifestBlobUnknown, format!("manifest references unknown blob or manifest {d}"))
-                    .detail(serde_json::json!({ "digest": d.to_string() }))
+            CoreError::ManifestBlobUnknown(d) => ApiError::msg(
+                Code::ManifestBlobUnknown,
+                format!("manifest references unknown blob or manifest {d}"),
+            )
+            .detail(serde_json::json!({ "digest": d.to_string() })),
+            CoreError::ManifestTooLarge { .. } => {
+                ApiError::msg(Code::ManifestTooLarge, e.to_string())
             }
-            CoreError::ManifestTooLarge { .. } => ApiError::msg(Code::ManifestTooLarge, e.to_string()),
             CoreError::NameUnknown => ApiError::new(Code::NameUnknown),
             CoreError::SizeInvalid(m) => ApiError::msg(Code::SizeInvalid, m),
             CoreError::PaginationInvalid(m) => ApiError::msg(Code::PaginationNumberInvalid, m),
@@ -167,7 +231,10 @@ impl From<CoreError> for ApiError {
             CoreError::DeleteDisabled => ApiError::msg(Code::MethodNotAllowed, e.to_string()),
             CoreError::Body(err) => {
                 tracing::info!(error = %err, "client body failed");
-                ApiError::msg(Code::BlobUploadInvalid, "the request body could not be read completely")
+                ApiError::msg(
+                    Code::BlobUploadInvalid,
+                    "the request body could not be read completely",
+                )
             }
             CoreError::Storage(err) => {
                 tracing::error!(error = %err, "storage failure");

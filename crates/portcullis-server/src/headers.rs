@@ -12,7 +12,11 @@ use tracing::Instrument;
 
 use crate::AppState;
 
-pub(crate) async fn add_headers(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn add_headers(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().chars().take(512).collect::<String>();

@@ -26,6 +26,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/{*rest}", any(handlers::dispatch))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), headers::add_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::add_headers,
+        ))
         .with_state(state)
 }

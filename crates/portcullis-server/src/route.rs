@@ -54,7 +54,15 @@ pub fn parse(rest: &str) -> Result<Route, ApiError> {
     }
     let parts: Vec<&str> = rest.split('/').collect();
     let n = parts.len();
-    let not_found = || ApiError::msg(Code::NotFound, format!("no endpoint at /v2/{}", rest.chars().take(300).collect::<String>()));
+    let not_found = || {
+        ApiError::msg(
+            Code::NotFound,
+            format!(
+                "no endpoint at /v2/{}",
+                rest.chars().take(300).collect::<String>()
+            ),
+        )
+    };
     if n >= 3 && parts[n - 2] == "tags" && parts[n - 1] == "list" {
         return Ok(Route::Tags(name(&parts[..n - 2])?));
     }
@@ -95,20 +103,43 @@ mod tests {
         assert_eq!(parse("").unwrap(), Route::Base);
         assert_eq!(parse("_catalog").unwrap(), Route::Catalog);
         assert!(matches!(parse("a/b/tags/list").unwrap(), Route::Tags(n) if n.as_str() == "a/b"));
-        assert!(matches!(parse("a/manifests/latest").unwrap(), Route::Manifest(..)));
-        assert!(matches!(parse(&format!("a/b/c/blobs/{D}")).unwrap(), Route::Blob(..)));
-        assert!(matches!(parse("a/blobs/uploads/").unwrap(), Route::UploadStart(_)));
-        assert!(matches!(parse("a/blobs/uploads/abc").unwrap(), Route::Upload(_, id) if id == "abc"));
-        assert!(matches!(parse(&format!("a/referrers/{D}")).unwrap(), Route::Referrers(..)));
+        assert!(matches!(
+            parse("a/manifests/latest").unwrap(),
+            Route::Manifest(..)
+        ));
+        assert!(matches!(
+            parse(&format!("a/b/c/blobs/{D}")).unwrap(),
+            Route::Blob(..)
+        ));
+        assert!(matches!(
+            parse("a/blobs/uploads/").unwrap(),
+            Route::UploadStart(_)
+        ));
+        assert!(
+            matches!(parse("a/blobs/uploads/abc").unwrap(), Route::Upload(_, id) if id == "abc")
+        );
+        assert!(matches!(
+            parse(&format!("a/referrers/{D}")).unwrap(),
+            Route::Referrers(..)
+        ));
     }
 
     #[test]
     fn malformed_parts_get_precise_codes() {
         assert_eq!(parse("A/manifests/x").unwrap_err().code, Code::NameInvalid);
-        assert_eq!(parse("a/../b/manifests/x").unwrap_err().code, Code::NameInvalid);
+        assert_eq!(
+            parse("a/../b/manifests/x").unwrap_err().code,
+            Code::NameInvalid
+        );
         assert_eq!(parse("a//manifests/x").unwrap_err().code, Code::NameInvalid);
-        assert_eq!(parse("a/blobs/sha256:totallywrong").unwrap_err().code, Code::DigestInvalid);
-        assert_eq!(parse("a/manifests/-bad").unwrap_err().code, Code::TagInvalid);
+        assert_eq!(
+            parse("a/blobs/sha256:totallywrong").unwrap_err().code,
+            Code::DigestInvalid
+        );
+        assert_eq!(
+            parse("a/manifests/-bad").unwrap_err().code,
+            Code::TagInvalid
+        );
         assert_eq!(parse("a/unknown").unwrap_err().code, Code::NotFound);
     }
 }

@@ -15,7 +15,9 @@ use crate::{AppState, AuthMode, UrlPolicy, app};
 pub enum ServeError {
     #[error("{key}: {message}")]
     Config { key: &'static str, message: String },
-    #[error("cannot listen on {addr}: {source}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)")]
+    #[error(
+        "cannot listen on {addr}: {source}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)"
+    )]
     Bind {
         addr: String,
         #[source]
@@ -87,7 +89,12 @@ pub fn spawn_upload_purger(config: &Config, registry: Registry) {
         loop {
             tick.tick().await;
             match registry.purge_uploads(age, dry_run).await {
-                Ok(r) if r.removed > 0 => tracing::info!(examined = r.examined, removed = r.removed, dry_run, "purged old uploads"),
+                Ok(r) if r.removed > 0 => tracing::info!(
+                    examined = r.examined,
+                    removed = r.removed,
+                    dry_run,
+                    "purged old uploads"
+                ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "upload purge failed"),
             }
@@ -103,7 +110,13 @@ pub fn spawn_upload_purger(config: &Config, registry: Registry) {
 pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(), ServeError> {
     let state = build_state(config)?;
     spawn_upload_purger(config, state.registry.clone());
-    let addr = config.http.listen_addr().map_err(|message| ServeError::Config { key: "http.addr", message })?;
+    let addr = config
+        .http
+        .listen_addr()
+        .map_err(|message| ServeError::Config {
+            key: "http.addr",
+            message,
+        })?;
     let bind_err = |source| ServeError::Bind {
         addr: config.http.addr.clone(),
         source,
@@ -114,15 +127,21 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
     match addr {
         ListenAddr::Tcp { host, port } => {
             let host = host.unwrap_or_else(|| "0.0.0.0".to_owned());
-            let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await.map_err(bind_err)?;
+            let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+                .await
+                .map_err(bind_err)?;
             on_ready(listener.local_addr()?.to_string());
-            axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown)
+                .await?;
         }
         ListenAddr::Unix(path) => {
             let _ = std::fs::remove_file(&path);
             let listener = tokio::net::UnixListener::bind(&path).map_err(bind_err)?;
             on_ready(path.display().to_string());
-            axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown)
+                .await?;
         }
     }
     Ok(())

@@ -50,7 +50,9 @@ fn temp_sibling(full: &Path) -> PathBuf {
 impl Driver for FsDriver {
     async fn get_content(&self, path: &str) -> Result<Bytes, StorageError> {
         let full = self.full(path)?;
-        let data = fs::read(&full).await.map_err(|e| StorageError::io(path, e))?;
+        let data = fs::read(&full)
+            .await
+            .map_err(|e| StorageError::io(path, e))?;
         Ok(Bytes::from(data))
     }
 
@@ -123,7 +125,11 @@ impl Driver for FsDriver {
             .await
             .map_err(|e| StorageError::io(path, e))?;
         let mut out = Vec::new();
-        while let Some(entry) = rd.next_entry().await.map_err(|e| StorageError::io(path, e))? {
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| StorageError::io(path, e))?
+        {
             if let Some(name) = entry.file_name().to_str()
                 && !name.starts_with('.')
             {

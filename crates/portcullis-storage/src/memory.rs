@@ -48,7 +48,11 @@ struct MemWriter {
 }
 
 impl AsyncWrite for MemWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut g = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = g
             .entry(self.path.clone())
@@ -83,7 +87,9 @@ impl Driver for MemoryDriver {
 
     async fn reader(&self, path: &str, offset: u64) -> Result<Reader, StorageError> {
         let data = self.get_content(path).await?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         Ok(Box::new(io::Cursor::new(data.slice(start..))))
     }
 

@@ -26,13 +26,21 @@ pub fn repositories() -> String {
 #[must_use]
 pub fn blob_data(d: &Digest) -> String {
     let hex = d.hex();
-    format!("{ROOT}/blobs/{}/{}/{hex}/data", d.algorithm().as_str(), &hex[..2])
+    format!(
+        "{ROOT}/blobs/{}/{}/{hex}/data",
+        d.algorithm().as_str(),
+        &hex[..2]
+    )
 }
 
 #[must_use]
 pub fn blob_dir(d: &Digest) -> String {
     let hex = d.hex();
-    format!("{ROOT}/blobs/{}/{}/{hex}", d.algorithm().as_str(), &hex[..2])
+    format!(
+        "{ROOT}/blobs/{}/{}/{hex}",
+        d.algorithm().as_str(),
+        &hex[..2]
+    )
 }
 
 #[must_use]
@@ -42,12 +50,22 @@ pub fn repo(name: &RepoName) -> String {
 
 #[must_use]
 pub fn layer_link(name: &RepoName, d: &Digest) -> String {
-    format!("{}/_layers/{}/{}/link", repo(name), d.algorithm().as_str(), d.hex())
+    format!(
+        "{}/_layers/{}/{}/link",
+        repo(name),
+        d.algorithm().as_str(),
+        d.hex()
+    )
 }
 
 #[must_use]
 pub fn layer_dir(name: &RepoName, d: &Digest) -> String {
-    format!("{}/_layers/{}/{}", repo(name), d.algorithm().as_str(), d.hex())
+    format!(
+        "{}/_layers/{}/{}",
+        repo(name),
+        d.algorithm().as_str(),
+        d.hex()
+    )
 }
 
 #[must_use]

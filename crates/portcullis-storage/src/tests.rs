@@ -13,16 +13,24 @@ async fn suite(d: &dyn Driver) {
     assert!(d.delete("/a").await.unwrap_err().is_not_found());
 
     // put/get, overwrite
-    d.put_content("/a/b/c", Bytes::from_static(b"one")).await.unwrap();
-    d.put_content("/a/b/c", Bytes::from_static(b"two!")).await.unwrap();
+    d.put_content("/a/b/c", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    d.put_content("/a/b/c", Bytes::from_static(b"two!"))
+        .await
+        .unwrap();
     assert_eq!(&d.get_content("/a/b/c").await.unwrap()[..], b"two!");
     let st = d.stat("/a/b/c").await.unwrap();
     assert_eq!((st.size, st.is_dir), (4, false));
     assert!(d.stat("/a/b").await.unwrap().is_dir);
 
     // list is sorted and shows direct children only
-    d.put_content("/a/b/a", Bytes::from_static(b"x")).await.unwrap();
-    d.put_content("/a/d/e", Bytes::from_static(b"x")).await.unwrap();
+    d.put_content("/a/b/a", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    d.put_content("/a/d/e", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     assert_eq!(d.list("/a").await.unwrap(), vec!["b", "d"]);
     assert_eq!(d.list("/a/b").await.unwrap(), vec!["a", "c"]);
 
@@ -46,7 +54,10 @@ async fn suite(d: &dyn Driver) {
     // rename replaces and creates parents
     d.rename("/up/data", "/blobs/x/data").await.unwrap();
     assert!(d.stat("/up/data").await.unwrap_err().is_not_found());
-    assert_eq!(&d.get_content("/blobs/x/data").await.unwrap()[..], b"hello world");
+    assert_eq!(
+        &d.get_content("/blobs/x/data").await.unwrap()[..],
+        b"hello world"
+    );
 
     // recursive delete
     d.delete("/a").await.unwrap();

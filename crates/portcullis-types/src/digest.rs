@@ -92,8 +92,11 @@ impl Digest {
 fn valid_algorithm_syntax(s: &str) -> bool {
     // algorithm ::= component (separator component)*, component ::= [a-z0-9]+, separator ::= [+._-]
     !s.is_empty()
-        && s.split(['+', '.', '_', '-'])
-            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split(['+', '.', '_', '-']).all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 impl FromStr for Digest {
@@ -115,7 +118,9 @@ impl FromStr for Digest {
                 if !encoded_ok {
                     return Err(DigestError::MalformedAlgorithm(shown()));
                 }
-                return Err(DigestError::UnsupportedAlgorithm(other.chars().take(64).collect()));
+                return Err(DigestError::UnsupportedAlgorithm(
+                    other.chars().take(64).collect(),
+                ));
             }
             _ => return Err(DigestError::MalformedAlgorithm(shown())),
         };
@@ -175,7 +180,9 @@ mod tests {
 
     #[test]
     fn unknown_algorithm_is_unsupported() {
-        let err = "md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>().unwrap_err();
+        let err = "md5:d41d8cd98f00b204e9800998ecf8427e"
+            .parse::<Digest>()
+            .unwrap_err();
         assert!(err.is_unsupported());
     }
 }

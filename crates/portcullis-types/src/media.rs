@@ -12,12 +12,15 @@ pub enum MediaType {
 }
 
 impl MediaType {
-    pub const DOCKER_MANIFEST: &'static str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_LIST: &'static str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST: &'static str =
+        "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_LIST: &'static str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const OCI_MANIFEST: &'static str = "application/vnd.oci.image.manifest.v1+json";
     pub const OCI_INDEX: &'static str = "application/vnd.oci.image.index.v1+json";
     pub const SCHEMA1: &'static str = "application/vnd.docker.distribution.manifest.v1+json";
-    pub const SCHEMA1_SIGNED: &'static str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    pub const SCHEMA1_SIGNED: &'static str =
+        "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
     /// Recognises a manifest media type (parameters after `;` are ignored).
     #[must_use]

@@ -90,7 +90,14 @@ mod tests {
 
     #[test]
     fn accepts_valid_names() {
-        for ok in ["a", "library/ubuntu", "a-b/c_d/e.f", "a__b", "a---b", "x/y/z/1/2"] {
+        for ok in [
+            "a",
+            "library/ubuntu",
+            "a-b/c_d/e.f",
+            "a__b",
+            "a---b",
+            "x/y/z/1/2",
+        ] {
             assert!(ok.parse::<RepoName>().is_ok(), "{ok}");
         }
     }
@@ -98,7 +105,22 @@ mod tests {
     #[test]
     fn rejects_invalid_names() {
         let long = "a".repeat(256);
-        for bad in ["", "A", "a/", "/a", "a//b", "..", "a/../b", "a..b", "-a", "a-", "a___b", "a._b", "a b", long.as_str()] {
+        for bad in [
+            "",
+            "A",
+            "a/",
+            "/a",
+            "a//b",
+            "..",
+            "a/../b",
+            "a..b",
+            "-a",
+            "a-",
+            "a___b",
+            "a._b",
+            "a b",
+            long.as_str(),
+        ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad}");
         }
     }

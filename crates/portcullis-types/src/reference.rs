@@ -90,6 +90,9 @@ mod tests {
         assert!(".x".parse::<Tag>().is_err());
         assert!("-x".parse::<Tag>().is_err());
         assert!("a".repeat(129).parse::<Tag>().is_err());
-        assert!(matches!("sha256:bad".parse::<Reference>(), Err(ReferenceError::Digest(_))));
+        assert!(matches!(
+            "sha256:bad".parse::<Reference>(),
+            Err(ReferenceError::Digest(_))
+        ));
     }
 }

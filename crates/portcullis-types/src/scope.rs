@@ -37,7 +37,9 @@ impl FromStr for Action {
             "pull" => Ok(Action::Pull),
             "push" => Ok(Action::Push),
             "delete" => Ok(Action::Delete),
-            other => Err(format!("unknown action `{other}` (use pull, push or delete)")),
+            other => Err(format!(
+                "unknown action `{other}` (use pull, push or delete)"
+            )),
         }
     }
 }

@@ -15,7 +15,11 @@ use secrecy::SecretString;
 use crate::defaults;
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "A container registry whose authentication works out of the box")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A container registry whose authentication works out of the box"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,7 +70,9 @@ enum UserCommand {
 }
 
 fn env_overrides() -> Vec<(String, String)> {
-    std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_")).collect()
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("REGISTRY_"))
+        .collect()
 }
 
 fn load(path: Option<&Path>) -> Result<Loaded, portcullis_config::ConfigErrors> {
@@ -84,7 +90,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ConfigCommand::Check { config, json },
         } => Ok(check(config.as_deref(), json)),
         Command::User {
-            command: UserCommand::Add { name, htpasswd, cost },
+            command:
+                UserCommand::Add {
+                    name,
+                    htpasswd,
+                    cost,
+                },
         } => user_add(&name, &htpasswd, cost),
     }
 }
@@ -119,7 +130,9 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
         return Ok(ExitCode::from(1));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let config = loaded.config;
     rt.block_on(async move {
         portcullis_server::serve(&config, |addr| {
@@ -131,7 +144,10 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
 }
 
 fn check(path: Option<&Path>, json: bool) -> ExitCode {
-    let source = path.map_or_else(|| defaults::DEFAULT_SOURCE.to_owned(), |p| p.display().to_string());
+    let source = path.map_or_else(
+        || defaults::DEFAULT_SOURCE.to_owned(),
+        |p| p.display().to_string(),
+    );
     let result = load(path).and_then(|l| l.config.validate().map(|()| l.warnings));
     match (result, json) {
         (Ok(warnings), false) => {
@@ -142,7 +158,10 @@ fn check(path: Option<&Path>, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         (Ok(warnings), true) => {
-            println!("{}", serde_json::json!({ "source": source, "valid": true, "warnings": warnings }));
+            println!(
+                "{}",
+                serde_json::json!({ "source": source, "valid": true, "warnings": warnings })
+            );
             ExitCode::SUCCESS
         }
         (Err(errors), false) => {
@@ -155,7 +174,10 @@ fn check(path: Option<&Path>, json: bool) -> ExitCode {
                 .iter()
                 .map(|e| serde_json::json!({ "key": e.key, "line": e.line, "message": e.message, "fix": e.fix, "nearest": e.nearest }))
                 .collect();
-            println!("{}", serde_json::json!({ "source": source, "valid": false, "errors": list }));
+            println!(
+                "{}",
+                serde_json::json!({ "source": source, "valid": false, "errors": list })
+            );
             ExitCode::from(1)
         }
     }
@@ -172,18 +194,26 @@ fn read_password() -> anyhow::Result<SecretString> {
         return Ok(SecretString::from(first));
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
     let pass = line.trim_end_matches(['\n', '\r']).to_owned();
     Ok(SecretString::from(pass))
 }
 
 fn user_add(name: &str, path: &Path, cost: u32) -> anyhow::Result<ExitCode> {
-    let user = UserName::new(name).map_err(|e| anyhow::anyhow!("invalid user name `{name}`: {e}"))?;
+    let user =
+        UserName::new(name).map_err(|e| anyhow::anyhow!("invalid user name `{name}`: {e}"))?;
     let password = read_password()?;
     if secrecy::ExposeSecret::expose_secret(&password).is_empty() {
-        bail!("the password is empty; pipe it on stdin, e.g. `printf '%s\\n' \"$PASS\" | portcullis user add {name} --htpasswd {}`", path.display());
+        bail!(
+            "the password is empty; pipe it on stdin, e.g. `printf '%s\\n' \"$PASS\" | portcullis user add {name} --htpasswd {}`",
+            path.display()
+        );
     }
-    htpasswd::add_user(path, &user, &password, cost).with_context(|| format!("cannot update {}", path.display()))?;
+    htpasswd::add_user(path, &user, &password, cost)
+        .with_context(|| format!("cannot update {}", path.display()))?;
     eprintln!("user `{name}` saved in {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,11 @@ fn parse_range(value: &str, size: u64) -> Result<(u64, u64), ()> {
         (size.saturating_sub(suffix), size.saturating_sub(1))
     } else {
         let start = num(a)?;
-        let end = if b.is_empty() { size.saturating_sub(1) } else { num(b)?.min(size.saturating_sub(1)) };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            num(b)?.min(size.saturating_sub(1))
+        };
         (start, end)
     };
     if start >= size || end < start {
@@ -42,7 +46,11 @@ fn parse_range(value: &str, size: u64) -> Result<(u64, u64), ()> {
     Ok((start, end))
 }
 
-pub(crate) async fn handle(ctx: &Ctx, name: &RepoName, digest: &Digest) -> Result<Response, ApiError> {
+pub(crate) async fn handle(
+    ctx: &Ctx,
+    name: &RepoName,
+    digest: &Digest,
+) -> Result<Response, ApiError> {
     let reg = &ctx.state.registry;
     if ctx.method == Method::DELETE {
         reg.delete_blob(name, digest).await?;
@@ -51,12 +59,18 @@ pub(crate) async fn handle(ctx: &Ctx, name: &RepoName, digest: &Digest) -> Resul
     let size = reg.stat_blob(name, digest).await?;
     let range = match ctx.headers.get(header::RANGE) {
         Some(v) => {
-            let parsed = v.to_str().map_err(|_| ()).and_then(|s| parse_range(s, size));
+            let parsed = v
+                .to_str()
+                .map_err(|_| ())
+                .and_then(|s| parse_range(s, size));
             match parsed {
                 Ok(r) => Some(r),
                 Err(()) => {
-                    return Err(ApiError::msg(Code::RangeInvalid, format!("the Range header is malformed or outside the blob's {size} bytes"))
-                        .header(header::CONTENT_RANGE, hv(&format!("bytes */{size}"))));
+                    return Err(ApiError::msg(
+                        Code::RangeInvalid,
+                        format!("the Range header is malformed or outside the blob's {size} bytes"),
+                    )
+                    .header(header::CONTENT_RANGE, hv(&format!("bytes */{size}"))));
                 }
             }
         }
@@ -75,13 +89,19 @@ pub(crate) async fn handle(ctx: &Ctx, name: &RepoName, digest: &Digest) -> Resul
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, "max-age=31536000");
     if range.is_some() {
-        builder = builder.header(header::CONTENT_RANGE, hv(&format!("bytes {start}-{}/{size}", start + len - 1)));
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            hv(&format!("bytes {start}-{}/{size}", start + len - 1)),
+        );
     }
     let body = if ctx.method == Method::HEAD {
         Body::empty()
     } else {
         let blob = reg.open_blob(name, digest, start).await?;
-        Body::from_stream(ReaderStream::with_capacity(blob.reader.take(len), READ_CHUNK))
+        Body::from_stream(ReaderStream::with_capacity(
+            blob.reader.take(len),
+            READ_CHUNK,
+        ))
     };
     builder.body(body).map_err(|_| ApiError::new(Code::Unknown))
 }
@@ -96,7 +116,15 @@ mod tests {
         assert_eq!(parse_range("bytes=90-", 100), Ok((90, 99)));
         assert_eq!(parse_range("bytes=-10", 100), Ok((90, 99)));
         assert_eq!(parse_range("bytes=50-500", 100), Ok((50, 99)));
-        for bad in ["bytes=100-", "bytes=9-0", "0-9", "bytes=a-b", "bytes=0-1,3-4", "bytes=-0", "bytes=-"] {
+        for bad in [
+            "bytes=100-",
+            "bytes=9-0",
+            "0-9",
+            "bytes=a-b",
+            "bytes=0-1,3-4",
+            "bytes=-0",
+            "bytes=-",
+        ] {
             assert!(parse_range(bad, 100).is_err(), "{bad}");
         }
     }

@@ -16,7 +16,13 @@ fn page_params(ctx: &Ctx) -> Result<(Option<usize>, Option<String>), ApiError> {
     let n = match ctx.param("n") {
         None => None,
         Some(s) => Some(s.parse::<usize>().map_err(|_| {
-            ApiError::msg(Code::PaginationNumberInvalid, format!("n must be a non-negative integer, got `{}`", s.chars().take(40).collect::<String>()))
+            ApiError::msg(
+                Code::PaginationNumberInvalid,
+                format!(
+                    "n must be a non-negative integer, got `{}`",
+                    s.chars().take(40).collect::<String>()
+                ),
+            )
         })?),
     };
     Ok((n, ctx.param("last").map(str::to_owned)))
@@ -36,7 +42,12 @@ fn link(ctx: &Ctx, path: &str, n: Option<usize>, page: &Page<String>) -> Option<
 }
 
 fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
     if let Some(l) = link {
         resp.headers_mut().insert(header::LINK, hv(&l));
     }
@@ -46,29 +57,57 @@ fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
 pub(crate) async fn catalog(ctx: &Ctx) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
     let n = Some(n.unwrap_or(MAX_PAGE).min(MAX_PAGE));
-    let page = ctx.state.registry.catalog(n, last.as_deref(), |_| true).await?;
+    let page = ctx
+        .state
+        .registry
+        .catalog(n, last.as_deref(), |_| true)
+        .await?;
     let link = link(ctx, "/v2/_catalog", n, &page);
-    Ok(json_page(serde_json::json!({ "repositories": page.items }), link))
+    Ok(json_page(
+        serde_json::json!({ "repositories": page.items }),
+        link,
+    ))
 }
 
 pub(crate) async fn tags(ctx: &Ctx, name: &RepoName) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
-    let page = ctx.state.registry.list_tags(name, n, last.as_deref()).await?;
+    let page = ctx
+        .state
+        .registry
+        .list_tags(name, n, last.as_deref())
+        .await?;
     let link = link(ctx, &format!("/v2/{name}/tags/list"), n, &page);
-    Ok(json_page(serde_json::json!({ "name": name.as_str(), "tags": page.items }), link))
+    Ok(json_page(
+        serde_json::json!({ "name": name.as_str(), "tags": page.items }),
+        link,
+    ))
 }
 
-pub(crate) async fn referrers(ctx: &Ctx, name: &RepoName, subject: &Digest) -> Result<Response, ApiError> {
+pub(crate) async fn referrers(
+    ctx: &Ctx,
+    name: &RepoName,
+    subject: &Digest,
+) -> Result<Response, ApiError> {
     let artifact_type = ctx.param("artifactType");
-    let r = ctx.state.registry.referrers(name, subject, artifact_type).await?;
+    let r = ctx
+        .state
+        .registry
+        .referrers(name, subject, artifact_type)
+        .await?;
     let body = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MediaType::OCI_INDEX,
         "manifests": r.manifests,
     });
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, MediaType::OCI_INDEX)], body.to_string()).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, MediaType::OCI_INDEX)],
+        body.to_string(),
+    )
+        .into_response();
     if r.filtered_by_artifact_type {
-        resp.headers_mut().insert("oci-filters-applied", hv("artifactType"));
+        resp.headers_mut()
+            .insert("oci-filters-applied", hv("artifactType"));
     }
     Ok(resp)
 }

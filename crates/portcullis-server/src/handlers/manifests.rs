@@ -11,7 +11,12 @@ use portcullis_types::{MediaType, Reference, RepoName};
 use super::{Ctx, hv};
 use crate::error::{ApiError, Code};
 
-pub(crate) async fn handle(ctx: &Ctx, name: &RepoName, reference: &Reference, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn handle(
+    ctx: &Ctx,
+    name: &RepoName,
+    reference: &Reference,
+    body: Body,
+) -> Result<Response, ApiError> {
     match ctx.method {
         Method::GET | Method::HEAD => get(ctx, name, reference).await,
         Method::PUT => put(ctx, name, reference, body).await,
@@ -38,7 +43,12 @@ fn accepted(ctx: &Ctx) -> Vec<String> {
 /// Picks what to serve. Clients that accept anything (or send no `Accept`)
 /// get the stored manifest. A client that cannot read an index but can read
 /// image manifests gets the linux/amd64 entry, as distribution does.
-async fn negotiate(ctx: &Ctx, name: &RepoName, m: ManifestRead, reference: &Reference) -> Result<ManifestRead, ApiError> {
+async fn negotiate(
+    ctx: &Ctx,
+    name: &RepoName,
+    m: ManifestRead,
+    reference: &Reference,
+) -> Result<ManifestRead, ApiError> {
     let accept = accepted(ctx);
     let ok = |t: &str| accept.is_empty() || accept.iter().any(|a| a == t || a == "*/*");
     if ok(&m.media_type) {
@@ -52,12 +62,18 @@ async fn negotiate(ctx: &Ctx, name: &RepoName, m: ManifestRead, reference: &Refe
         let pick = list.iter().find(|e| {
             let p = e.get("platform");
             p.and_then(|p| p.get("os")).and_then(|o| o.as_str()) == Some("linux")
-                && p.and_then(|p| p.get("architecture")).and_then(|a| a.as_str()) == Some("amd64")
+                && p.and_then(|p| p.get("architecture"))
+                    .and_then(|a| a.as_str())
+                    == Some("amd64")
         });
         if let Some(d) = pick.and_then(|e| e.get("digest")).and_then(|d| d.as_str())
             && let Ok(d) = d.parse()
         {
-            let child = ctx.state.registry.get_manifest(name, &Reference::Digest(d)).await?;
+            let child = ctx
+                .state
+                .registry
+                .get_manifest(name, &Reference::Digest(d))
+                .await?;
             if ok(&child.media_type) {
                 return Ok(child);
             }
@@ -78,7 +94,10 @@ async fn get(ctx: &Ctx, name: &RepoName, reference: &Reference) -> Result<Respon
     let headers = [
         (header::CONTENT_TYPE, hv(&m.media_type)),
         (header::CONTENT_LENGTH, hv(&m.bytes.len().to_string())),
-        (header::HeaderName::from_static("docker-content-digest"), hv(&m.digest.to_string())),
+        (
+            header::HeaderName::from_static("docker-content-digest"),
+            hv(&m.digest.to_string()),
+        ),
         (header::ETAG, hv(&format!("\"{}\"", m.digest))),
     ];
     if ctx.method == Method::HEAD {
@@ -87,7 +106,12 @@ async fn get(ctx: &Ctx, name: &RepoName, reference: &Reference) -> Result<Respon
     Ok((StatusCode::OK, headers, m.bytes).into_response())
 }
 
-async fn put(ctx: &Ctx, name: &RepoName, reference: &Reference, body: Body) -> Result<Response, ApiError> {
+async fn put(
+    ctx: &Ctx,
+    name: &RepoName,
+    reference: &Reference,
+    body: Body,
+) -> Result<Response, ApiError> {
     let limit = ctx.state.registry.options().manifest_max_bytes;
     let too_large = || {
         ApiError::msg(
@@ -95,7 +119,10 @@ async fn put(ctx: &Ctx, name: &RepoName, reference: &Reference, body: Body) -> R
             format!("manifest is larger than the {limit}-byte limit (portcullis.manifestmaxbytes)"),
         )
     };
-    if let Some(len) = ctx.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    if let Some(len) = ctx
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         && len > limit
     {
         return Err(too_large());
@@ -104,22 +131,38 @@ async fn put(ctx: &Ctx, name: &RepoName, reference: &Reference, body: Body) -> R
     let bytes = match Limited::new(body, cap).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(_) => return Err(ApiError::msg(Code::ManifestInvalid, "the manifest body could not be read")),
+        Err(_) => {
+            return Err(ApiError::msg(
+                Code::ManifestInvalid,
+                "the manifest body could not be read",
+            ));
+        }
     };
-    let content_type = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let out = ctx.state.registry.put_manifest(name, reference, content_type, bytes).await?;
+    let content_type = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let out = ctx
+        .state
+        .registry
+        .put_manifest(name, reference, content_type, bytes)
+        .await?;
     let location = ctx.url(&format!("/v2/{name}/manifests/{}", out.digest));
     let mut resp = (
         StatusCode::CREATED,
         [
             (header::LOCATION, hv(&location)),
-            (header::HeaderName::from_static("docker-content-digest"), hv(&out.digest.to_string())),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                hv(&out.digest.to_string()),
+            ),
             (header::CONTENT_LENGTH, hv("0")),
         ],
     )
         .into_response();
     if let Some(subject) = out.subject {
-        resp.headers_mut().insert("oci-subject", hv(&subject.to_string()));
+        resp.headers_mut()
+            .insert("oci-subject", hv(&subject.to_string()));
     }
     Ok(resp)
 }

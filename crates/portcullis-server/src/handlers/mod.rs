@@ -32,7 +32,10 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// An URL for a path, following `http.host` and `http.relativeurls`.
@@ -45,7 +48,9 @@ impl Ctx {
             return format!("{}{path}", host.trim_end_matches('/'));
         }
         match self.headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host) if !host.is_empty() && !host.contains(['/', ' ', '"']) => format!("http://{host}{path}"),
+            Some(host) if !host.is_empty() && !host.contains(['/', ' ', '"']) => {
+                format!("http://{host}{path}")
+            }
             _ => path.to_owned(),
         }
     }
@@ -97,7 +102,12 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         identity,
     };
     match route {
-        Route::Base => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response()),
+        Route::Base => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response()),
         Route::Catalog => lists::catalog(&ctx).await,
         Route::Tags(name) => lists::tags(&ctx, &name).await,
         Route::Referrers(name, digest) => lists::referrers(&ctx, &name, &digest).await,
@@ -118,7 +128,9 @@ fn authorize(identity: &Identity, required: &Required) -> Result<(), ApiError> {
 }
 
 /// Streams a request body as `Bytes` chunks.
-pub(crate) fn body_stream(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin {
+pub(crate) fn body_stream(
+    body: Body,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send + Unpin {
     body.into_data_stream()
 }
 

@@ -9,14 +9,23 @@ use portcullis_types::{Digest, RepoName};
 use super::{Ctx, body_stream, hv};
 use crate::error::{ApiError, Code};
 
-fn session_response(ctx: &Ctx, name: &RepoName, id: &str, size: u64, status: StatusCode) -> Response {
+fn session_response(
+    ctx: &Ctx,
+    name: &RepoName,
+    id: &str,
+    size: u64,
+    status: StatusCode,
+) -> Response {
     let location = ctx.url(&format!("/v2/{name}/blobs/uploads/{id}"));
     (
         status,
         [
             (header::LOCATION, hv(&location)),
             (header::RANGE, hv(&format!("0-{}", size.saturating_sub(1)))),
-            (header::HeaderName::from_static("docker-upload-uuid"), hv(id)),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                hv(id),
+            ),
             (header::CONTENT_LENGTH, hv("0")),
         ],
     )
@@ -29,7 +38,10 @@ fn created(ctx: &Ctx, name: &RepoName, digest: &Digest) -> Response {
         StatusCode::CREATED,
         [
             (header::LOCATION, hv(&location)),
-            (header::HeaderName::from_static("docker-content-digest"), hv(&digest.to_string())),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                hv(&digest.to_string()),
+            ),
             (header::CONTENT_LENGTH, hv("0")),
         ],
     )
@@ -37,13 +49,22 @@ fn created(ctx: &Ctx, name: &RepoName, digest: &Digest) -> Response {
 }
 
 fn digest_param(ctx: &Ctx) -> Result<Option<Digest>, ApiError> {
-    ctx.param("digest").map(|d| d.parse::<Digest>().map_err(ApiError::from)).transpose()
+    ctx.param("digest")
+        .map(|d| d.parse::<Digest>().map_err(ApiError::from))
+        .transpose()
 }
 
 /// `Content-Range: <start>-<end>` of a chunk, checked against `Content-Length`.
 fn content_range(ctx: &Ctx) -> Result<Option<u64>, ApiError> {
-    let Some(v) = ctx.headers.get(header::CONTENT_RANGE) else { return Ok(None) };
-    let bad = || ApiError::msg(Code::RangeInvalid, "Content-Range must be `<start>-<end>` in bytes, continuing the upload");
+    let Some(v) = ctx.headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::msg(
+            Code::RangeInvalid,
+            "Content-Range must be `<start>-<end>` in bytes, continuing the upload",
+        )
+    };
     let s = v.to_str().map_err(|_| bad())?;
     let s = s.strip_prefix("bytes ").unwrap_or(s);
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
@@ -60,7 +81,10 @@ fn content_range(ctx: &Ctx) -> Result<Option<u64>, ApiError> {
     if let Some(len) = content_length(ctx)?
         && len != end - start + 1
     {
-        return Err(ApiError::msg(Code::RangeInvalid, "Content-Range does not match Content-Length"));
+        return Err(ApiError::msg(
+            Code::RangeInvalid,
+            "Content-Range does not match Content-Length",
+        ));
     }
     Ok(Some(start))
 }
@@ -91,30 +115,55 @@ pub(crate) async fn start(ctx: &Ctx, name: &RepoName, body: Body) -> Result<Resp
     }
     if let Some(digest) = digest_param(ctx)? {
         let id = reg.start_upload(name).await?;
-        reg.complete_upload(name, &id, &digest, None, body_stream(body)).await?;
+        reg.complete_upload(name, &id, &digest, None, body_stream(body))
+            .await?;
         return Ok(created(ctx, name, &digest));
     }
     let id = reg.start_upload(name).await?;
     Ok(session_response(ctx, name, &id, 0, StatusCode::ACCEPTED))
 }
 
-pub(crate) async fn handle(ctx: &Ctx, name: &RepoName, id: &str, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn handle(
+    ctx: &Ctx,
+    name: &RepoName,
+    id: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
     let reg = &ctx.state.registry;
     match ctx.method {
         Method::GET => {
             let st = reg.upload_status(name, id).await?;
-            Ok(session_response(ctx, name, id, st.size, StatusCode::NO_CONTENT))
+            Ok(session_response(
+                ctx,
+                name,
+                id,
+                st.size,
+                StatusCode::NO_CONTENT,
+            ))
         }
         Method::PATCH => {
             let start = content_range(ctx)?;
-            let st = reg.append_upload(name, id, start, body_stream(body)).await?;
-            Ok(session_response(ctx, name, id, st.size, StatusCode::ACCEPTED))
+            let st = reg
+                .append_upload(name, id, start, body_stream(body))
+                .await?;
+            Ok(session_response(
+                ctx,
+                name,
+                id,
+                st.size,
+                StatusCode::ACCEPTED,
+            ))
         }
         Method::PUT => {
-            let digest = digest_param(ctx)?
-                .ok_or_else(|| ApiError::msg(Code::DigestInvalid, "completing an upload needs ?digest=<algorithm:hex>"))?;
+            let digest = digest_param(ctx)?.ok_or_else(|| {
+                ApiError::msg(
+                    Code::DigestInvalid,
+                    "completing an upload needs ?digest=<algorithm:hex>",
+                )
+            })?;
             let start = content_range(ctx)?;
-            reg.complete_upload(name, id, &digest, start, body_stream(body)).await?;
+            reg.complete_upload(name, id, &digest, start, body_stream(body))
+                .await?;
             Ok(created(ctx, name, &digest))
         }
         Method::DELETE => {

@@ -222,7 +222,6 @@ impl Reg {
     }
 
     /// Opens an upload session and returns its Location path.
-    #[track_caller]
     pub async fn start_upload(&self, repo: &str) -> String {
         let r = self.post(&format!("/v2/{repo}/blobs/uploads/")).await;
         r.expect(202);
@@ -247,7 +246,6 @@ impl Reg {
     }
 
     /// Pushes a blob monolithically (POST then PUT) and returns its digest.
-    #[track_caller]
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = digest(data);
         let loc = self.start_upload(repo).await;
@@ -278,7 +276,6 @@ impl Reg {
 
     /// Pushes a config and one layer, then an OCI manifest under `tag`.
     /// Returns the manifest's digest and bytes.
-    #[track_caller]
     pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (String, Vec<u8>) {
         let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"{seed}\"}}");
         let layer = format!("layer data for {seed}").repeat(10);
