@@ -152,7 +152,11 @@ pub(crate) const ROOT: &[Field] = &[
 const LOG: &[Field] = &[
     used("level", Shape::Enum(LOG_LEVELS)),
     used("formatter", Shape::Enum(LOG_FORMATTERS)),
-    used("fields", Shape::MapOf(&Shape::Any)),
+    ignored(
+        "fields",
+        Shape::MapOf(&Shape::Any),
+        "portcullis does not add custom fields to log lines yet",
+    ),
     used("accesslog", Shape::Map(&[used("disabled", Shape::Bool)])),
     ignored(
         "hooks",
@@ -245,9 +249,13 @@ const HTTP: &[Field] = &[
     used("host", Shape::Str),
     used("secret", Shape::Str),
     used("relativeurls", Shape::Bool),
-    used("draintimeout", Shape::Duration),
+    ignored(
+        "draintimeout",
+        Shape::Duration,
+        "portcullis stops accepting on SIGINT and lets open requests finish",
+    ),
     used("tls", Shape::Map(TLS)),
-    used(
+    ignored(
         "debug",
         Shape::Map(&[
             used("addr", Shape::Str),
@@ -256,10 +264,19 @@ const HTTP: &[Field] = &[
                 Shape::Map(&[used("enabled", Shape::Bool), used("path", Shape::Str)]),
             ),
         ]),
+        "portcullis has no separate debug server",
     ),
     used("headers", Shape::MapOf(&Shape::StrList)),
-    used("http2", Shape::Map(&[used("disabled", Shape::Bool)])),
-    used("h2c", Shape::Map(&[used("enabled", Shape::Bool)])),
+    ignored(
+        "http2",
+        Shape::Map(&[used("disabled", Shape::Bool)]),
+        "portcullis always offers HTTP/1.1 and HTTP/2",
+    ),
+    ignored(
+        "h2c",
+        Shape::Map(&[used("enabled", Shape::Bool)]),
+        "portcullis always accepts HTTP/2 with prior knowledge on plain TCP",
+    ),
 ];
 
 const TLS: &[Field] = &[

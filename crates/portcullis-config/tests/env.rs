@@ -89,17 +89,10 @@ fn inline_map_value() {
 
 #[test]
 fn free_form_maps() {
-    let c = load(
-        BASE,
-        &[
-            ("REGISTRY_HTTP_HEADERS_X-FRAME-OPTIONS", "[DENY]"),
-            ("REGISTRY_LOG_FIELDS_SERVICE", "registry"),
-        ],
-    )
-    .unwrap()
-    .config;
+    let c = load(BASE, &[("REGISTRY_HTTP_HEADERS_X-FRAME-OPTIONS", "[DENY]")])
+        .unwrap()
+        .config;
     assert_eq!(c.http.headers["x-frame-options"], vec!["DENY"]);
-    assert_eq!(c.log.fields["service"], "registry");
     // An existing key is matched whatever its case.
     let text = "version: 0.1\nstorage: inmemory\nhttp:\n  headers:\n    X-Content-Type-Options: [nosniff]\n";
     let c = load(

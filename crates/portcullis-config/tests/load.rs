@@ -216,7 +216,6 @@ fn distribution_full_example_loads_with_warnings() {
     assert_eq!(c.log.level, LogLevel::Debug);
     assert_eq!(c.log.formatter, LogFormatter::Text);
     assert!(c.log.accesslog.disabled);
-    assert_eq!(c.log.fields["environment"], "staging");
     assert_eq!(c.http.addr, "localhost:5000");
     assert_eq!(c.http.prefix, "/my/nested/registry/");
     assert_eq!(
@@ -224,15 +223,11 @@ fn distribution_full_example_loads_with_warnings() {
         Some("https://myregistryaddress.org:5000")
     );
     assert_eq!(c.http.secret.as_deref(), Some("asecretforlocaldevelopment"));
-    assert_eq!(c.http.draintimeout, Some(Duration::from_secs(60)));
     assert_eq!(c.http.headers["X-Content-Type-Options"], vec!["nosniff"]);
     let tls = c.http.tls.as_ref().unwrap();
     assert_eq!(tls.clientcas.len(), 2);
     assert_eq!(tls.minimumtls.as_deref(), Some("tls1.2"));
     assert_eq!(tls.ciphersuites.len(), 2);
-    let debug = c.http.debug.as_ref().unwrap();
-    assert_eq!(debug.addr, "localhost:5001");
-    assert!(debug.prometheus.enabled);
     let fs = c.storage.filesystem.as_ref().unwrap();
     assert_eq!(fs.rootdirectory.to_str(), Some("/var/lib/registry"));
     assert_eq!(fs.maxthreads, Some(100));
@@ -277,7 +272,18 @@ fn distribution_full_example_loads_with_warnings() {
     );
     // Only the top of an ignored section is reported.
     assert!(!w.contains("reporting.bugsnag"), "{w}");
-    assert_eq!(loaded.warnings.len(), 13, "{w}");
+    for key in [
+        "log.fields",
+        "http.draintimeout",
+        "http.debug",
+        "http.http2",
+    ] {
+        assert!(
+            w.contains(&format!(": {key}: ")),
+            "no warning for {key} in:\n{w}"
+        );
+    }
+    assert_eq!(loaded.warnings.len(), 18, "{w}");
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub(crate) async fn add_headers(
         h.insert("x-request-id", v);
     }
     let status = resp.status().as_u16();
+    if !state.access_log {
+        return resp;
+    }
     tracing::info!(request_id = %id, %method, path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     resp
 }

@@ -32,6 +32,7 @@ pub enum ServeError {
 /// # Errors
 /// When the htpasswd file cannot be loaded or a header is invalid.
 pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
+    refuse_unimplemented(config)?;
     let driver: Arc<dyn Driver> = match &config.storage.filesystem {
         Some(fs) => Arc::new(FsDriver::new(&fs.rootdirectory)),
         None => Arc::new(MemoryDriver::new()),
@@ -72,9 +73,52 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         urls: UrlPolicy {
             host: config.http.host.clone().filter(|h| !h.is_empty()),
             relative: config.http.relativeurls,
+            prefix: config.http.prefix.trim_end_matches('/').to_owned(),
         },
         headers,
+        access_log: !config.log.accesslog.disabled,
+        catalog_max: usize::try_from(config.catalog.maxentries)
+            .unwrap_or(usize::MAX)
+            .max(1),
     })
+}
+
+/// Security settings this build cannot honour stop the start instead of being
+/// skipped: serving plain HTTP when TLS was asked for, or an open registry
+/// when token auth was asked for, would fail open.
+fn refuse_unimplemented(config: &Config) -> Result<(), ServeError> {
+    if config.http.tls.is_some() {
+        return Err(ServeError::Config {
+            key: "http.tls",
+            message: "TLS termination is not available in this build yet. Fix: terminate TLS in a reverse proxy (e.g. nginx) in front of portcullis and remove http.tls".to_owned(),
+        });
+    }
+    if config.auth.token.is_some() {
+        return Err(ServeError::Config {
+            key: "auth.token",
+            message:
+                "token authentication is not available in this build yet. Fix: use auth.htpasswd"
+                    .to_owned(),
+        });
+    }
+    if config.auth.silly.is_some() {
+        return Err(ServeError::Config {
+            key: "auth.silly",
+            message: "the `silly` test authenticator is not supported. Fix: use auth.htpasswd"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The application router, under `http.prefix` when one is set.
+fn router(config: &Config, state: AppState) -> axum::Router {
+    let prefix = config.http.prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        app(state)
+    } else {
+        axum::Router::new().nest(prefix, app(state))
+    }
 }
 
 /// Starts the background upload purger (`storage.maintenance.uploadpurging`).
@@ -131,7 +175,7 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
                 .await
                 .map_err(bind_err)?;
             on_ready(listener.local_addr()?.to_string());
-            axum::serve(listener, app(state))
+            axum::serve(listener, router(config, state))
                 .with_graceful_shutdown(shutdown)
                 .await?;
         }
@@ -139,7 +183,7 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
             let _ = std::fs::remove_file(&path);
             let listener = tokio::net::UnixListener::bind(&path).map_err(bind_err)?;
             on_ready(path.display().to_string());
-            axum::serve(listener, app(state))
+            axum::serve(listener, router(config, state))
                 .with_graceful_shutdown(shutdown)
                 .await?;
         }

@@ -22,6 +22,8 @@ pub struct UrlPolicy {
     pub host: Option<String>,
     /// `http.relativeurls`: write paths only.
     pub relative: bool,
+    /// `http.prefix`, without a trailing slash (e.g. `/registry`).
+    pub prefix: String,
 }
 
 /// Everything a request handler needs.
@@ -31,4 +33,8 @@ pub struct AppState {
     pub urls: UrlPolicy,
     /// `http.headers`, added to every response.
     pub headers: HeaderMap,
+    /// One log line per request unless `log.accesslog.disabled`.
+    pub access_log: bool,
+    /// `catalog.maxentries`: the largest catalog page.
+    pub catalog_max: usize,
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use portcullis_auth::htpasswd;
 use portcullis_auth::identity::UserName;
-use portcullis_config::{Config, Loaded};
+use portcullis_config::{Config, Loaded, LogFormatter};
 use secrecy::SecretString;
 
 use crate::defaults;
@@ -100,13 +100,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(log: &portcullis_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log.level.as_str()));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.formatter {
+        LogFormatter::Text => builder.try_init(),
+        LogFormatter::Json | LogFormatter::Logstash => builder.json().try_init(),
+    };
 }
 
 fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -117,7 +120,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    init_logging(loaded.config.log.level.as_str());
+    init_logging(&loaded.config.log);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

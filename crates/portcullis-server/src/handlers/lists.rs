@@ -9,9 +9,6 @@ use portcullis_types::{Digest, MediaType, RepoName};
 use super::{Ctx, hv};
 use crate::error::{ApiError, Code};
 
-/// Most entries returned in one page when the client asks for more (or none).
-const MAX_PAGE: usize = 10_000;
-
 fn page_params(ctx: &Ctx) -> Result<(Option<usize>, Option<String>), ApiError> {
     let n = match ctx.param("n") {
         None => None,
@@ -56,7 +53,8 @@ fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
 
 pub(crate) async fn catalog(ctx: &Ctx) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
-    let n = Some(n.unwrap_or(MAX_PAGE).min(MAX_PAGE));
+    let max = ctx.state.catalog_max;
+    let n = Some(n.unwrap_or(max).min(max));
     let page = ctx
         .state
         .registry

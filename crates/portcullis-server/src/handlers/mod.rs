@@ -41,6 +41,8 @@ impl Ctx {
     /// An URL for a path, following `http.host` and `http.relativeurls`.
     pub fn url(&self, path: &str) -> String {
         let urls = &self.state.urls;
+        let path = format!("{}{path}", urls.prefix);
+        let path = path.as_str();
         if urls.relative {
             return path.to_owned();
         }
