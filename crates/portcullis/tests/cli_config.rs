@@ -1,0 +1,146 @@
+//! `portcullis config check`: every example config in `docs/examples` is
+//! valid, and a typo is reported with the key, its line and the closest
+//! valid key. Runs everywhere (no root, no daemon).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// `portcullis config check --config PATH`, run from the repository root
+/// (example configs use paths relative to it).
+fn config_check(path: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["config", "check", "--config"])
+        .arg(path)
+        .current_dir(repo_root());
+    // Only the file may configure the registry under check.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    common::run(&mut cmd, None, Duration::from_secs(60))
+}
+
+/// Whether `text` mentions line `line` the way a diagnostic does:
+/// `line 7`, `line: 7`, `:7:` or `:7 ` (and not as part of `17` or `70`).
+fn mentions_line(text: &str, line: usize) -> bool {
+    let n = line.to_string();
+    let lower = text.to_lowercase();
+    let bytes = lower.as_bytes();
+    lower.match_indices(&n).any(|(at, _)| {
+        let after = bytes.get(at + n.len()).copied();
+        if after.is_some_and(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let before = lower[..at].trim_end();
+        before.ends_with("line") || before.ends_with("line:") || before.ends_with(':')
+    })
+}
+
+#[test]
+fn every_example_config_is_valid() {
+    let examples = repo_root().join("docs/examples");
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap_or_else(|e| panic!("read {}: {e}", examples.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    configs.sort();
+    assert!(
+        !configs.is_empty(),
+        "no *.yml in {}: the examples are part of the docs",
+        examples.display()
+    );
+    let mut failures = Vec::new();
+    for config in &configs {
+        let out = config_check(config);
+        if out.status.code() != Some(0) {
+            failures.push(format!(
+                "{} -> {}\n{}",
+                config.display(),
+                out.status,
+                common::combined_output(&out)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "`portcullis config check` rejected example configs:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A typo in a key (line 10, under `http`); the rest of the file is valid.
+const TYPO_CONFIG: &str = "\
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: ./data
+  delete:
+    enabled: true
+http:
+  adress: 127.0.0.1:5000
+";
+const TYPO_LINE: usize = 10;
+
+fn check_typo() -> (Output, String) {
+    let dir = common::temp_dir();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, TYPO_CONFIG).expect("write config");
+    let out = config_check(&path);
+    let printed = common::combined_output(&out);
+    (out, printed)
+}
+
+#[test]
+fn unknown_key_fails_naming_key_and_line() {
+    let (out, printed) = check_typo();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "config check of a config with an unknown key should exit 1:\n{printed}"
+    );
+    assert!(
+        printed.contains("adress"),
+        "the unknown key is not named:\n{printed}"
+    );
+    assert!(
+        mentions_line(&printed, TYPO_LINE),
+        "line {TYPO_LINE} is not mentioned:\n{printed}"
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_closest_valid_key() {
+    let (out, printed) = check_typo();
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    // "addr" appears nowhere else in the file or in "adress".
+    assert!(
+        printed.contains("addr"),
+        "no suggestion of `addr` for `adress`:\n{printed}"
+    );
+}
+
+#[test]
+fn mentions_line_matches_diagnostic_forms() {
+    assert!(mentions_line("config.yml:10:3: unknown key", 10));
+    assert!(mentions_line(
+        "unknown key `adress` at line 10, column 3",
+        10
+    ));
+    assert!(mentions_line("Line: 10", 10));
+    assert!(!mentions_line("config.yml:100:3", 10));
+    assert!(!mentions_line("/tmp/x10y/config.yml: bad", 10));
+}

@@ -1,0 +1,272 @@
+//! A registry process for tests: portcullis or the reference registry
+//! (`docker-registry`, Debian's distribution 2.8), started from a
+//! distribution-format `config.yml` on a free loopback port, ready when
+//! `GET /v2/` answers, and stopped on drop.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::process::Supervised;
+use super::{free_port, http, temp_dir};
+
+/// How long a registry may take to answer `GET /v2/`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which implementation serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// The binary under test, `portcullis serve --config PATH`.
+    Portcullis,
+    /// The reference registry, `docker-registry serve PATH`.
+    Reference,
+}
+
+impl RegistryKind {
+    /// The registry the e2e scenarios exercise: portcullis, unless
+    /// `PORTCULLIS_TEST_REGISTRY=reference` asks for the reference registry
+    /// (to check the tests themselves against distribution).
+    pub fn under_test() -> Self {
+        match std::env::var("PORTCULLIS_TEST_REGISTRY").as_deref() {
+            Err(_) | Ok("" | "portcullis") => Self::Portcullis,
+            Ok("reference" | "docker-registry" | "distribution") => Self::Reference,
+            Ok(other) => {
+                panic!("PORTCULLIS_TEST_REGISTRY={other:?}: expected `portcullis` or `reference`")
+            }
+        }
+    }
+
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Portcullis => "portcullis",
+            Self::Reference => "docker-registry",
+        }
+    }
+
+    fn command(self, config: &Path) -> Command {
+        let mut cmd = match self {
+            Self::Portcullis => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+                cmd.args(["serve", "--config"]).arg(config);
+                cmd
+            }
+            Self::Reference => {
+                let mut cmd = Command::new("docker-registry");
+                cmd.arg("serve").arg(config);
+                cmd
+            }
+        };
+        // Both read REGISTRY_* overrides; the test's config must be all
+        // there is.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+}
+
+/// The settings a test registry gets; written out as `config.yml`.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// `storage.filesystem.rootdirectory`.
+    pub root: PathBuf,
+    /// `auth.htpasswd.path`; no auth section when `None`.
+    pub htpasswd: Option<PathBuf>,
+    /// `storage.delete.enabled`.
+    pub delete: bool,
+}
+
+impl RegistryConfig {
+    /// Filesystem storage at `root`, no auth, deletes disabled.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            htpasswd: None,
+            delete: false,
+        }
+    }
+
+    /// Requires Basic auth against the htpasswd file at `path`.
+    #[must_use]
+    pub fn htpasswd(mut self, path: impl Into<PathBuf>) -> Self {
+        self.htpasswd = Some(path.into());
+        self
+    }
+
+    /// Sets `storage.delete.enabled`.
+    #[must_use]
+    pub fn delete_enabled(mut self, enabled: bool) -> Self {
+        self.delete = enabled;
+        self
+    }
+
+    /// The `config.yml` text, listening on `127.0.0.1:port`.
+    pub fn to_yaml(&self, port: u16) -> String {
+        let mut yaml = format!(
+            "version: 0.1\n\
+             http:\n  addr: 127.0.0.1:{port}\n\
+             storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: {delete}\n",
+            root = yaml_str(&self.root),
+            delete = self.delete,
+        );
+        if let Some(path) = &self.htpasswd {
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n",
+                yaml_str(path)
+            ));
+        }
+        yaml
+    }
+}
+
+/// A double-quoted YAML scalar holding `path`.
+fn yaml_str(path: &Path) -> String {
+    let text = path.to_str().expect("test paths are UTF-8");
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A running registry; killed (SIGTERM, then SIGKILL) on drop. If the test
+/// is failing, the registry's log is printed then.
+pub struct Registry {
+    kind: RegistryKind,
+    port: u16,
+    process: Option<Supervised>,
+    /// Holds `config.yml` and the process's output, `registry.log`.
+    dir: TempDir,
+}
+
+impl Registry {
+    /// Starts `kind` with `config` and waits until it answers `GET /v2/`
+    /// (200 or 401). Panics, showing the log, if it does not.
+    pub fn start(kind: RegistryKind, config: &RegistryConfig) -> Self {
+        let mut dir = temp_dir();
+        let mut last_log = String::new();
+        // A port that was free can be taken before the registry binds it:
+        // then try another one.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config.to_yaml(port)).expect("write config.yml");
+            let log_path = dir.path().join("registry.log");
+            let log = File::create(&log_path).expect("create registry.log");
+            let mut cmd = kind.command(&config_path);
+            cmd.current_dir(dir.path());
+            let process = Supervised::spawn(
+                &cmd,
+                log.try_clone().expect("clone log handle").into(),
+                log.into(),
+            )
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
+            let mut registry = Self {
+                kind,
+                port,
+                process: Some(process),
+                dir,
+            };
+            match registry.wait_ready() {
+                Ok(()) => return registry,
+                Err(why) => {
+                    last_log = registry.log();
+                    registry.kill();
+                    dir = std::mem::replace(&mut registry.dir, temp_dir());
+                    drop(registry);
+                    let retry = last_log.contains("address already in use")
+                        || last_log.contains("Address already in use");
+                    if !retry {
+                        panic!(
+                            "{} did not become ready: {why}\n--- config.yml ---\n{}--- log ---\n{last_log}",
+                            kind.name(),
+                            config.to_yaml(port)
+                        );
+                    }
+                }
+            }
+        }
+        panic!(
+            "{} could not bind a free port\n--- log ---\n{last_log}",
+            kind.name()
+        );
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let client = http();
+        let url = self.url("/v2/");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last_error = String::from("no answer yet");
+        while Instant::now() < deadline {
+            let process = self.process.as_mut().expect("registry is running");
+            if let Some(status) = process.try_wait() {
+                return Err(format!("it exited with {status}"));
+            }
+            match client.get(&url).timeout(Duration::from_secs(2)).send() {
+                Ok(resp) if matches!(resp.status().as_u16(), 200 | 401) => return Ok(()),
+                Ok(resp) => last_error = format!("GET /v2/ answered {}", resp.status()),
+                Err(e) => last_error = format!("GET /v2/: {e}"),
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("not ready after {READY_TIMEOUT:?} ({last_error})"))
+    }
+
+    /// The implementation that serves.
+    pub fn kind(&self) -> RegistryKind {
+        self.kind
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`, the registry host part of image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Stops the process and waits for it: SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop(Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "--- {} log on 127.0.0.1:{} (last {} lines) ---",
+                self.kind.name(),
+                self.port,
+                tail.len()
+            );
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
