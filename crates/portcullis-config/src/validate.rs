@@ -372,16 +372,6 @@ impl Validator<'_> {
                 "fix the address (see http.net for the network)",
             ),
         }
-        if let Some(debug) = &http.debug
-            && !debug.addr.is_empty()
-            && let Err(message) = parse_listen_addr("tcp", &debug.addr)
-        {
-            self.err(
-                "http.debug.addr",
-                message,
-                "fix the address, or remove http.debug",
-            );
-        }
         if let Some(host) = &http.host
             && !(host.starts_with("http://") || host.starts_with("https://"))
         {

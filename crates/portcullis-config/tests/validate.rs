@@ -189,11 +189,10 @@ fn addresses() {
     let c = load("version: 0.1\nstorage: inmemory\nhttp:\n  net: unix\n  addr: /tmp/p.sock\n");
     c.validate().unwrap();
     let c = load(
-        "version: 0.1\nstorage: inmemory\nhttp:\n  host: registry.example.com\n  debug:\n    addr: nope\n",
+        "version: 0.1\nstorage: inmemory\nhttp:\n  host: registry.example.com\n",
     );
     let errors = validate_errors(&c);
     assert_eq!(find(&errors, "http.host").line, Some(4));
-    assert_eq!(find(&errors, "http.debug.addr").line, Some(6));
 }
 
 #[test]

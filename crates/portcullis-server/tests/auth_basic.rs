@@ -31,7 +31,10 @@ fn fixture() -> Fixture {
     std::fs::write(&path, format!("alice:{alice}\nbob:{bob}\n")).expect("write htpasswd");
     let file = Arc::new(Htpasswd::load(&path).expect("load htpasswd"));
     let mut headers = HeaderMap::new();
-    headers.insert(HeaderName::from_static("x-portcullis-test"), HeaderValue::from_static("on"));
+    headers.insert(
+        HeaderName::from_static("x-portcullis-test"),
+        HeaderValue::from_static("on"),
+    );
     headers.append(
         HeaderName::from_static("strict-transport-security"),
         HeaderValue::from_static("max-age=63072000"),
@@ -52,10 +55,19 @@ fn fixture() -> Fixture {
 }
 
 fn basic(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }
 
-async fn call(f: &Fixture, method: Method, uri: &str, auth: Option<&str>, body: impl Into<Body>) -> Resp {
+async fn call(
+    f: &Fixture,
+    method: Method,
+    uri: &str,
+    auth: Option<&str>,
+    body: impl Into<Body>,
+) -> Resp {
     let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
     send(&f.app, request(method, uri, &headers, body)).await
 }
@@ -64,7 +76,10 @@ async fn call(f: &Fixture, method: Method, uri: &str, auth: Option<&str>, body: 
 fn assert_challenge(r: &Resp) {
     r.expect_error(401, "UNAUTHORIZED");
     let www = r.header("www-authenticate");
-    assert!(www.starts_with(&format!("Basic realm=\"{REALM}\"")), "{www}");
+    assert!(
+        www.starts_with(&format!("Basic realm=\"{REALM}\"")),
+        "{www}"
+    );
     assert_configured_headers(r);
 }
 
@@ -90,7 +105,14 @@ async fn no_credentials_get_a_challenge() {
         let r = call(&f, Method::GET, &path, None, Body::empty()).await;
         assert_challenge(&r);
     }
-    let r = call(&f, Method::POST, "/v2/app/blobs/uploads/", None, Body::empty()).await;
+    let r = call(
+        &f,
+        Method::POST,
+        "/v2/app/blobs/uploads/",
+        None,
+        Body::empty(),
+    )
+    .await;
     assert_challenge(&r);
     let r = call(&f, Method::PUT, "/v2/app/manifests/v1", None, &b"{}"[..]).await;
     assert_challenge(&r);
@@ -100,7 +122,11 @@ async fn no_credentials_get_a_challenge() {
 async fn unauthenticated_probes_learn_nothing_about_names() {
     // Malformed names and unknown endpoints also get the challenge, not a 400/404.
     let f = fixture();
-    for path in ["/v2/UPPER/tags/list", "/v2/app/nothing-here", "/v2/a/../b/manifests/x"] {
+    for path in [
+        "/v2/UPPER/tags/list",
+        "/v2/app/nothing-here",
+        "/v2/a/../b/manifests/x",
+    ] {
         let r = call(&f, Method::GET, path, None, Body::empty()).await;
         assert_challenge(&r);
     }
@@ -118,8 +144,14 @@ async fn wrong_password_and_unknown_user_get_the_same_challenge() {
         basic("", ""),
         "Basic".to_owned(),
         "Basic !!!notbase64!!!".to_owned(),
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("no-colon")),
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(b"alice:\xff\xfe")),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("no-colon")
+        ),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(b"alice:\xff\xfe")
+        ),
         "Bearer some.jwt.token".to_owned(),
         "Digest username=alice".to_owned(),
         format!("Basic {}", "A".repeat(70 * 1024)),
@@ -129,10 +161,27 @@ async fn wrong_password_and_unknown_user_get_the_same_challenge() {
         assert_challenge(&r);
     }
     // Wrong password and unknown user are indistinguishable.
-    let wrong = call(&f, Method::GET, "/v2/", Some(&basic("alice", "wrong")), Body::empty()).await;
-    let unknown = call(&f, Method::GET, "/v2/", Some(&basic("mallory", "x")), Body::empty()).await;
+    let wrong = call(
+        &f,
+        Method::GET,
+        "/v2/",
+        Some(&basic("alice", "wrong")),
+        Body::empty(),
+    )
+    .await;
+    let unknown = call(
+        &f,
+        Method::GET,
+        "/v2/",
+        Some(&basic("mallory", "x")),
+        Body::empty(),
+    )
+    .await;
     assert_eq!(wrong.body, unknown.body);
-    assert_eq!(wrong.header("www-authenticate"), unknown.header("www-authenticate"));
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        unknown.header("www-authenticate")
+    );
 }
 
 #[tokio::test]
@@ -145,10 +194,14 @@ async fn correct_credentials_are_accepted() {
     assert!(r.opt_header("www-authenticate").is_none());
     // A password containing colons: only the first colon separates the user.
     let bob = basic("bob", "builder:with:colons");
-    call(&f, Method::GET, "/v2/", Some(&bob), Body::empty()).await.expect(200);
+    call(&f, Method::GET, "/v2/", Some(&bob), Body::empty())
+        .await
+        .expect(200);
     // The scheme is case-insensitive.
     let lower = alice.replacen("Basic", "basic", 1);
-    call(&f, Method::GET, "/v2/", Some(&lower), Body::empty()).await.expect(200);
+    call(&f, Method::GET, "/v2/", Some(&lower), Body::empty())
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -157,15 +210,36 @@ async fn authenticated_push_and_pull() {
     let alice = basic("alice", "wonderland");
     let data = b"authenticated layer".to_vec();
     let d = digest(&data);
-    let r = call(&f, Method::POST, &format!("/v2/app/blobs/uploads/?digest={d}"), Some(&alice), data.clone()).await;
+    let r = call(
+        &f,
+        Method::POST,
+        &format!("/v2/app/blobs/uploads/?digest={d}"),
+        Some(&alice),
+        data.clone(),
+    )
+    .await;
     r.expect(201);
     assert_configured_headers(&r);
-    let r = call(&f, Method::GET, &format!("/v2/app/blobs/{d}"), Some(&alice), Body::empty()).await;
+    let r = call(
+        &f,
+        Method::GET,
+        &format!("/v2/app/blobs/{d}"),
+        Some(&alice),
+        Body::empty(),
+    )
+    .await;
     r.expect(200);
     assert_eq!(&r.body[..], &data[..]);
     assert_configured_headers(&r);
     // The same blob without credentials: challenge.
-    let r = call(&f, Method::GET, &format!("/v2/app/blobs/{d}"), None, Body::empty()).await;
+    let r = call(
+        &f,
+        Method::GET,
+        &format!("/v2/app/blobs/{d}"),
+        None,
+        Body::empty(),
+    )
+    .await;
     assert_challenge(&r);
 }
 
@@ -175,12 +249,47 @@ async fn configured_headers_are_on_every_response() {
     let alice = basic("alice", "wonderland");
     let responses = [
         call(&f, Method::GET, "/v2/", Some(&alice), Body::empty()).await,
-        call(&f, Method::GET, "/v2/app/manifests/nope", Some(&alice), Body::empty()).await,
-        call(&f, Method::GET, "/v2/BAD/tags/list", Some(&alice), Body::empty()).await,
-        call(&f, Method::POST, "/v2/app/manifests/x", Some(&alice), Body::empty()).await,
-        call(&f, Method::GET, "/v2/app/nothing", Some(&alice), Body::empty()).await,
+        call(
+            &f,
+            Method::GET,
+            "/v2/app/manifests/nope",
+            Some(&alice),
+            Body::empty(),
+        )
+        .await,
+        call(
+            &f,
+            Method::GET,
+            "/v2/BAD/tags/list",
+            Some(&alice),
+            Body::empty(),
+        )
+        .await,
+        call(
+            &f,
+            Method::POST,
+            "/v2/app/manifests/x",
+            Some(&alice),
+            Body::empty(),
+        )
+        .await,
+        call(
+            &f,
+            Method::GET,
+            "/v2/app/nothing",
+            Some(&alice),
+            Body::empty(),
+        )
+        .await,
         call(&f, Method::GET, "/not-the-api", None, Body::empty()).await,
-        call(&f, Method::POST, "/v2/app/blobs/uploads/", Some(&alice), Body::empty()).await,
+        call(
+            &f,
+            Method::POST,
+            "/v2/app/blobs/uploads/",
+            Some(&alice),
+            Body::empty(),
+        )
+        .await,
         call(&f, Method::GET, "/v2/", None, Body::empty()).await,
     ];
     let statuses: Vec<u16> = responses.iter().map(|r| r.status.as_u16()).collect();

@@ -10,7 +10,9 @@ use common::*;
 async fn tagged(reg: &Reg, repo: &str, tags: &[&str]) -> String {
     let (d, m) = reg.push_image(repo, tags[0], repo).await;
     for t in &tags[1..] {
-        reg.put_manifest(repo, t, OCI_MANIFEST, &m).await.expect(201);
+        reg.put_manifest(repo, t, OCI_MANIFEST, &m)
+            .await
+            .expect(201);
     }
     d
 }
@@ -28,7 +30,9 @@ fn tags_of(r: &Resp) -> Vec<String> {
 #[track_caller]
 fn next_link(r: &Resp) -> String {
     let link = r.header("link");
-    let (url, rel) = link.split_once(';').unwrap_or_else(|| panic!("malformed Link: {link}"));
+    let (url, rel) = link
+        .split_once(';')
+        .unwrap_or_else(|| panic!("malformed Link: {link}"));
     assert_eq!(rel.trim(), "rel=\"next\"", "{link}");
     let url = url.trim();
     assert!(url.starts_with('<') && url.ends_with('>'), "{link}");
@@ -84,7 +88,10 @@ async fn tags_pagination_with_n_last_and_link() {
     // Exactly the size of the list: no next page.
     let r = reg.get("/v2/app/tags/list?n=5").await;
     assert_eq!(tags_of(&r).len(), 5);
-    assert!(r.opt_header("link").is_none(), "no Link when nothing follows");
+    assert!(
+        r.opt_header("link").is_none(),
+        "no Link when nothing follows"
+    );
     // Past the end.
     let r = reg.get("/v2/app/tags/list?last=z").await;
     r.expect(200);
@@ -117,7 +124,9 @@ async fn pagination_number_must_be_a_number() {
 #[tokio::test]
 async fn tags_of_unknown_repository_is_name_unknown() {
     let reg = Reg::memory();
-    reg.get("/v2/nobody/here/tags/list").await.expect_error(404, "NAME_UNKNOWN");
+    reg.get("/v2/nobody/here/tags/list")
+        .await
+        .expect_error(404, "NAME_UNKNOWN");
 }
 
 #[tokio::test]
@@ -173,6 +182,41 @@ async fn catalog_lists_repositories_with_pagination() {
 }
 
 #[tokio::test]
+async fn catalog_pages_are_capped_by_catalog_max() {
+    let reg = Reg::memory();
+    for repo in ["a", "b", "c"] {
+        reg.push_blob(repo, repo.as_bytes()).await;
+    }
+    let capped = policy_app(
+        reg.driver.clone(),
+        portcullis_server::UrlPolicy::default(),
+        2,
+    );
+    for uri in ["/v2/_catalog", "/v2/_catalog?n=50"] {
+        let r = send(
+            &capped,
+            request(Method::GET, uri, &[], axum::body::Body::empty()),
+        )
+        .await;
+        r.expect(200);
+        assert_eq!(
+            r.json()["repositories"],
+            serde_json::json!(["a", "b"]),
+            "{uri}"
+        );
+        let next = next_link(&r);
+        assert!(next.contains("last=b"), "{next}");
+        let r = send(
+            &capped,
+            request(Method::GET, &next, &[], axum::body::Body::empty()),
+        )
+        .await;
+        assert_eq!(r.json()["repositories"], serde_json::json!(["c"]));
+        assert!(r.opt_header("link").is_none());
+    }
+}
+
+#[tokio::test]
 async fn empty_catalog() {
     let reg = Reg::memory();
     let r = reg.get("/v2/_catalog").await;
@@ -185,7 +229,10 @@ const SIG: &str = "application/vnd.example.signature.v1";
 
 /// Pushes an image and two artifacts that refer to it; returns
 /// (subject digest, [(artifact digest, size, artifactType)]).
-async fn image_with_referrers(reg: &Reg, repo: &str) -> (String, Vec<(String, usize, &'static str)>) {
+async fn image_with_referrers(
+    reg: &Reg,
+    repo: &str,
+) -> (String, Vec<(String, usize, &'static str)>) {
     let (subject, subject_bytes) = reg.push_image(repo, "v1", "subject").await;
     let empty = reg.push_blob(repo, b"{}").await;
     let mut out = Vec::new();
@@ -194,7 +241,12 @@ async fn image_with_referrers(reg: &Reg, repo: &str) -> (String, Vec<(String, us
             ",\"artifactType\":\"{ty}\"{},\"annotations\":{{\"org.example.kind\":\"{note}\"}}",
             subject_field(&subject, subject_bytes.len())
         );
-        let m = image_manifest_typed("application/vnd.oci.empty.v1+json", (&empty, 2), &[], &extra);
+        let m = image_manifest_typed(
+            "application/vnd.oci.empty.v1+json",
+            (&empty, 2),
+            &[],
+            &extra,
+        );
         let d = digest(&m);
         let r = reg.put_manifest(repo, &d, OCI_MANIFEST, &m).await;
         r.expect(201);
@@ -234,7 +286,9 @@ async fn referrers_lists_artifacts() {
 async fn referrers_filter_by_artifact_type() {
     let reg = Reg::memory();
     let (subject, artifacts) = image_with_referrers(&reg, "app").await;
-    let r = reg.get(&format!("/v2/app/referrers/{subject}?artifactType={SBOM}")).await;
+    let r = reg
+        .get(&format!("/v2/app/referrers/{subject}?artifactType={SBOM}"))
+        .await;
     r.expect(200);
     assert_eq!(r.header("oci-filters-applied"), "artifactType");
     let v = r.json();
@@ -243,7 +297,20 @@ async fn referrers_filter_by_artifact_type() {
     assert_eq!(list[0]["digest"], artifacts[0].0.as_str());
     assert_eq!(list[0]["artifactType"], SBOM);
 
-    let r = reg.get(&format!("/v2/app/referrers/{subject}?artifactType=application/unknown")).await;
+    // Percent-encoded, as most clients send it.
+    let encoded = SBOM.replace('/', "%2F");
+    let r = reg
+        .get(&format!(
+            "/v2/app/referrers/{subject}?artifactType={encoded}"
+        ))
+        .await;
+    assert_eq!(r.json()["manifests"].as_array().map(Vec::len), Some(1));
+
+    let r = reg
+        .get(&format!(
+            "/v2/app/referrers/{subject}?artifactType=application/unknown"
+        ))
+        .await;
     r.expect(200);
     assert_eq!(r.header("oci-filters-applied"), "artifactType");
     assert_eq!(r.json()["manifests"], serde_json::json!([]));
@@ -254,10 +321,20 @@ async fn referrers_artifact_type_falls_back_to_config_media_type() {
     let reg = Reg::memory();
     let (subject, subject_bytes) = reg.push_image("app", "v1", "s").await;
     let cfg = reg.push_blob("app", b"{\"sig\":1}").await;
-    let m = image_manifest_typed("application/vnd.example.config", (&cfg, 9), &[], &subject_field(&subject, subject_bytes.len()));
-    reg.put_manifest("app", &digest(&m), OCI_MANIFEST, &m).await.expect(201);
+    let m = image_manifest_typed(
+        "application/vnd.example.config",
+        (&cfg, 9),
+        &[],
+        &subject_field(&subject, subject_bytes.len()),
+    );
+    reg.put_manifest("app", &digest(&m), OCI_MANIFEST, &m)
+        .await
+        .expect(201);
     let r = reg.get(&format!("/v2/app/referrers/{subject}")).await;
-    assert_eq!(r.json()["manifests"][0]["artifactType"], "application/vnd.example.config");
+    assert_eq!(
+        r.json()["manifests"][0]["artifactType"],
+        "application/vnd.example.config"
+    );
 }
 
 #[tokio::test]
@@ -265,7 +342,12 @@ async fn referrers_of_unknown_digest_is_empty_index() {
     let reg = Reg::memory();
     reg.push_image("app", "v1", "x").await;
     for repo in ["app", "never-pushed"] {
-        let r = reg.get(&format!("/v2/{repo}/referrers/{}", absent_digest("subject"))).await;
+        let r = reg
+            .get(&format!(
+                "/v2/{repo}/referrers/{}",
+                absent_digest("subject")
+            ))
+            .await;
         r.expect(200);
         assert_eq!(r.header("content-type"), OCI_INDEX);
         let v = r.json();
@@ -281,7 +363,10 @@ async fn referrers_include_index_artifacts_and_are_per_repository() {
     let (subject, subject_bytes) = reg.push_image("app", "v1", "s").await;
     let idx = index_manifest(
         &[],
-        &format!(",\"artifactType\":\"application/vnd.example.bundle\"{}", subject_field(&subject, subject_bytes.len())),
+        &format!(
+            ",\"artifactType\":\"application/vnd.example.bundle\"{}",
+            subject_field(&subject, subject_bytes.len())
+        ),
     );
     let r = reg.put_manifest("app", "bundle", OCI_INDEX, &idx).await;
     r.expect(201);
@@ -290,7 +375,10 @@ async fn referrers_include_index_artifacts_and_are_per_repository() {
     let v = r.json();
     assert_eq!(v["manifests"][0]["digest"], digest(&idx).as_str());
     assert_eq!(v["manifests"][0]["mediaType"], OCI_INDEX);
-    assert_eq!(v["manifests"][0]["artifactType"], "application/vnd.example.bundle");
+    assert_eq!(
+        v["manifests"][0]["artifactType"],
+        "application/vnd.example.bundle"
+    );
     // Another repository does not see them.
     let r = reg.get(&format!("/v2/other/referrers/{subject}")).await;
     r.expect(200);
@@ -301,7 +389,12 @@ async fn referrers_include_index_artifacts_and_are_per_repository() {
 async fn referrers_only_accepts_get_and_head() {
     let reg = Reg::memory();
     let r = reg
-        .call(Method::DELETE, &format!("/v2/app/referrers/{}", absent_digest("x")), &[], axum::body::Body::empty())
+        .call(
+            Method::DELETE,
+            &format!("/v2/app/referrers/{}", absent_digest("x")),
+            &[],
+            axum::body::Body::empty(),
+        )
         .await;
     r.expect_error(405, "UNSUPPORTED");
 }

@@ -12,7 +12,11 @@ use common::*;
 async fn garbage_content_range_on_patch_is_416() {
     let reg = Reg::memory();
     let loc = reg.start_upload("app").await;
-    let loc = reg.patch_chunk(&loc, 0, b"0123456789").await.expect(202).location();
+    let loc = reg
+        .patch_chunk(&loc, 0, b"0123456789")
+        .await
+        .expect(202)
+        .location();
     for cr in [
         "abc",
         "10-",
@@ -27,28 +31,49 @@ async fn garbage_content_range_on_patch_is_416() {
         "",
     ] {
         let r = reg
-            .call(Method::PATCH, &loc, &[("content-range", cr), ("content-length", "5")], &b"abcde"[..])
+            .call(
+                Method::PATCH,
+                &loc,
+                &[("content-range", cr), ("content-length", "5")],
+                &b"abcde"[..],
+            )
             .await;
-        assert_eq!(r.status.as_u16(), 416, "Content-Range `{cr}`: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status.as_u16(),
+            416,
+            "Content-Range `{cr}`: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.expect_error(416, "RANGE_INVALID");
     }
     // Gapped, overlapping and mismatched ranges.
     for (cr, len) in [("20-24", "5"), ("5-9", "5"), ("10-19", "5"), ("10-14", "4")] {
         let r = reg
-            .call(Method::PATCH, &loc, &[("content-range", cr), ("content-length", len)], &b"abcde"[..])
+            .call(
+                Method::PATCH,
+                &loc,
+                &[("content-range", cr), ("content-length", len)],
+                &b"abcde"[..],
+            )
             .await;
         r.expect_error(416, "RANGE_INVALID");
     }
     // Non-UTF-8 bytes.
     let mut req = request(Method::PATCH, &loc, &[], &b"abcde"[..]);
-    req.headers_mut()
-        .insert("content-range", HeaderValue::from_bytes(b"1\xff-\xfe4").expect("opaque header"));
+    req.headers_mut().insert(
+        "content-range",
+        HeaderValue::from_bytes(b"1\xff-\xfe4").expect("opaque header"),
+    );
     reg.send(req).await.expect_error(416, "RANGE_INVALID");
     // None of that changed the session.
     let st = reg.get(&loc).await;
     st.expect(204);
     assert_eq!(st.header("range"), "0-9");
-    let loc = reg.patch_chunk(&loc, 10, b"abcde").await.expect(202).location();
+    let loc = reg
+        .patch_chunk(&loc, 10, b"abcde")
+        .await
+        .expect(202)
+        .location();
     reg.call(
         Method::PUT,
         &with_query(&loc, &format!("digest={}", digest(b"0123456789abcde"))),
@@ -64,7 +89,12 @@ async fn garbage_content_length_on_patch() {
     let reg = Reg::memory();
     let loc = reg.start_upload("app").await;
     let r = reg
-        .call(Method::PATCH, &loc, &[("content-range", "0-4"), ("content-length", "five")], &b"abcde"[..])
+        .call(
+            Method::PATCH,
+            &loc,
+            &[("content-range", "0-4"), ("content-length", "five")],
+            &b"abcde"[..],
+        )
         .await;
     assert!(r.status.is_client_error(), "{:?}", r.status);
     r.expect_error(400, "SIZE_INVALID");
@@ -81,32 +111,59 @@ async fn huge_header_values_are_refused_cleanly() {
 
     // A 70 kB Range.
     let r = reg
-        .call(Method::GET, &format!("/v2/app/blobs/{d}"), &[("range", &huge_range)], Body::empty())
+        .call(
+            Method::GET,
+            &format!("/v2/app/blobs/{d}"),
+            &[("range", &huge_range)],
+            Body::empty(),
+        )
         .await;
     r.expect_error(416, "RANGE_INVALID");
     // A 70 kB Content-Range.
     let loc = reg.start_upload("app").await;
     let r = reg
-        .call(Method::PATCH, &loc, &[("content-range", &format!("0-{huge}"))], &b"x"[..])
+        .call(
+            Method::PATCH,
+            &loc,
+            &[("content-range", &format!("0-{huge}"))],
+            &b"x"[..],
+        )
         .await;
     r.expect_error(416, "RANGE_INVALID");
     // A 70 kB Accept: nothing acceptable.
     let accept = "a".repeat(70 * 1024);
     let r = reg
-        .call(Method::GET, "/v2/app/manifests/v1", &[("accept", &accept)], Body::empty())
+        .call(
+            Method::GET,
+            "/v2/app/manifests/v1",
+            &[("accept", &accept)],
+            Body::empty(),
+        )
         .await;
     r.expect_error(404, "MANIFEST_UNKNOWN");
     // A 70 kB Content-Type on a manifest that is not JSON.
     let r = reg
-        .call(Method::PUT, "/v2/app/manifests/v2", &[("content-type", &accept)], &b"not json"[..])
+        .call(
+            Method::PUT,
+            "/v2/app/manifests/v2",
+            &[("content-type", &accept)],
+            &b"not json"[..],
+        )
         .await;
     r.expect_error(400, "MANIFEST_INVALID");
     // A 70 kB header the registry does not read at all is ignored.
-    let r = reg.call(Method::GET, "/v2/", &[("x-junk", &accept)], Body::empty()).await;
+    let r = reg
+        .call(Method::GET, "/v2/", &[("x-junk", &accept)], Body::empty())
+        .await;
     r.expect(200);
     // A 70 kB Host does not end up in a Location.
     let r = reg
-        .call(Method::POST, "/v2/app/blobs/uploads/", &[("host", &accept)], Body::empty())
+        .call(
+            Method::POST,
+            "/v2/app/blobs/uploads/",
+            &[("host", &accept)],
+            Body::empty(),
+        )
         .await;
     r.expect(202);
 }
@@ -116,18 +173,34 @@ async fn range_garbage_on_blob_is_416() {
     let reg = Reg::memory();
     let d = reg.push_blob("app", b"0123456789").await;
     let uri = format!("/v2/app/blobs/{d}");
-    for range in ["", "bytes", "bytes=", "bytes=--1", "bytes= 0-1", "bytes=0-1-2", "bytes=1e3-", "bytes=0x1-"] {
-        let r = reg.call(Method::GET, &uri, &[("range", range)], Body::empty()).await;
+    for range in [
+        "",
+        "bytes",
+        "bytes=",
+        "bytes=--1",
+        "bytes= 0-1",
+        "bytes=0-1-2",
+        "bytes=1e3-",
+        "bytes=0x1-",
+    ] {
+        let r = reg
+            .call(Method::GET, &uri, &[("range", range)], Body::empty())
+            .await;
         assert_eq!(r.status.as_u16(), 416, "Range `{range}`");
         r.expect_error(416, "RANGE_INVALID");
     }
     let mut req = request(Method::GET, &uri, &[], Body::empty());
-    req.headers_mut().insert("range", HeaderValue::from_bytes(b"bytes=\xff-").expect("opaque"));
+    req.headers_mut().insert(
+        "range",
+        HeaderValue::from_bytes(b"bytes=\xff-").expect("opaque"),
+    );
     reg.send(req).await.expect_error(416, "RANGE_INVALID");
 }
 
 async fn put_raw(reg: &Reg, tag: &str, ct: Option<&str>, body: Vec<u8>) -> Resp {
-    let mut b = Request::builder().method(Method::PUT).uri(format!("/v2/app/manifests/{tag}"));
+    let mut b = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/v2/app/manifests/{tag}"));
     if let Some(ct) = ct {
         b = b.header("content-type", ct);
     }
@@ -169,12 +242,21 @@ async fn invalid_manifests_are_manifest_invalid() {
     ];
     for (what, body) in cases {
         let r = put_raw(&reg, "bad", Some(OCI_MANIFEST), body).await;
-        assert_eq!(r.status.as_u16(), 400, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status.as_u16(),
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.expect_error(400, "MANIFEST_INVALID");
     }
-    reg.get("/v2/app/manifests/bad").await.expect_error(404, "MANIFEST_UNKNOWN");
+    reg.get("/v2/app/manifests/bad")
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
     // The unmodified manifest is fine.
-    put_raw(&reg, "good", Some(OCI_MANIFEST), good.into_bytes()).await.expect(201);
+    put_raw(&reg, "good", Some(OCI_MANIFEST), good.into_bytes())
+        .await
+        .expect(201);
 }
 
 #[tokio::test]
@@ -184,12 +266,19 @@ async fn empty_bodies() {
     put_raw(&reg, "empty", Some(OCI_MANIFEST), Vec::new())
         .await
         .expect_error(400, "MANIFEST_INVALID");
-    put_raw(&reg, "empty", None, Vec::new()).await.expect_error(400, "MANIFEST_INVALID");
+    put_raw(&reg, "empty", None, Vec::new())
+        .await
+        .expect_error(400, "MANIFEST_INVALID");
     // Completing an upload with no data but a digest of something else.
     let loc = reg.start_upload("app").await;
-    reg.call(Method::PUT, &with_query(&loc, &format!("digest={}", digest(b"x"))), &[], Body::empty())
-        .await
-        .expect_error(400, "DIGEST_INVALID");
+    reg.call(
+        Method::PUT,
+        &with_query(&loc, &format!("digest={}", digest(b"x"))),
+        &[],
+        Body::empty(),
+    )
+    .await
+    .expect_error(400, "DIGEST_INVALID");
     // A single-request upload with no body and a wrong digest.
     reg.call(
         Method::POST,
@@ -201,16 +290,31 @@ async fn empty_bodies() {
     .expect_error(400, "DIGEST_INVALID");
     // An empty PATCH is harmless.
     let loc = reg.start_upload("app").await;
-    let r = reg.call(Method::PATCH, &loc, &[("content-length", "0")], Body::empty()).await;
-    assert!(r.status.as_u16() == 202 || r.status.as_u16() == 416, "{:?}", r.status);
-    reg.get(&r.opt_header("location").map_or(loc, path_of)).await.expect(204);
+    let r = reg
+        .call(
+            Method::PATCH,
+            &loc,
+            &[("content-length", "0")],
+            Body::empty(),
+        )
+        .await;
+    assert!(
+        r.status.as_u16() == 202 || r.status.as_u16() == 416,
+        "{:?}",
+        r.status
+    );
+    reg.get(&r.opt_header("location").map_or(loc, path_of))
+        .await
+        .expect(204);
 }
 
 #[tokio::test]
 async fn errors_from_the_body_stream_are_client_errors() {
     let reg = Reg::memory();
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        vec![Ok(bytes::Bytes::from_static(b"{\"schema")), Err(std::io::Error::other("connection reset"))];
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(b"{\"schema")),
+        Err(std::io::Error::other("connection reset")),
+    ];
     let r = reg
         .call(
             Method::PUT,
@@ -222,12 +326,17 @@ async fn errors_from_the_body_stream_are_client_errors() {
     assert!(r.status.is_client_error(), "{:?}", r.status);
     r.expect_error(400, "MANIFEST_INVALID");
 
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        vec![Ok(bytes::Bytes::from_static(b"partial")), Err(std::io::Error::other("connection reset"))];
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(b"partial")),
+        Err(std::io::Error::other("connection reset")),
+    ];
     let r = reg
         .call(
             Method::POST,
-            &format!("/v2/app/blobs/uploads/?digest={}", digest(b"partial and more")),
+            &format!(
+                "/v2/app/blobs/uploads/?digest={}",
+                digest(b"partial and more")
+            ),
             &[],
             Body::from_stream(futures::stream::iter(chunks)),
         )

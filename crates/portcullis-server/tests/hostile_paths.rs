@@ -50,7 +50,12 @@ async fn malformed_names_are_name_invalid_on_every_endpoint() {
             (Method::GET, format!("/v2/{name}/referrers/{d}")),
         ] {
             let r = reg.call(method.clone(), &path, &[], Body::empty()).await;
-            assert_eq!(r.status.as_u16(), 400, "{method} {shown}: {}", String::from_utf8_lossy(&r.body));
+            assert_eq!(
+                r.status.as_u16(),
+                400,
+                "{method} {shown}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
             if method != Method::HEAD {
                 r.expect_error(400, "NAME_INVALID");
             }
@@ -63,7 +68,9 @@ async fn longest_valid_name_works() {
     let reg = Reg::memory();
     let name = format!("{}/{}", "a".repeat(127), "b".repeat(127));
     assert_eq!(name.len(), 255);
-    reg.get(&format!("/v2/{name}/tags/list")).await.expect_error(404, "NAME_UNKNOWN");
+    reg.get(&format!("/v2/{name}/tags/list"))
+        .await
+        .expect_error(404, "NAME_UNKNOWN");
     let d = reg.push_blob(&name, b"long name").await;
     reg.head(&format!("/v2/{name}/blobs/{d}")).await.expect(200);
 }
@@ -73,7 +80,9 @@ async fn longest_valid_name_works_on_the_filesystem() {
     let reg = Reg::fs_with(portcullis_core::Options::default());
     let name = format!("{}/{}", "a".repeat(127), "b".repeat(127));
     let (d, _) = reg.push_image(&name, "v1", "fs").await;
-    reg.head(&format!("/v2/{name}/manifests/{d}")).await.expect(200);
+    reg.head(&format!("/v2/{name}/manifests/{d}"))
+        .await
+        .expect(200);
 }
 
 fn bad_digests() -> Vec<String> {
@@ -111,9 +120,14 @@ async fn malformed_digests_are_digest_invalid() {
             r.expect_error(400, "DIGEST_INVALID");
         }
         let loc = reg.start_upload("app").await;
-        reg.call(Method::PUT, &with_query(&loc, &format!("digest={d}")), &[], &b"x"[..])
-            .await
-            .expect_error(400, "DIGEST_INVALID");
+        reg.call(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={d}")),
+            &[],
+            &b"x"[..],
+        )
+        .await
+        .expect_error(400, "DIGEST_INVALID");
         // A valid session is not harmed by a bad digest.
         reg.get(&loc).await.expect(204);
     }
@@ -122,17 +136,26 @@ async fn malformed_digests_are_digest_invalid() {
 #[tokio::test]
 async fn blob_path_without_algorithm_is_digest_invalid() {
     let reg = Reg::memory();
-    reg.get("/v2/app/blobs/notadigest").await.expect_error(400, "DIGEST_INVALID");
+    reg.get("/v2/app/blobs/notadigest")
+        .await
+        .expect_error(400, "DIGEST_INVALID");
 }
 
 #[tokio::test]
 async fn malformed_mount_digest_is_rejected() {
     let reg = Reg::memory();
     reg.push_blob("src", b"x").await;
-    let r = reg.post("/v2/dst/blobs/uploads/?mount=sha256:bad&from=src").await;
+    let r = reg
+        .post("/v2/dst/blobs/uploads/?mount=sha256:bad&from=src")
+        .await;
     assert!(r.status.is_client_error(), "{:?}", r.status);
     r.expect_error(400, "DIGEST_INVALID");
-    let r = reg.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=Bad..Name", digest(b"x"))).await;
+    let r = reg
+        .post(&format!(
+            "/v2/dst/blobs/uploads/?mount={}&from=Bad..Name",
+            digest(b"x")
+        ))
+        .await;
     r.expect_error(400, "NAME_INVALID");
 }
 
@@ -140,20 +163,39 @@ async fn malformed_mount_digest_is_rejected() {
 async fn malformed_tags_are_tag_invalid() {
     let reg = Reg::memory();
     let (_, m) = reg.push_image("app", "v1", "x").await;
-    for tag in ["-x", ".x", &"a".repeat(129), "a%20b", "a%2Fb", "t%C3%A9", "a+b", &"t".repeat(60_000)] {
+    for tag in [
+        "-x",
+        ".x",
+        &"a".repeat(129),
+        "a%20b",
+        "a%2Fb",
+        "t%C3%A9",
+        "a+b",
+        &"t".repeat(60_000),
+    ] {
         let shown: String = tag.chars().take(40).collect();
         let r = reg.get(&format!("/v2/app/manifests/{tag}")).await;
         assert_eq!(r.status.as_u16(), 400, "{shown}");
         r.expect_error(400, "TAG_INVALID");
-        reg.put_manifest("app", tag, OCI_MANIFEST, &m).await.expect_error(400, "TAG_INVALID");
+        reg.put_manifest("app", tag, OCI_MANIFEST, &m)
+            .await
+            .expect_error(400, "TAG_INVALID");
     }
     // An empty reference.
-    reg.get("/v2/app/manifests/").await.expect_error(400, "TAG_INVALID");
+    reg.get("/v2/app/manifests/")
+        .await
+        .expect_error(400, "TAG_INVALID");
     // 128 characters is the limit, and `_` may start a tag.
     let longest = "a".repeat(128);
-    reg.put_manifest("app", &longest, OCI_MANIFEST, &m).await.expect(201);
-    reg.put_manifest("app", "_under", OCI_MANIFEST, &m).await.expect(201);
-    reg.head(&format!("/v2/app/manifests/{longest}")).await.expect(200);
+    reg.put_manifest("app", &longest, OCI_MANIFEST, &m)
+        .await
+        .expect(201);
+    reg.put_manifest("app", "_under", OCI_MANIFEST, &m)
+        .await
+        .expect(201);
+    reg.head(&format!("/v2/app/manifests/{longest}"))
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -203,13 +245,91 @@ async fn wrong_methods_are_405_unsupported() {
 async fn garbage_query_strings_are_handled() {
     let reg = Reg::memory();
     reg.push_image("app", "v1", "q").await;
-    reg.get("/v2/app/tags/list?n=%FF").await.expect_error(400, "PAGINATION_NUMBER_INVALID");
-    reg.get("/v2/app/tags/list?last=%00%FF&n=1").await.expect(200);
+    reg.get("/v2/app/tags/list?n=%FF")
+        .await
+        .expect_error(400, "PAGINATION_NUMBER_INVALID");
+    reg.get("/v2/app/tags/list?last=%00%FF&n=1")
+        .await
+        .expect(200);
     reg.get("/v2/app/tags/list?&&&=&n").await;
     let r = reg.get("/v2/app/tags/list?%%%").await;
     assert!(r.status.as_u16() < 500);
-    let r = reg.get(&format!("/v2/app/tags/list?last={}", "z".repeat(60_000))).await;
+    let r = reg
+        .get(&format!("/v2/app/tags/list?last={}", "z".repeat(60_000)))
+        .await;
     r.expect(200);
-    let r = reg.get(&format!("/v2/app/referrers/{}?artifactType=%FF%00", absent_digest("q"))).await;
+    let r = reg
+        .get(&format!(
+            "/v2/app/referrers/{}?artifactType=%FF%00",
+            absent_digest("q")
+        ))
+        .await;
     r.expect(200);
+}
+
+#[tokio::test]
+async fn unusual_but_valid_names_work() {
+    // Names that contain the API's own path words must still route correctly.
+    let reg = Reg::memory();
+    for name in [
+        "a__b",
+        "a.b",
+        "a--b",
+        "0",
+        "a/b/c/d/e/f",
+        "manifests",
+        "tags/list",
+        "x/blobs",
+        "blobs/uploads",
+        "x/blobs/uploads",
+        "a/referrers",
+        "v2",
+        "_catalog".trim_start_matches('_'),
+    ] {
+        reg.get(&format!("/v2/{name}/tags/list"))
+            .await
+            .expect_error(404, "NAME_UNKNOWN");
+        let (d, _) = reg.push_image(name, "latest", name).await;
+        let loc = reg.start_upload(name).await;
+        let loc = reg
+            .patch_chunk(&loc, 0, b"abc")
+            .await
+            .expect(202)
+            .location();
+        reg.call(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={}", digest(b"abc"))),
+            &[],
+            Body::empty(),
+        )
+        .await
+        .expect(201);
+        reg.head(&format!("/v2/{name}/blobs/{}", digest(b"abc")))
+            .await
+            .expect(200);
+        reg.head(&format!("/v2/{name}/manifests/{d}"))
+            .await
+            .expect(200);
+        let t = reg.get(&format!("/v2/{name}/tags/list")).await;
+        t.expect(200);
+        assert_eq!(t.json()["name"], name);
+        assert_eq!(t.json()["tags"], serde_json::json!(["latest"]), "{name}");
+        reg.get(&format!("/v2/{name}/referrers/{d}"))
+            .await
+            .expect(200);
+    }
+}
+
+#[tokio::test]
+async fn unusual_but_valid_tags_work() {
+    let reg = Reg::memory();
+    let (_, m) = reg.push_image("app", "v1", "tags").await;
+    for tag in ["LATEST", "1", "_", "a.b-c_d", "v1.0.0-rc.1", "a..b", "a--"] {
+        reg.put_manifest("app", tag, OCI_MANIFEST, &m)
+            .await
+            .expect(201);
+        reg.head(&format!("/v2/app/manifests/{tag}"))
+            .await
+            .expect(200);
+    }
 }

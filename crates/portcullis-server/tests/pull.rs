@@ -22,7 +22,9 @@ async fn base_endpoint_answers_with_api_version() {
 #[tokio::test]
 async fn api_version_header_is_on_errors_too() {
     let reg = Reg::memory();
-    let r = reg.get(&format!("/v2/nope/blobs/{}", absent_digest("x"))).await;
+    let r = reg
+        .get(&format!("/v2/nope/blobs/{}", absent_digest("x")))
+        .await;
     r.expect_error(404, "BLOB_UNKNOWN");
     assert_eq!(r.header("docker-distribution-api-version"), "registry/2.0");
 }
@@ -33,14 +35,28 @@ async fn manifest_by_tag_and_digest() {
     let (d, bytes) = reg.push_image("library/app", "v1", "pull").await;
     for reference in ["v1", d.as_str()] {
         let uri = format!("/v2/library/app/manifests/{reference}");
-        let r = reg.call(Method::GET, &uri, &[("accept", OCI_MANIFEST)], axum::body::Body::empty()).await;
+        let r = reg
+            .call(
+                Method::GET,
+                &uri,
+                &[("accept", OCI_MANIFEST)],
+                axum::body::Body::empty(),
+            )
+            .await;
         r.expect(200);
         assert_eq!(r.header("content-type"), OCI_MANIFEST);
         assert_eq!(r.header("docker-content-digest"), d);
         assert_eq!(r.header("content-length"), bytes.len().to_string());
         assert_eq!(&r.body[..], &bytes[..]);
 
-        let h = reg.call(Method::HEAD, &uri, &[("accept", OCI_MANIFEST)], axum::body::Body::empty()).await;
+        let h = reg
+            .call(
+                Method::HEAD,
+                &uri,
+                &[("accept", OCI_MANIFEST)],
+                axum::body::Body::empty(),
+            )
+            .await;
         h.expect(200);
         assert_eq!(h.header("content-type"), OCI_MANIFEST);
         assert_eq!(h.header("docker-content-digest"), d);
@@ -63,7 +79,10 @@ async fn manifest_without_accept_is_served_as_stored() {
         .call(
             Method::GET,
             "/v2/app/manifests/latest",
-            &[("accept", &format!("{DOCKER_MANIFEST}, {OCI_MANIFEST};q=0.9"))],
+            &[(
+                "accept",
+                &format!("{DOCKER_MANIFEST}, {OCI_MANIFEST};q=0.9"),
+            )],
             axum::body::Body::empty(),
         )
         .await;
@@ -80,7 +99,9 @@ async fn docker_manifest_keeps_its_media_type() {
         "{{\"schemaVersion\":2,\"mediaType\":\"{DOCKER_MANIFEST}\",\"config\":{{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"{c}\",\"size\":{}}},\"layers\":[]}}",
         config.len()
     );
-    reg.put_manifest("docker", "v2", DOCKER_MANIFEST, m.as_bytes()).await.expect(201);
+    reg.put_manifest("docker", "v2", DOCKER_MANIFEST, m.as_bytes())
+        .await
+        .expect(201);
     let r = reg.get("/v2/docker/manifests/v2").await;
     r.expect(200);
     assert_eq!(r.header("content-type"), DOCKER_MANIFEST);
@@ -91,15 +112,23 @@ async fn docker_manifest_keeps_its_media_type() {
 async fn unknown_manifest_is_manifest_unknown() {
     let reg = Reg::memory();
     reg.push_image("app", "v1", "x").await;
-    reg.get("/v2/app/manifests/nope").await.expect_error(404, "MANIFEST_UNKNOWN");
+    reg.get("/v2/app/manifests/nope")
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
     reg.get(&format!("/v2/app/manifests/{}", absent_digest("m")))
         .await
         .expect_error(404, "MANIFEST_UNKNOWN");
     // Unknown repository: still a 404 (MANIFEST_UNKNOWN or NAME_UNKNOWN are both allowed).
     let r = reg.get("/v2/never/pushed/manifests/latest").await;
     r.expect(404);
-    let code = r.json()["errors"][0]["code"].as_str().unwrap_or_default().to_owned();
-    assert!(code == "MANIFEST_UNKNOWN" || code == "NAME_UNKNOWN", "{code}");
+    let code = r.json()["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        code == "MANIFEST_UNKNOWN" || code == "NAME_UNKNOWN",
+        "{code}"
+    );
     let h = reg.head("/v2/app/manifests/nope").await;
     h.expect(404);
 }
@@ -108,7 +137,9 @@ async fn unknown_manifest_is_manifest_unknown() {
 async fn a_layer_is_not_a_manifest() {
     let reg = Reg::memory();
     let d = reg.push_blob("app", b"just a layer").await;
-    reg.get(&format!("/v2/app/manifests/{d}")).await.expect_error(404, "MANIFEST_UNKNOWN");
+    reg.get(&format!("/v2/app/manifests/{d}"))
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
 }
 
 #[tokio::test]
@@ -144,7 +175,9 @@ async fn blob_is_scoped_to_its_repository() {
     let reg = Reg::memory();
     let d = reg.push_blob("one", b"private to one").await;
     reg.get(&format!("/v2/one/blobs/{d}")).await.expect(200);
-    reg.get(&format!("/v2/two/blobs/{d}")).await.expect_error(404, "BLOB_UNKNOWN");
+    reg.get(&format!("/v2/two/blobs/{d}"))
+        .await
+        .expect_error(404, "BLOB_UNKNOWN");
 }
 
 #[tokio::test]
@@ -159,7 +192,13 @@ async fn empty_blob() {
 }
 
 async fn ranged(reg: &Reg, uri: &str, range: &str) -> Resp {
-    reg.call(Method::GET, uri, &[("range", range)], axum::body::Body::empty()).await
+    reg.call(
+        Method::GET,
+        uri,
+        &[("range", range)],
+        axum::body::Body::empty(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -181,8 +220,16 @@ async fn blob_range_requests() {
     for &(range, start, end) in cases {
         let r = ranged(&reg, &uri, range).await;
         assert_eq!(r.status.as_u16(), 206, "{range}");
-        assert_eq!(r.header("content-range"), format!("bytes {start}-{end}/100"), "{range}");
-        assert_eq!(r.header("content-length"), (end - start + 1).to_string(), "{range}");
+        assert_eq!(
+            r.header("content-range"),
+            format!("bytes {start}-{end}/100"),
+            "{range}"
+        );
+        assert_eq!(
+            r.header("content-length"),
+            (end - start + 1).to_string(),
+            "{range}"
+        );
         assert_eq!(&r.body[..], &data[start..=end], "{range}");
     }
 }
@@ -226,17 +273,29 @@ async fn index_is_negotiated_down_for_clients_that_cannot_read_it() {
     let reg = Reg::memory();
     let (child, child_bytes) = reg.push_image("multi", "amd64", "child").await;
     let idx = index_manifest(&[(&child, child_bytes.len())], "");
-    reg.put_manifest("multi", "latest", OCI_INDEX, &idx).await.expect(201);
+    reg.put_manifest("multi", "latest", OCI_INDEX, &idx)
+        .await
+        .expect(201);
 
     let r = reg
-        .call(Method::GET, "/v2/multi/manifests/latest", &[("accept", OCI_INDEX)], axum::body::Body::empty())
+        .call(
+            Method::GET,
+            "/v2/multi/manifests/latest",
+            &[("accept", OCI_INDEX)],
+            axum::body::Body::empty(),
+        )
         .await;
     r.expect(200);
     assert_eq!(r.header("content-type"), OCI_INDEX);
     assert_eq!(r.header("docker-content-digest"), digest(&idx));
 
     let r = reg
-        .call(Method::GET, "/v2/multi/manifests/latest", &[("accept", OCI_MANIFEST)], axum::body::Body::empty())
+        .call(
+            Method::GET,
+            "/v2/multi/manifests/latest",
+            &[("accept", OCI_MANIFEST)],
+            axum::body::Body::empty(),
+        )
         .await;
     r.expect(200);
     assert_eq!(r.header("docker-content-digest"), child);

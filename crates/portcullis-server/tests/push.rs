@@ -1,5 +1,5 @@
-//! OCI conformance, push workflow for blobs: monolithic, single-request,
-//! chunked uploads, mounts, cancellation and digest verification.
+//! OCI conformance, push workflow for blobs: monolithic, single-request and
+//! chunked uploads, out-of-order chunks, and digest verification.
 
 mod common;
 
@@ -23,7 +23,10 @@ async fn post_then_put_monolithic() {
         .call(
             Method::PUT,
             &with_query(&loc, &format!("digest={d}")),
-            &[("content-type", "application/octet-stream"), ("content-length", &data.len().to_string())],
+            &[
+                ("content-type", "application/octet-stream"),
+                ("content-length", &data.len().to_string()),
+            ],
             data.clone(),
         )
         .await;
@@ -47,7 +50,10 @@ async fn post_with_digest_is_a_single_request_upload() {
         .call(
             Method::POST,
             &format!("/v2/single/blobs/uploads/?digest={d}"),
-            &[("content-type", "application/octet-stream"), ("content-length", &data.len().to_string())],
+            &[
+                ("content-type", "application/octet-stream"),
+                ("content-length", &data.len().to_string()),
+            ],
             data.clone(),
         )
         .await;
@@ -64,11 +70,20 @@ async fn post_with_wrong_digest_is_digest_invalid() {
     let reg = Reg::memory();
     let wrong = absent_digest("single");
     let r = reg
-        .call(Method::POST, &format!("/v2/single/blobs/uploads/?digest={wrong}"), &[], &b"content"[..])
+        .call(
+            Method::POST,
+            &format!("/v2/single/blobs/uploads/?digest={wrong}"),
+            &[],
+            &b"content"[..],
+        )
         .await;
     r.expect_error(400, "DIGEST_INVALID");
-    reg.head(&format!("/v2/single/blobs/{wrong}")).await.expect(404);
-    reg.head(&format!("/v2/single/blobs/{}", digest(b"content"))).await.expect(404);
+    reg.head(&format!("/v2/single/blobs/{wrong}"))
+        .await
+        .expect(404);
+    reg.head(&format!("/v2/single/blobs/{}", digest(b"content")))
+        .await
+        .expect(404);
 }
 
 #[tokio::test]
@@ -124,10 +139,23 @@ async fn chunked_upload_closed_by_empty_put() {
     let data = b"0123456789abcdefghij".to_vec();
     let d = digest(&data);
     let loc = reg.start_upload("chunky").await;
-    let loc = reg.patch_chunk(&loc, 0, &data[..10]).await.expect(202).location();
-    let loc = reg.patch_chunk(&loc, 10, &data[10..]).await.expect(202).location();
+    let loc = reg
+        .patch_chunk(&loc, 0, &data[..10])
+        .await
+        .expect(202)
+        .location();
+    let loc = reg
+        .patch_chunk(&loc, 10, &data[10..])
+        .await
+        .expect(202)
+        .location();
     let r = reg
-        .call(Method::PUT, &with_query(&loc, &format!("digest={d}")), &[("content-length", "0")], Body::empty())
+        .call(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={d}")),
+            &[("content-length", "0")],
+            Body::empty(),
+        )
         .await;
     r.expect(201);
     assert_eq!(r.header("docker-content-digest"), d);
@@ -145,9 +173,14 @@ async fn streamed_patch_without_content_range() {
     r.expect(202);
     assert_eq!(r.header("range"), format!("0-{}", data.len() - 1));
     let loc = r.location();
-    reg.call(Method::PUT, &with_query(&loc, &format!("digest={d}")), &[], Body::empty())
-        .await
-        .expect(201);
+    reg.call(
+        Method::PUT,
+        &with_query(&loc, &format!("digest={d}")),
+        &[],
+        Body::empty(),
+    )
+    .await
+    .expect(201);
 }
 
 #[tokio::test]
@@ -164,7 +197,11 @@ async fn new_session_reports_empty_range() {
 async fn out_of_order_chunk_is_416() {
     let reg = Reg::memory();
     let loc = reg.start_upload("ooo").await;
-    let loc = reg.patch_chunk(&loc, 0, b"0123456789").await.expect(202).location();
+    let loc = reg
+        .patch_chunk(&loc, 0, b"0123456789")
+        .await
+        .expect(202)
+        .location();
     // A gap: the session has 10 bytes, the chunk claims to start at 20.
     let r = reg.patch_chunk(&loc, 20, b"abcdefghij").await;
     r.expect_error(416, "RANGE_INVALID");
@@ -179,7 +216,11 @@ async fn retried_chunk_is_416_and_session_survives() {
     let reg = Reg::memory();
     let data = b"0123456789abcdefghij".to_vec();
     let loc = reg.start_upload("retry").await;
-    let loc = reg.patch_chunk(&loc, 0, &data[..10]).await.expect(202).location();
+    let loc = reg
+        .patch_chunk(&loc, 0, &data[..10])
+        .await
+        .expect(202)
+        .location();
     // Same chunk again.
     let r = reg.patch_chunk(&loc, 0, &data[..10]).await;
     r.expect_error(416, "RANGE_INVALID");
@@ -188,10 +229,19 @@ async fn retried_chunk_is_416_and_session_survives() {
     assert_eq!(st.header("range"), "0-9");
     // The upload can still finish with the right content.
     let d = digest(&data);
-    let loc = reg.patch_chunk(&loc, 10, &data[10..]).await.expect(202).location();
-    reg.call(Method::PUT, &with_query(&loc, &format!("digest={d}")), &[], Body::empty())
+    let loc = reg
+        .patch_chunk(&loc, 10, &data[10..])
         .await
-        .expect(201);
+        .expect(202)
+        .location();
+    reg.call(
+        Method::PUT,
+        &with_query(&loc, &format!("digest={d}")),
+        &[],
+        Body::empty(),
+    )
+    .await
+    .expect(201);
 }
 
 #[tokio::test]
@@ -202,11 +252,20 @@ async fn digest_mismatch_discards_the_upload() {
     let loc = reg.start_upload("mismatch").await;
     let loc = reg.patch_chunk(&loc, 0, &data).await.expect(202).location();
     let r = reg
-        .call(Method::PUT, &with_query(&loc, &format!("digest={wrong}")), &[], Body::empty())
+        .call(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={wrong}")),
+            &[],
+            Body::empty(),
+        )
         .await;
     r.expect_error(400, "DIGEST_INVALID");
-    reg.head(&format!("/v2/mismatch/blobs/{wrong}")).await.expect(404);
-    reg.head(&format!("/v2/mismatch/blobs/{}", digest(&data))).await.expect(404);
+    reg.head(&format!("/v2/mismatch/blobs/{wrong}"))
+        .await
+        .expect(404);
+    reg.head(&format!("/v2/mismatch/blobs/{}", digest(&data)))
+        .await
+        .expect(404);
     reg.get(&loc).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
 }
 
@@ -216,10 +275,17 @@ async fn monolithic_digest_mismatch() {
     let wrong = absent_digest("mono-mismatch");
     let loc = reg.start_upload("mismatch").await;
     let r = reg
-        .call(Method::PUT, &with_query(&loc, &format!("digest={wrong}")), &[], &b"other bytes"[..])
+        .call(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={wrong}")),
+            &[],
+            &b"other bytes"[..],
+        )
         .await;
     r.expect_error(400, "DIGEST_INVALID");
-    reg.head(&format!("/v2/mismatch/blobs/{wrong}")).await.expect(404);
+    reg.head(&format!("/v2/mismatch/blobs/{wrong}"))
+        .await
+        .expect(404);
     reg.get(&loc).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
 }
 
@@ -230,133 +296,17 @@ async fn sha512_digest_is_accepted() {
     let data = b"sha512 content".to_vec();
     let d = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
     let loc = reg.start_upload("five12").await;
-    let r = reg.call(Method::PUT, &with_query(&loc, &format!("digest={d}")), &[], data.clone()).await;
+    let r = reg
+        .call(
+            Method::PUT,
+            &with_query(&loc, &format!("digest={d}")),
+            &[],
+            data.clone(),
+        )
+        .await;
     r.expect(201);
     assert_eq!(r.header("docker-content-digest"), d);
     let g = reg.get(&format!("/v2/five12/blobs/{d}")).await;
     g.expect(200);
     assert_eq!(&g.body[..], &data[..]);
-}
-
-#[tokio::test]
-async fn cross_repository_mount() {
-    let reg = Reg::memory();
-    let d = reg.push_blob("source/repo", b"shared layer").await;
-    let r = reg.post(&format!("/v2/target/repo/blobs/uploads/?mount={d}&from=source/repo")).await;
-    r.expect(201);
-    assert_eq!(r.location(), format!("/v2/target/repo/blobs/{d}"));
-    assert_eq!(r.header("docker-content-digest"), d);
-    let g = reg.get(&format!("/v2/target/repo/blobs/{d}")).await;
-    g.expect(200);
-    assert_eq!(&g.body[..], b"shared layer");
-}
-
-#[tokio::test]
-async fn mount_of_missing_blob_opens_a_session() {
-    let reg = Reg::memory();
-    reg.push_blob("source", b"something else").await;
-    let missing = absent_digest("mount");
-    let r = reg.post(&format!("/v2/target/blobs/uploads/?mount={missing}&from=source")).await;
-    r.expect(202);
-    let loc = r.location();
-    assert!(loc.starts_with("/v2/target/blobs/uploads/"), "{loc}");
-    reg.get(&loc).await.expect(204);
-    reg.head(&format!("/v2/target/blobs/{missing}")).await.expect(404);
-}
-
-#[tokio::test]
-async fn mount_from_a_repo_that_lacks_the_blob_opens_a_session() {
-    // The blob exists in storage, but not in the source repository.
-    let reg = Reg::memory();
-    let d = reg.push_blob("owner", b"owned by one repo").await;
-    let r = reg.post(&format!("/v2/target/blobs/uploads/?mount={d}&from=stranger")).await;
-    r.expect(202);
-    reg.head(&format!("/v2/target/blobs/{d}")).await.expect(404);
-}
-
-#[tokio::test]
-async fn mount_without_from_depends_on_automount() {
-    let reg = Reg::memory();
-    let d = reg.push_blob("owner", b"automount me").await;
-    let r = reg.post(&format!("/v2/target/blobs/uploads/?mount={d}")).await;
-    r.expect(202);
-
-    let auto = reg.reopen(portcullis_core::Options {
-        automount: true,
-        ..portcullis_core::Options::default()
-    });
-    let r = auto.post(&format!("/v2/target/blobs/uploads/?mount={d}")).await;
-    r.expect(201);
-    assert_eq!(r.location(), format!("/v2/target/blobs/{d}"));
-    auto.head(&format!("/v2/target/blobs/{d}")).await.expect(200);
-}
-
-#[tokio::test]
-async fn delete_upload_session() {
-    let reg = Reg::memory();
-    let loc = reg.start_upload("cancel").await;
-    let loc = reg.patch_chunk(&loc, 0, b"partial").await.expect(202).location();
-    reg.delete(&loc).await.expect(204);
-    reg.get(&loc).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    reg.patch_chunk(&loc, 7, b"more").await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    reg.delete(&loc).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-}
-
-#[tokio::test]
-async fn upload_id_that_is_not_a_uuid_is_unknown() {
-    let reg = Reg::memory();
-    reg.start_upload("ids").await;
-    for id in [
-        "not-a-uuid",
-        "..",
-        "%2e%2e",
-        "00000000000000000000000000000000",
-        "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
-        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-    ] {
-        let uri = format!("/v2/ids/blobs/uploads/{id}");
-        reg.get(&uri).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-        reg.patch_chunk(&uri, 0, b"x").await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-        reg.call(Method::PUT, &format!("{uri}?digest={}", digest(b"x")), &[], &b"x"[..])
-            .await
-            .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-        reg.delete(&uri).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    }
-}
-
-#[tokio::test]
-async fn session_of_another_repository_is_unknown() {
-    let reg = Reg::memory();
-    let loc = reg.start_upload("mine").await;
-    let id = loc.rsplit('/').next().expect("id").split('?').next().expect("id").to_owned();
-    reg.get(&format!("/v2/theirs/blobs/uploads/{id}")).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    reg.patch_chunk(&format!("/v2/theirs/blobs/uploads/{id}"), 0, b"x")
-        .await
-        .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    reg.get(&loc).await.expect(204);
-}
-
-#[tokio::test]
-async fn put_without_digest_is_rejected() {
-    let reg = Reg::memory();
-    let loc = reg.start_upload("nodigest").await;
-    let r = reg.call(Method::PUT, &loc, &[], &b"data"[..]).await;
-    r.expect(400);
-    let code = r.json()["errors"][0]["code"].as_str().unwrap_or_default().to_owned();
-    assert!(code == "DIGEST_INVALID" || code == "BLOB_UPLOAD_INVALID", "{code}");
-}
-
-#[tokio::test]
-async fn locations_follow_the_url_policy() {
-    let reg = Reg::memory();
-    // With a Host header and no configured host, URLs are absolute on that host.
-    let r = reg
-        .call(Method::POST, "/v2/urls/blobs/uploads/", &[("host", "registry.test:5000")], Body::empty())
-        .await;
-    r.expect(202);
-    assert!(
-        r.header("location").starts_with("http://registry.test:5000/v2/urls/blobs/uploads/"),
-        "{}",
-        r.header("location")
-    );
 }

@@ -33,7 +33,9 @@ async fn put_by_tag_then_by_digest() {
     assert_eq!(r.header("docker-content-digest"), d);
     assert_eq!(r.location(), format!("/v2/app/manifests/{d}"));
 
-    reg.head(&format!("/v2/app/manifests/{d}")).await.expect(200);
+    reg.head(&format!("/v2/app/manifests/{d}"))
+        .await
+        .expect(200);
     reg.head("/v2/app/manifests/v1").await.expect(200);
 }
 
@@ -47,7 +49,9 @@ async fn retag_moves_the_tag() {
     r.expect(200);
     assert_eq!(r.header("docker-content-digest"), d2);
     // The old manifest stays reachable by digest.
-    reg.head(&format!("/v2/app/manifests/{d1}")).await.expect(200);
+    reg.head(&format!("/v2/app/manifests/{d1}"))
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -57,7 +61,9 @@ async fn unknown_config_or_layer_is_manifest_blob_unknown() {
     let missing = absent_digest("layer");
 
     let m = image_manifest((&missing, 10), &[(&l, ls)], "");
-    let r = reg.put_manifest("app", "bad-config", OCI_MANIFEST, &m).await;
+    let r = reg
+        .put_manifest("app", "bad-config", OCI_MANIFEST, &m)
+        .await;
     r.expect_error(400, "MANIFEST_BLOB_UNKNOWN");
     assert_eq!(r.json()["errors"][0]["detail"]["digest"], missing.as_str());
 
@@ -66,8 +72,12 @@ async fn unknown_config_or_layer_is_manifest_blob_unknown() {
     r.expect_error(400, "MANIFEST_BLOB_UNKNOWN");
     assert_eq!(r.json()["errors"][0]["detail"]["digest"], missing.as_str());
 
-    reg.get("/v2/app/manifests/bad-config").await.expect_error(404, "MANIFEST_UNKNOWN");
-    reg.get("/v2/app/manifests/bad-layer").await.expect_error(404, "MANIFEST_UNKNOWN");
+    reg.get("/v2/app/manifests/bad-config")
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
+    reg.get("/v2/app/manifests/bad-layer")
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
 }
 
 #[tokio::test]
@@ -88,7 +98,9 @@ async fn foreign_layers_with_urls_are_not_checked() {
     let m = format!(
         "{{\"schemaVersion\":2,\"mediaType\":\"{OCI_MANIFEST}\",\"config\":{{\"mediaType\":\"{OCI_CONFIG}\",\"digest\":\"{c}\",\"size\":{cs}}},\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip\",\"digest\":\"{foreign}\",\"size\":5,\"urls\":[\"https://example.com/layer\"]}}]}}"
     );
-    reg.put_manifest("app", "foreign", OCI_MANIFEST, m.as_bytes()).await.expect(201);
+    reg.put_manifest("app", "foreign", OCI_MANIFEST, m.as_bytes())
+        .await
+        .expect(201);
 }
 
 #[tokio::test]
@@ -99,8 +111,12 @@ async fn put_by_digest_must_match_the_bytes() {
     let wrong = absent_digest("manifest");
     let r = reg.put_manifest("app", &wrong, OCI_MANIFEST, &m).await;
     r.expect_error(400, "DIGEST_INVALID");
-    reg.head(&format!("/v2/app/manifests/{wrong}")).await.expect(404);
-    reg.head(&format!("/v2/app/manifests/{}", digest(&m))).await.expect(404);
+    reg.head(&format!("/v2/app/manifests/{wrong}"))
+        .await
+        .expect(404);
+    reg.head(&format!("/v2/app/manifests/{}", digest(&m)))
+        .await
+        .expect(404);
 }
 
 #[tokio::test]
@@ -124,7 +140,9 @@ async fn digest_is_computed_over_the_exact_bytes() {
         assert_eq!(g.header("content-length"), m.len().to_string());
     }
     // Pushing the same bytes by digest is accepted.
-    reg.put_manifest("app", &d, OCI_MANIFEST, &m).await.expect(201);
+    reg.put_manifest("app", &d, OCI_MANIFEST, &m)
+        .await
+        .expect(201);
 }
 
 #[tokio::test]
@@ -138,24 +156,36 @@ async fn schema1_is_refused_with_an_explanation() {
     ] {
         let r = reg.put_manifest("app", "old", ct, body).await;
         r.expect_error(400, "MANIFEST_INVALID");
-        assert!(r.error_message().contains("schema1"), "{ct}: {}", r.error_message());
+        assert!(
+            r.error_message().contains("schema1"),
+            "{ct}: {}",
+            r.error_message()
+        );
     }
 }
 
 #[tokio::test]
 async fn manifest_over_the_limit_is_413() {
     let reg = Reg::memory_with(Options {
-        manifest_max_bytes: 256,
+        manifest_max_bytes: 512,
         ..Options::default()
     });
     let ((c, cs), (l, ls)) = blobs(&reg, "app").await;
-    let pad = "x".repeat(400);
-    let m = image_manifest((&c, cs), &[(&l, ls)], &format!(",\"annotations\":{{\"pad\":\"{pad}\"}}"));
+    let pad = "x".repeat(600);
+    let m = image_manifest(
+        (&c, cs),
+        &[(&l, ls)],
+        &format!(",\"annotations\":{{\"pad\":\"{pad}\"}}"),
+    );
     // With Content-Length.
-    reg.put_manifest("app", "big", OCI_MANIFEST, &m).await.expect(413);
+    reg.put_manifest("app", "big", OCI_MANIFEST, &m)
+        .await
+        .expect(413);
     // Without Content-Length: the body is streamed and cut off at the limit.
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        m.chunks(64).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = m
+        .chunks(64)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
     let r = reg
         .call(
             Method::PUT,
@@ -169,8 +199,10 @@ async fn manifest_over_the_limit_is_413() {
     reg.get("/v2/app/manifests/big").await.expect(404);
     // A small manifest still fits.
     let small = image_manifest((&c, cs), &[(&l, ls)], "");
-    assert!(small.len() <= 256, "{}", small.len());
-    reg.put_manifest("app", "small", OCI_MANIFEST, &small).await.expect(201);
+    assert!(small.len() <= 512, "{}", small.len());
+    reg.put_manifest("app", "small", OCI_MANIFEST, &small)
+        .await
+        .expect(201);
 }
 
 #[tokio::test]
@@ -206,7 +238,14 @@ async fn manifest_with_subject_gets_oci_subject_header() {
     let reg = Reg::memory();
     let (subject, subject_bytes) = reg.push_image("app", "v1", "subject").await;
     let ((c, cs), _) = blobs(&reg, "app").await;
-    let m = image_manifest((&c, cs), &[], &format!(",\"artifactType\":\"application/vnd.example.sbom\"{}", subject_field(&subject, subject_bytes.len())));
+    let m = image_manifest(
+        (&c, cs),
+        &[],
+        &format!(
+            ",\"artifactType\":\"application/vnd.example.sbom\"{}",
+            subject_field(&subject, subject_bytes.len())
+        ),
+    );
     let d = digest(&m);
     let r = reg.put_manifest("app", &d, OCI_MANIFEST, &m).await;
     r.expect(201);
@@ -224,6 +263,9 @@ async fn subject_may_point_at_a_manifest_not_yet_pushed() {
     let r = reg.put_manifest("app", &digest(&m), OCI_MANIFEST, &m).await;
     r.expect(201);
     assert_eq!(r.header("oci-subject"), future);
+    let refs = reg.get(&format!("/v2/app/referrers/{future}")).await;
+    refs.expect(200);
+    assert_eq!(refs.json()["manifests"][0]["digest"], digest(&m).as_str());
 }
 
 #[tokio::test]
@@ -243,7 +285,9 @@ async fn manifest_without_media_type_field_uses_content_type() {
     let m = format!(
         "{{\"schemaVersion\":2,\"config\":{{\"mediaType\":\"{OCI_CONFIG}\",\"digest\":\"{c}\",\"size\":{cs}}},\"layers\":[{{\"mediaType\":\"{OCI_LAYER}\",\"digest\":\"{l}\",\"size\":{ls}}}]}}"
     );
-    reg.put_manifest("app", "bare", OCI_MANIFEST, m.as_bytes()).await.expect(201);
+    reg.put_manifest("app", "bare", OCI_MANIFEST, m.as_bytes())
+        .await
+        .expect(201);
     let g = reg.get("/v2/app/manifests/bare").await;
     g.expect(200);
     assert_eq!(g.header("content-type"), OCI_MANIFEST);
@@ -255,6 +299,50 @@ async fn artifact_with_empty_config_and_no_layers() {
     // oras pushes artifacts with the empty config descriptor `{}`.
     let reg = Reg::memory();
     let empty = reg.push_blob("art", b"{}").await;
-    let m = image_manifest_typed("application/vnd.oci.empty.v1+json", (&empty, 2), &[], ",\"artifactType\":\"application/vnd.example\"");
-    reg.put_manifest("art", "v1", OCI_MANIFEST, &m).await.expect(201);
+    let m = image_manifest_typed(
+        "application/vnd.oci.empty.v1+json",
+        (&empty, 2),
+        &[],
+        ",\"artifactType\":\"application/vnd.example\"",
+    );
+    reg.put_manifest("art", "v1", OCI_MANIFEST, &m)
+        .await
+        .expect(201);
+}
+
+#[tokio::test]
+async fn sha512_manifest_digest() {
+    use sha2::{Digest as _, Sha512};
+    let reg = Reg::memory();
+    let ((c, cs), (l, ls)) = blobs(&reg, "app").await;
+    let m = image_manifest((&c, cs), &[(&l, ls)], "");
+    let d = format!("sha512:{}", hex::encode(Sha512::digest(&m)));
+    let r = reg.put_manifest("app", &d, OCI_MANIFEST, &m).await;
+    r.expect(201);
+    assert_eq!(r.header("docker-content-digest"), d);
+    let g = reg.get(&format!("/v2/app/manifests/{d}")).await;
+    g.expect(200);
+    assert_eq!(g.header("docker-content-digest"), d);
+    assert_eq!(&g.body[..], &m[..]);
+}
+
+#[tokio::test]
+async fn manifests_are_scoped_to_their_repository() {
+    let reg = Reg::memory_with(delete_enabled());
+    let (d, m) = reg.push_image("one", "v1", "scoped").await;
+    reg.get(&format!("/v2/two/manifests/{d}")).await.expect(404);
+    // The same manifest in a second repository, then deleted from the first.
+    reg.push_image("two", "v1", "scoped").await;
+    reg.put_manifest("two", "v1", OCI_MANIFEST, &m)
+        .await
+        .expect(201);
+    reg.delete(&format!("/v2/one/manifests/{d}"))
+        .await
+        .expect(202);
+    reg.get(&format!("/v2/one/manifests/{d}"))
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
+    let g = reg.get("/v2/two/manifests/v1").await;
+    g.expect(200);
+    assert_eq!(&g.body[..], &m[..]);
 }

@@ -2,7 +2,10 @@
 //! memory or filesystem driver, send requests with `oneshot`, and push blobs
 //! and manifests the way a client would.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
 use std::sync::Arc;
 
@@ -22,7 +25,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const EMPTY_DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_DIGEST: &str =
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// `sha256:<hex>` of some bytes.
 pub fn digest(bytes: &[u8]) -> String {
@@ -66,8 +70,12 @@ impl Resp {
 
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// Asserts the status.
@@ -88,12 +96,19 @@ impl Resp {
     pub fn expect_error(&self, status: u16, code: &str) -> &Self {
         self.expect(status);
         let ct = self.opt_header("content-type").unwrap_or_default();
-        assert!(ct.starts_with("application/json"), "error content-type is `{ct}`");
+        assert!(
+            ct.starts_with("application/json"),
+            "error content-type is `{ct}`"
+        );
         let v = self.json();
-        let errors = v["errors"].as_array().unwrap_or_else(|| panic!("no errors array: {v}"));
+        let errors = v["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors array: {v}"));
         assert!(!errors.is_empty(), "empty errors array: {v}");
         assert_eq!(errors[0]["code"], code, "wrong error code: {v}");
-        let msg = errors[0]["message"].as_str().unwrap_or_else(|| panic!("no message: {v}"));
+        let msg = errors[0]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {v}"));
         assert!(!msg.is_empty(), "empty message: {v}");
         self
     }
@@ -101,7 +116,10 @@ impl Resp {
     /// The first error's message.
     #[track_caller]
     pub fn error_message(&self) -> String {
-        self.json()["errors"][0]["message"].as_str().unwrap_or_default().to_owned()
+        self.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// `Location` reduced to path and query, so it can be requested in-process.
@@ -114,7 +132,9 @@ impl Resp {
 /// Strips `scheme://host` from an absolute URL.
 pub fn path_of(url: &str) -> String {
     match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or_else(|| "/".to_owned(), |i| rest[i..].to_owned()),
+        Some((_, rest)) => rest
+            .find('/')
+            .map_or_else(|| "/".to_owned(), |i| rest[i..].to_owned()),
         None => url.to_owned(),
     }
 }
@@ -138,12 +158,34 @@ pub fn app_over(driver: Arc<dyn Driver>, opts: Options) -> Router {
     state_app(driver, opts, AuthMode::None, HeaderMap::new())
 }
 
-pub fn state_app(driver: Arc<dyn Driver>, opts: Options, auth: AuthMode, headers: HeaderMap) -> Router {
+/// distribution's default `catalog.maxentries`.
+pub const CATALOG_MAX: usize = 1000;
+
+pub fn state_app(
+    driver: Arc<dyn Driver>,
+    opts: Options,
+    auth: AuthMode,
+    headers: HeaderMap,
+) -> Router {
     app(AppState {
         registry: Registry::new(driver, opts),
         auth,
         urls: UrlPolicy::default(),
         headers,
+        access_log: false,
+        catalog_max: CATALOG_MAX,
+    })
+}
+
+/// An app without authentication, with a URL policy and a catalog page limit.
+pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) -> Router {
+    app(AppState {
+        registry: Registry::new(driver, Options::default()),
+        auth: AuthMode::None,
+        urls,
+        headers: HeaderMap::new(),
+        access_log: false,
+        catalog_max,
     })
 }
 
@@ -201,7 +243,13 @@ impl Reg {
     }
 
     /// A request with headers and a body.
-    pub async fn call(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Resp {
         self.send(request(method, uri, headers, body)).await
     }
 
@@ -218,7 +266,8 @@ impl Reg {
     }
 
     pub async fn post(&self, uri: &str) -> Resp {
-        self.call(Method::POST, uri, &[("content-length", "0")], Body::empty()).await
+        self.call(Method::POST, uri, &[("content-length", "0")], Body::empty())
+            .await
     }
 
     /// Opens an upload session and returns its Location path.
@@ -254,7 +303,10 @@ impl Reg {
             .call(
                 Method::PUT,
                 &with_query(&loc, &format!("digest={d}")),
-                &[("content-type", "application/octet-stream"), ("content-length", &len)],
+                &[
+                    ("content-type", "application/octet-stream"),
+                    ("content-length", &len),
+                ],
                 Bytes::copy_from_slice(data),
             )
             .await;
@@ -263,7 +315,13 @@ impl Reg {
     }
 
     /// PUT a manifest.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Resp {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Resp {
         let len = bytes.len().to_string();
         self.call(
             Method::PUT,
@@ -291,7 +349,11 @@ impl Reg {
 }
 
 pub async fn send(app: &Router, req: Request<Body>) -> Resp {
-    let resp = app.clone().oneshot(req).await.expect("the router is infallible");
+    let resp = app
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("the router is infallible");
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("response body").to_bytes();
     Resp {
@@ -301,7 +363,12 @@ pub async fn send(app: &Router, req: Request<Body>) -> Resp {
     }
 }
 
-pub fn request(method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Request<Body> {
+pub fn request(
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Request<Body> {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
@@ -322,7 +389,12 @@ pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)], extra: &s
     image_manifest_typed(OCI_CONFIG, config, layers, extra)
 }
 
-pub fn image_manifest_typed(config_type: &str, config: (&str, usize), layers: &[(&str, usize)], extra: &str) -> Vec<u8> {
+pub fn image_manifest_typed(
+    config_type: &str,
+    config: (&str, usize),
+    layers: &[(&str, usize)],
+    extra: &str,
+) -> Vec<u8> {
     let layers: Vec<String> = layers
         .iter()
         .map(|(d, s)| format!("{{\"mediaType\":\"{OCI_LAYER}\",\"digest\":\"{d}\",\"size\":{s}}}"))
