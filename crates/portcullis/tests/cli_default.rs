@@ -1,0 +1,145 @@
+//! `portcullis serve` with no config: the embedded default creates an
+//! `admin` user, prints its password once, stores only a bcrypt hash, and
+//! requires that password. `user add` reads the password from stdin.
+//! Runs everywhere (no root, no daemon).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn embedded_default_generates_admin_and_requires_it() {
+    let dir = common::temp_dir();
+    let port = common::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut password = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.to_owned());
+        }
+        let ready = line.contains("listening");
+        seen.push(line);
+        if ready {
+            break;
+        }
+    }
+    let result = std::panic::catch_unwind(|| {
+        let password = password
+            .clone()
+            .unwrap_or_else(|| panic!("no password printed:\n{}", seen.join("\n")));
+        let stored = std::fs::read_to_string(dir.path().join("data/htpasswd")).unwrap();
+        assert!(
+            stored.starts_with("admin:$2"),
+            "bcrypt entry expected: {stored}"
+        );
+        assert!(
+            !stored.contains(&password),
+            "the password must not be stored"
+        );
+
+        let client = common::http();
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        let anon = client.get(&url).send().unwrap();
+        assert_eq!(anon.status().as_u16(), 401);
+        assert!(
+            anon.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic realm=")
+        );
+        let ok = client
+            .get(&url)
+            .basic_auth("admin", Some(&password))
+            .send()
+            .unwrap();
+        assert_eq!(ok.status().as_u16(), 200);
+        assert_eq!(
+            ok.headers()["docker-distribution-api-version"],
+            "registry/2.0"
+        );
+        let bad = client
+            .get(&url)
+            .basic_auth("admin", Some("wrong"))
+            .send()
+            .unwrap();
+        assert_eq!(bad.status().as_u16(), 401);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn user_add_reads_password_from_stdin() {
+    use std::io::Write;
+    let dir = common::temp_dir();
+    let path = dir.path().join("htpasswd");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["user", "add", "alice", "--cost", "4", "--htpasswd"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-pass\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = std::fs::read_to_string(&path).unwrap();
+    let hash = stored.trim().strip_prefix("alice:").unwrap();
+    assert!(bcrypt_verify("s3cret-pass", hash));
+    assert!(!stored.contains("s3cret-pass"));
+
+    // An empty password is refused with exit status 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["user", "add", "bob", "--htpasswd"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password is empty"));
+}
+
+/// Verifies a stored hash with portcullis's own htpasswd reader.
+fn bcrypt_verify(password: &str, hash: &str) -> bool {
+    let file = common::temp_dir();
+    let p = file.path().join("h");
+    std::fs::write(&p, format!("u:{hash}\n")).unwrap();
+    let h = portcullis_auth::htpasswd::Htpasswd::load(&p).unwrap();
+    h.authenticate("u", &secrecy::SecretString::from(password.to_owned()))
+        .is_ok()
+}
