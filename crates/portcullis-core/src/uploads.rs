@@ -118,10 +118,18 @@ impl Registry {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         self.check_writable()?;
-        check_id(id)?;
+        // Only sessions that exist get a lock slot, so unknown ids cannot grow the map.
+        self.upload_status(name, id).await?;
         let slot = self.uploads.slot(id);
         let mut guard = slot.lock().await;
-        let have = self.upload_status(name, id).await?.size;
+        let have = match self.upload_status(name, id).await {
+            Ok(st) => st.size,
+            Err(e) => {
+                drop(guard);
+                self.uploads.forget(id);
+                return Err(e);
+            }
+        };
         if let Some(start) = start
             && start != have
         {
@@ -226,9 +234,11 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let status = self.append_upload(name, id, start, body).await?;
+        self.append_upload(name, id, start, body).await?;
         let slot = self.uploads.slot(id);
         let mut guard = slot.lock().await;
+        // Another request may have completed or cancelled the session while we waited.
+        let status = self.upload_status(name, id).await?;
         let data = paths::upload_data(name, id);
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => {

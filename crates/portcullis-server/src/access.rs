@@ -49,6 +49,7 @@ pub fn required(route: &Route, method: &Method, mount_from: Option<RepoName>) ->
         }
         Route::Upload(..)
             if method == Method::GET
+                || method == Method::HEAD
                 || method == Method::PATCH
                 || method == Method::PUT
                 || method == Method::DELETE =>

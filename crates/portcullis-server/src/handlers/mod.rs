@@ -50,12 +50,22 @@ impl Ctx {
             return format!("{}{path}", host.trim_end_matches('/'));
         }
         match self.headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host) if !host.is_empty() && !host.contains(['/', ' ', '"']) => {
+            Some(host) if valid_host(host) => {
                 format!("http://{host}{path}")
             }
             _ => path.to_owned(),
         }
     }
+}
+
+/// A `Host` header we are willing to echo into `Location` and `Link`:
+/// a DNS name, IPv4 or bracketed IPv6 address, and an optional port.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
 }
 
 pub(crate) async fn not_found() -> Response {

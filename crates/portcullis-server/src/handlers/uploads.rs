@@ -115,8 +115,14 @@ pub(crate) async fn start(ctx: &Ctx, name: &RepoName, body: Body) -> Result<Resp
     }
     if let Some(digest) = digest_param(ctx)? {
         let id = reg.start_upload(name).await?;
-        reg.complete_upload(name, &id, &digest, None, body_stream(body))
-            .await?;
+        let done = reg
+            .complete_upload(name, &id, &digest, None, body_stream(body))
+            .await;
+        if let Err(e) = done {
+            // A monolithic upload has no session the client could resume.
+            let _ = reg.cancel_upload(name, &id).await;
+            return Err(e.into());
+        }
         return Ok(created(ctx, name, &digest));
     }
     let id = reg.start_upload(name).await?;
@@ -131,7 +137,7 @@ pub(crate) async fn handle(
 ) -> Result<Response, ApiError> {
     let reg = &ctx.state.registry;
     match ctx.method {
-        Method::GET => {
+        Method::GET | Method::HEAD => {
             let st = reg.upload_status(name, id).await?;
             Ok(session_response(
                 ctx,
