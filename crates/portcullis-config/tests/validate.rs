@@ -188,9 +188,7 @@ fn addresses() {
     );
     let c = load("version: 0.1\nstorage: inmemory\nhttp:\n  net: unix\n  addr: /tmp/p.sock\n");
     c.validate().unwrap();
-    let c = load(
-        "version: 0.1\nstorage: inmemory\nhttp:\n  host: registry.example.com\n",
-    );
+    let c = load("version: 0.1\nstorage: inmemory\nhttp:\n  host: registry.example.com\n");
     let errors = validate_errors(&c);
     assert_eq!(find(&errors, "http.host").line, Some(4));
 }
