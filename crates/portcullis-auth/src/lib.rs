@@ -5,3 +5,5 @@
 
 pub mod htpasswd;
 pub mod identity;
+pub mod token;
+pub mod refresh;

@@ -40,8 +40,8 @@ pub use model::{
     AccessLogConfig, AuthConfig, CatalogConfig, Config, DebugConfig, DeleteConfig,
     FilesystemConfig, H2cConfig, HtpasswdConfig, Http2Config, HttpConfig, LogConfig, LogFormatter,
     LogLevel, MaintenanceConfig, OtherStorageDriver, PortcullisConfig, PrometheusConfig, ReadOnly,
-    RedirectConfig, SillyConfig, StorageConfig, StorageDriver, TlsConfig, TokenConfig,
-    UploadPurging,
+    RedirectConfig, RefreshConfig, SigningKeyConfig, SillyConfig, StorageConfig, StorageDriver,
+    TlsConfig, TokenConfig, TokenKeysConfig, TokenServerConfig, UploadPurging,
 };
 
 /// The configuration used when none is given: filesystem storage under

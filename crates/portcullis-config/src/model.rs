@@ -277,6 +277,8 @@ pub struct AuthConfig {
     pub token: Option<TokenConfig>,
     /// distribution's test-only method: any `Authorization` header is accepted.
     pub silly: Option<SillyConfig>,
+    /// portcullis's built-in token service; users come from `auth.htpasswd`.
+    pub tokenserver: Option<TokenServerConfig>,
 }
 
 impl AuthConfig {
@@ -325,6 +327,87 @@ pub struct TokenConfig {
     /// Path of the token endpoint for `autoredirect`; distribution's default
     /// is `/auth/token`.
     pub autoredirectpath: Option<String>,
+}
+
+/// `auth.tokenserver`: the built-in Docker token service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenServerConfig {
+    /// The token endpoint URL sent in challenges; default `<http.host>/token`,
+    /// or the request's own host when `http.host` is not set.
+    pub realm: Option<String>,
+    /// The audience (`aud`) of issued tokens; default `portcullis`.
+    pub service: String,
+    /// The issuer (`iss`) of issued tokens; default `portcullis`.
+    pub issuer: String,
+    /// Lifetime of access tokens; default `5m`.
+    #[serde(with = "go")]
+    pub expiration: Duration,
+    /// Clock-skew allowance when verifying; default `60s`.
+    #[serde(with = "go")]
+    pub leeway: Duration,
+    /// How long an upload session opened with a valid token stays usable
+    /// after that token expires; default `6h`.
+    #[serde(with = "go")]
+    pub uploadgrace: Duration,
+    /// Algorithm of a generated signing key; default `ES256`.
+    pub algorithm: String,
+    pub keys: TokenKeysConfig,
+    pub refresh: RefreshConfig,
+}
+
+impl Default for TokenServerConfig {
+    fn default() -> Self {
+        Self {
+            realm: None,
+            service: "portcullis".to_owned(),
+            issuer: "portcullis".to_owned(),
+            expiration: Duration::from_secs(300),
+            leeway: Duration::from_secs(60),
+            uploadgrace: Duration::from_secs(6 * 3600),
+            algorithm: "ES256".to_owned(),
+            keys: TokenKeysConfig::default(),
+            refresh: RefreshConfig::default(),
+        }
+    }
+}
+
+/// `auth.tokenserver.keys`. Without `signing`, a key is generated on first
+/// start into the data directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenKeysConfig {
+    pub signing: Option<SigningKeyConfig>,
+    /// PEM certificates of verify-only keys (e.g. the previous signing key).
+    pub verify: Vec<PathBuf>,
+}
+
+/// `auth.tokenserver.keys.signing`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SigningKeyConfig {
+    pub key: PathBuf,
+    pub certificate: PathBuf,
+}
+
+/// `auth.tokenserver.refresh`: refresh (identity) tokens for `docker login`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RefreshConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Default `2160h` (90 days).
+    #[serde(with = "go")]
+    pub expiration: Duration,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            expiration: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
 }
 
 /// `auth.silly`.

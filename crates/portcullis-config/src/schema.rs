@@ -229,6 +229,35 @@ const AUTH: &[Field] = &[
         "htpasswd",
         Shape::Map(&[used("realm", Shape::Str), used("path", Shape::Str)]),
     ),
+    used("tokenserver", Shape::Map(TOKENSERVER)),
+];
+
+/// portcullis's own token service (`auth.tokenserver`).
+const TOKENSERVER: &[Field] = &[
+    used("realm", Shape::Str),
+    used("service", Shape::Str),
+    used("issuer", Shape::Str),
+    used("expiration", Shape::Duration),
+    used("leeway", Shape::Duration),
+    used("uploadgrace", Shape::Duration),
+    used("algorithm", Shape::Enum(&["ES256", "RS256", "EdDSA"])),
+    used(
+        "keys",
+        Shape::Map(&[
+            used(
+                "signing",
+                Shape::Map(&[used("key", Shape::Str), used("certificate", Shape::Str)]),
+            ),
+            used("verify", Shape::StrList),
+        ]),
+    ),
+    used(
+        "refresh",
+        Shape::Map(&[
+            used("enabled", Shape::Bool),
+            used("expiration", Shape::Duration),
+        ]),
+    ),
 ];
 
 const REPORTING: &[Field] = &[

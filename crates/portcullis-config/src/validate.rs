@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::addr::parse_listen_addr;
 use crate::check::place;
 use crate::error::{ConfigError, ConfigErrors};
-use crate::model::{Config, HtpasswdConfig, StorageDriver, TlsConfig, TokenConfig};
+use crate::model::{
+    Config, HtpasswdConfig, StorageDriver, TlsConfig, TokenConfig, TokenServerConfig,
+};
 use crate::schema;
 
 /// Go's TLS cipher suite names, as distribution accepts them in
@@ -242,7 +244,16 @@ impl Validator<'_> {
 
     fn auth(&mut self) {
         let auth = &self.config.auth;
-        let methods = auth.methods();
+        // With the token service, htpasswd is its user database, not a
+        // competing method on the registry.
+        let methods: Vec<&str> = auth
+            .methods()
+            .into_iter()
+            .filter(|m| !(auth.tokenserver.is_some() && *m == "htpasswd"))
+            .collect();
+        if let Some(ts) = &auth.tokenserver {
+            self.tokenserver(ts, auth.htpasswd.is_some());
+        }
         if methods.len() > 1 {
             self.err(
                 "auth",
@@ -294,6 +305,56 @@ impl Validator<'_> {
             "create it with `portcullis user add NAME --htpasswd {shown}` or `htpasswd -B -c {shown} NAME`"
         );
         self.readable("auth.htpasswd.path", &htpasswd.path, &fix);
+    }
+
+    fn tokenserver(&mut self, ts: &TokenServerConfig, has_users: bool) {
+        if !has_users {
+            self.err(
+                "auth.tokenserver",
+                "the token service has no users",
+                "set auth.htpasswd.path (its users log in to the token service)",
+            );
+        }
+        for (name, d) in [
+            ("expiration", ts.expiration),
+            ("refresh.expiration", ts.refresh.expiration),
+        ] {
+            if d.is_zero() {
+                self.err(
+                    &format!("auth.tokenserver.{name}"),
+                    "must be longer than zero",
+                    "set a duration such as 5m or 2160h",
+                );
+            }
+        }
+        if let Some(signing) = &ts.keys.signing {
+            self.readable(
+                "auth.tokenserver.keys.signing.key",
+                &signing.key,
+                "point it at a PEM private key (create one with `portcullis keys generate`)",
+            );
+            self.readable(
+                "auth.tokenserver.keys.signing.certificate",
+                &signing.certificate,
+                "point it at the PEM certificate of the signing key",
+            );
+        }
+        for v in &ts.keys.verify {
+            self.readable(
+                "auth.tokenserver.keys.verify",
+                v,
+                "point it at the PEM certificate of a verify-only key",
+            );
+        }
+        if let Some(realm) = &ts.realm
+            && !(realm.starts_with("http://") || realm.starts_with("https://"))
+        {
+            self.err(
+                "auth.tokenserver.realm",
+                format!("`{realm}` is not an absolute URL"),
+                "write the token endpoint URL clients use, such as https://registry.example.com/token",
+            );
+        }
     }
 
     fn token(&mut self, token: &TokenConfig) {

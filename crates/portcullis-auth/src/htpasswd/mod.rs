@@ -328,6 +328,19 @@ impl Htpasswd {
         Ok(entry.name.clone())
     }
 
+    /// A short fingerprint of the user's stored hash (not of the password),
+    /// re-reading the file first if it changed. It changes when the password
+    /// changes, so tokens derived from a login can be tied to it; `None`
+    /// when the user no longer exists.
+    #[must_use]
+    pub fn password_fingerprint(&self, user: &str) -> Option<String> {
+        self.reload_if_changed();
+        let state = self.state.read();
+        let entry = state.entries.users.get(user)?;
+        let digest = Sha256::digest(entry.hash.as_bytes());
+        Some(digest[..12].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// The non-blocking fast path: `Some` when these credentials were verified
     /// recently and the file has not changed since. It never runs bcrypt, so
     /// an async caller can try it inline and fall back to [`Self::authenticate`]

@@ -1,0 +1,382 @@
+//! Refresh (identity) tokens: what `docker login` stores as `identitytoken`.
+//!
+//! A token is `pcr1.<id>.<secret>`: `id` is public (it names the token in
+//! `portcullis token list`), `secret` is 256 random bits. Only SHA-256 of the
+//! secret is stored, with the user, the OAuth `client_id`, creation time,
+//! last use, expiry, and a fingerprint of the user's password hash, so a
+//! password change or removal invalidates every token of that user.
+//!
+//! Tokens are **not rotated on use**: the Docker client keeps the first one
+//! it got (moby/moby#39718).
+//!
+//! The store is one JSON file, written atomically. The server and the CLI
+//! (`token revoke`) share it: every operation re-reads the file when it
+//! changed on disk, and last-use times are written at most once a minute.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use parking_lot::Mutex;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::identity::UserName;
+
+const PREFIX: &str = "pcr1";
+const LAST_USE_FLUSH: Duration = Duration::from_secs(60);
+
+/// Errors of the refresh-token store.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("refresh token is malformed")]
+    Malformed,
+    #[error("refresh token is unknown or revoked")]
+    Unknown,
+    #[error("refresh token has expired")]
+    Expired,
+    #[error("refresh token was issued to another client")]
+    WrongClient,
+    #[error("cannot read or write the refresh token store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refresh token store {path} is corrupt: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// One stored token (never the secret itself).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    /// Hex SHA-256 of the secret part.
+    pub hash: String,
+    pub user: String,
+    pub client_id: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub last_used: u64,
+    pub expires: u64,
+    /// [`crate::htpasswd::Htpasswd::password_fingerprint`] at issue time.
+    pub password_fingerprint: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct FileFormat {
+    tokens: Vec<Record>,
+}
+
+#[derive(Default)]
+struct State {
+    records: BTreeMap<String, Record>,
+    stamp: Option<(u64, u64, i64, i64)>,
+    last_flush: Option<SystemTime>,
+    dirty: bool,
+}
+
+/// The store; share it in an `Arc`. Blocking file I/O, small and rare.
+pub struct RefreshStore {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for RefreshStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn hash_hex(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    let md = fs::metadata(path).ok()?;
+    Some((md.ino(), md.len(), md.mtime(), md.mtime_nsec()))
+}
+
+/// Constant-time comparison of two equal-length ASCII strings.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl RefreshStore {
+    /// Opens (or prepares to create) the store at `path`.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or parsed.
+    pub fn open(path: &Path) -> Result<Self, RefreshError> {
+        let store = Self {
+            path: path.to_owned(),
+            state: Mutex::new(State::default()),
+        };
+        {
+            let mut st = store.state.lock();
+            store.reload(&mut st, true)?;
+        }
+        Ok(store)
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, source: std::io::Error) -> RefreshError {
+        RefreshError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Re-reads the file if it changed since we last read or wrote it. Last-use
+    /// times from memory win when newer.
+    fn reload(&self, st: &mut State, force: bool) -> Result<(), RefreshError> {
+        let now_stamp = stamp(&self.path);
+        if !force && now_stamp == st.stamp {
+            return Ok(());
+        }
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                st.records.clear();
+                st.stamp = None;
+                return Ok(());
+            }
+            Err(e) => return Err(self.io(e)),
+        };
+        let parsed: FileFormat = serde_json::from_str(&text).map_err(|e| RefreshError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut records: BTreeMap<String, Record> =
+            parsed.tokens.into_iter().map(|r| (r.id.clone(), r)).collect();
+        for (id, r) in &mut records {
+            if let Some(old) = st.records.get(id) {
+                r.last_used = r.last_used.max(old.last_used);
+            }
+        }
+        st.records = records;
+        st.stamp = now_stamp;
+        Ok(())
+    }
+
+    fn write(&self, st: &mut State, now: SystemTime) -> Result<(), RefreshError> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+        }
+        let body = FileFormat {
+            tokens: st.records.values().cloned().collect(),
+        };
+        let json = serde_json::to_vec_pretty(&body).map_err(|e| RefreshError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.io(e))?;
+        f.write_all(&json).and_then(|()| f.sync_all()).map_err(|e| self.io(e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        st.stamp = stamp(&self.path);
+        st.last_flush = Some(now);
+        st.dirty = false;
+        Ok(())
+    }
+
+    /// Issues a new token for `user` and returns it (shown to the client once).
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn issue(
+        &self,
+        user: &UserName,
+        client_id: &str,
+        password_fingerprint: &str,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<SecretString, RefreshError> {
+        let mut id_bytes = [0u8; 8];
+        let mut secret_bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut id_bytes);
+        rand::rng().fill_bytes(&mut secret_bytes);
+        let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
+        let record = Record {
+            id: id.clone(),
+            hash: hash_hex(&secret),
+            user: user.as_str().to_owned(),
+            client_id: client_id.chars().take(128).collect(),
+            created: secs(now),
+            last_used: secs(now),
+            expires: secs(now + ttl),
+            password_fingerprint: password_fingerprint.to_owned(),
+        };
+        let mut st = self.state.lock();
+        self.reload(&mut st, false)?;
+        st.records.insert(id.clone(), record);
+        self.write(&mut st, now)?;
+        Ok(SecretString::from(format!("{PREFIX}.{id}.{secret}")))
+    }
+
+    /// Checks a presented token and records its use. The caller must still
+    /// check the password fingerprint against the user's current one.
+    ///
+    /// # Errors
+    /// `Malformed`, `Unknown` (including revoked), `Expired`, `WrongClient`.
+    pub fn redeem(&self, token: &SecretString, client_id: &str, now: SystemTime) -> Result<Record, RefreshError> {
+        let mut parts = token.expose_secret().splitn(3, '.');
+        let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(RefreshError::Malformed);
+        };
+        if id.len() != 16 || secret.len() > 64 {
+            return Err(RefreshError::Malformed);
+        }
+        let mut st = self.state.lock();
+        self.reload(&mut st, false)?;
+        let record = st.records.get_mut(id).ok_or(RefreshError::Unknown)?;
+        if !same(&record.hash, &hash_hex(secret)) {
+            return Err(RefreshError::Unknown);
+        }
+        if secs(now) >= record.expires {
+            return Err(RefreshError::Expired);
+        }
+        if !record.client_id.is_empty() && !client_id.is_empty() && record.client_id != client_id {
+            return Err(RefreshError::WrongClient);
+        }
+        record.last_used = secs(now);
+        let out = record.clone();
+        st.dirty = true;
+        let due = st.last_flush.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
+        if due {
+            // Last-use times are best effort; a failed write must not fail the login.
+            if let Err(e) = self.write(&mut st, now) {
+                tracing::warn!(error = %e, "could not record refresh token use");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored token, oldest first.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn list(&self) -> Result<Vec<Record>, RefreshError> {
+        let mut st = self.state.lock();
+        self.reload(&mut st, false)?;
+        let mut v: Vec<Record> = st.records.values().cloned().collect();
+        v.sort_by_key(|r| (r.created, r.id.clone()));
+        Ok(v)
+    }
+
+    /// Revokes the tokens matching `pred`; returns how many.
+    fn revoke_where(&self, pred: impl Fn(&Record) -> bool, now: SystemTime) -> Result<usize, RefreshError> {
+        let mut st = self.state.lock();
+        self.reload(&mut st, false)?;
+        let before = st.records.len();
+        st.records.retain(|_, r| !pred(r));
+        let removed = before - st.records.len();
+        if removed > 0 {
+            self.write(&mut st, now)?;
+        }
+        Ok(removed)
+    }
+
+    /// Revokes every token of a user.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn revoke_user(&self, user: &str, now: SystemTime) -> Result<usize, RefreshError> {
+        self.revoke_where(|r| r.user == user, now)
+    }
+
+    /// Revokes one token by id.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn revoke_id(&self, id: &str, now: SystemTime) -> Result<usize, RefreshError> {
+        self.revoke_where(|r| r.id == id, now)
+    }
+
+    /// Writes pending last-use times (e.g. at shutdown).
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn flush(&self, now: SystemTime) -> Result<(), RefreshError> {
+        let mut st = self.state.lock();
+        if st.dirty {
+            self.reload(&mut st, false)?;
+            self.write(&mut st, now)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: &str) -> UserName {
+        UserName::new(n).unwrap()
+    }
+
+    #[test]
+    fn issue_redeem_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/refresh.json");
+        let store = RefreshStore::open(&path).unwrap();
+        let now = SystemTime::now();
+        let t = store.issue(&user("alice"), "docker", "fp1", Duration::from_secs(60), now).unwrap();
+        let r = store.redeem(&t, "docker", now).unwrap();
+        assert_eq!((r.user.as_str(), r.password_fingerprint.as_str()), ("alice", "fp1"));
+        // not rotated: the same token works again
+        store.redeem(&t, "docker", now).unwrap();
+        // only a hash is stored, with mode 0600
+        let text = fs::read_to_string(&path).unwrap();
+        let secret = t.expose_secret().rsplit('.').next().unwrap().to_owned();
+        assert!(!text.contains(&secret));
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        // wrong client, tampered secret, malformed
+        assert!(matches!(store.redeem(&t, "other", now), Err(RefreshError::WrongClient)));
+        let tampered = SecretString::from(format!("{}x", t.expose_secret()));
+        assert!(matches!(store.redeem(&tampered, "docker", now), Err(RefreshError::Unknown)));
+        assert!(matches!(store.redeem(&SecretString::from("nope".to_owned()), "docker", now), Err(RefreshError::Malformed)));
+        // expiry
+        let later = now + Duration::from_secs(61);
+        assert!(matches!(store.redeem(&t, "docker", later), Err(RefreshError::Expired)));
+        // a second process (the CLI) revokes; the first sees it
+        let cli = RefreshStore::open(&path).unwrap();
+        assert_eq!(cli.list().unwrap().len(), 1);
+        assert_eq!(cli.revoke_user("alice", now).unwrap(), 1);
+        assert!(matches!(store.redeem(&t, "docker", now), Err(RefreshError::Unknown)));
+    }
+
+    #[test]
+    fn revoke_by_id_keeps_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RefreshStore::open(&dir.path().join("r.json")).unwrap();
+        let now = SystemTime::now();
+        let a = store.issue(&user("a"), "", "f", Duration::from_secs(60), now).unwrap();
+        let b = store.issue(&user("b"), "", "f", Duration::from_secs(60), now).unwrap();
+        let id = store.redeem(&a, "", now).unwrap().id;
+        assert_eq!(store.revoke_id(&id, now).unwrap(), 1);
+        assert!(store.redeem(&a, "", now).is_err());
+        assert!(store.redeem(&b, "", now).is_ok());
+    }
+}
