@@ -5,5 +5,8 @@
 
 pub mod htpasswd;
 pub mod identity;
-pub mod token;
 pub mod refresh;
+pub mod scope;
+pub mod service;
+pub mod token;
+pub mod upload;

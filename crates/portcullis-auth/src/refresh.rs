@@ -90,7 +90,9 @@ pub struct RefreshStore {
 
 impl std::fmt::Debug for RefreshStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("RefreshStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,7 +101,10 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 fn hash_hex(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
@@ -109,7 +114,11 @@ fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
 
 /// Constant-time comparison of two equal-length ASCII strings.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl RefreshStore {
@@ -157,12 +166,16 @@ impl RefreshStore {
             }
             Err(e) => return Err(self.io(e)),
         };
-        let parsed: FileFormat = serde_json::from_str(&text).map_err(|e| RefreshError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        let mut records: BTreeMap<String, Record> =
-            parsed.tokens.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let parsed: FileFormat =
+            serde_json::from_str(&text).map_err(|e| RefreshError::Corrupt {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        let mut records: BTreeMap<String, Record> = parsed
+            .tokens
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
         for (id, r) in &mut records {
             if let Some(old) = st.records.get(id) {
                 r.last_used = r.last_used.max(old.last_used);
@@ -184,7 +197,9 @@ impl RefreshStore {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("tmp-{}", std::process::id()));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -192,7 +207,9 @@ impl RefreshStore {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| self.io(e))?;
-        f.write_all(&json).and_then(|()| f.sync_all()).map_err(|e| self.io(e))?;
+        f.write_all(&json)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| self.io(e))?;
         fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
         st.stamp = stamp(&self.path);
         st.last_flush = Some(now);
@@ -240,9 +257,15 @@ impl RefreshStore {
     ///
     /// # Errors
     /// `Malformed`, `Unknown` (including revoked), `Expired`, `WrongClient`.
-    pub fn redeem(&self, token: &SecretString, client_id: &str, now: SystemTime) -> Result<Record, RefreshError> {
+    pub fn redeem(
+        &self,
+        token: &SecretString,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Record, RefreshError> {
         let mut parts = token.expose_secret().splitn(3, '.');
-        let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(RefreshError::Malformed);
         };
         if id.len() != 16 || secret.len() > 64 {
@@ -263,7 +286,9 @@ impl RefreshStore {
         record.last_used = secs(now);
         let out = record.clone();
         st.dirty = true;
-        let due = st.last_flush.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
+        let due = st
+            .last_flush
+            .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
         if due {
             // Last-use times are best effort; a failed write must not fail the login.
             if let Err(e) = self.write(&mut st, now) {
@@ -286,7 +311,11 @@ impl RefreshStore {
     }
 
     /// Revokes the tokens matching `pred`; returns how many.
-    fn revoke_where(&self, pred: impl Fn(&Record) -> bool, now: SystemTime) -> Result<usize, RefreshError> {
+    fn revoke_where(
+        &self,
+        pred: impl Fn(&Record) -> bool,
+        now: SystemTime,
+    ) -> Result<usize, RefreshError> {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
         let before = st.records.len();
@@ -342,9 +371,20 @@ mod tests {
         let path = dir.path().join("sub/refresh.json");
         let store = RefreshStore::open(&path).unwrap();
         let now = SystemTime::now();
-        let t = store.issue(&user("alice"), "docker", "fp1", Duration::from_secs(60), now).unwrap();
+        let t = store
+            .issue(
+                &user("alice"),
+                "docker",
+                "fp1",
+                Duration::from_secs(60),
+                now,
+            )
+            .unwrap();
         let r = store.redeem(&t, "docker", now).unwrap();
-        assert_eq!((r.user.as_str(), r.password_fingerprint.as_str()), ("alice", "fp1"));
+        assert_eq!(
+            (r.user.as_str(), r.password_fingerprint.as_str()),
+            ("alice", "fp1")
+        );
         // not rotated: the same token works again
         store.redeem(&t, "docker", now).unwrap();
         // only a hash is stored, with mode 0600
@@ -353,18 +393,33 @@ mod tests {
         assert!(!text.contains(&secret));
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         // wrong client, tampered secret, malformed
-        assert!(matches!(store.redeem(&t, "other", now), Err(RefreshError::WrongClient)));
+        assert!(matches!(
+            store.redeem(&t, "other", now),
+            Err(RefreshError::WrongClient)
+        ));
         let tampered = SecretString::from(format!("{}x", t.expose_secret()));
-        assert!(matches!(store.redeem(&tampered, "docker", now), Err(RefreshError::Unknown)));
-        assert!(matches!(store.redeem(&SecretString::from("nope".to_owned()), "docker", now), Err(RefreshError::Malformed)));
+        assert!(matches!(
+            store.redeem(&tampered, "docker", now),
+            Err(RefreshError::Unknown)
+        ));
+        assert!(matches!(
+            store.redeem(&SecretString::from("nope".to_owned()), "docker", now),
+            Err(RefreshError::Malformed)
+        ));
         // expiry
         let later = now + Duration::from_secs(61);
-        assert!(matches!(store.redeem(&t, "docker", later), Err(RefreshError::Expired)));
+        assert!(matches!(
+            store.redeem(&t, "docker", later),
+            Err(RefreshError::Expired)
+        ));
         // a second process (the CLI) revokes; the first sees it
         let cli = RefreshStore::open(&path).unwrap();
         assert_eq!(cli.list().unwrap().len(), 1);
         assert_eq!(cli.revoke_user("alice", now).unwrap(), 1);
-        assert!(matches!(store.redeem(&t, "docker", now), Err(RefreshError::Unknown)));
+        assert!(matches!(
+            store.redeem(&t, "docker", now),
+            Err(RefreshError::Unknown)
+        ));
     }
 
     #[test]
@@ -372,8 +427,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RefreshStore::open(&dir.path().join("r.json")).unwrap();
         let now = SystemTime::now();
-        let a = store.issue(&user("a"), "", "f", Duration::from_secs(60), now).unwrap();
-        let b = store.issue(&user("b"), "", "f", Duration::from_secs(60), now).unwrap();
+        let a = store
+            .issue(&user("a"), "", "f", Duration::from_secs(60), now)
+            .unwrap();
+        let b = store
+            .issue(&user("b"), "", "f", Duration::from_secs(60), now)
+            .unwrap();
         let id = store.redeem(&a, "", now).unwrap().id;
         assert_eq!(store.revoke_id(&id, now).unwrap(), 1);
         assert!(store.redeem(&a, "", now).is_err());

@@ -442,6 +442,16 @@ pub enum StorageDriver<'a> {
 }
 
 impl StorageConfig {
+    /// Where portcullis keeps its own state (signing keys, refresh tokens):
+    /// `<rootdirectory>/portcullis`, beside distribution's `docker/` tree,
+    /// which registry:2 ignores. `None` without filesystem storage.
+    #[must_use]
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.filesystem
+            .as_ref()
+            .map(|fs| fs.rootdirectory.join("portcullis"))
+    }
+
     /// The driver, or `None` when none or more than one is set.
     #[must_use]
     pub fn driver(&self) -> Option<StorageDriver<'_>> {

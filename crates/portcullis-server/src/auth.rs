@@ -1,22 +1,43 @@
 //! Authentication at the edge: parses `Authorization`, verifies Basic
-//! credentials against htpasswd on a blocking thread, and builds the 401
-//! challenge. Authorization (what an identity may do) is applied by the
-//! caller from the central access computation.
+//! credentials against htpasswd (cached; bcrypt on a blocking thread) or a
+//! bearer token against the trusted issuers, and builds the 401 challenges.
+//! What the caller may do is decided in `handlers::authorize` from the
+//! central access computation.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
-use portcullis_auth::identity::Identity;
+use portcullis_auth::identity::{Identity, UserName};
+use portcullis_auth::scope::Grants;
+use portcullis_auth::token::{self, Claims, TokenError};
 use secrecy::SecretString;
 
 use crate::error::{ApiError, Code};
-use crate::state::{AppState, AuthMode};
+use crate::state::{AppState, AuthMode, Bearer};
 
 /// Longest Authorization header we will decode.
-const MAX_AUTH_HEADER: usize = 8 * 1024;
+const MAX_AUTH_HEADER: usize = 16 * 1024;
 
-fn challenge(realm: &str, msg: &str) -> ApiError {
+/// What the request's bearer token turned out to be.
+pub(crate) enum TokenState {
+    /// Not bearer mode, or no token presented.
+    Absent,
+    Valid(Grants),
+    /// Verified except for expiry, and expired less than the upload grace
+    /// period ago: usable only on upload sessions bound to its subject.
+    Expired(Box<Claims>),
+    Invalid(TokenError),
+}
+
+/// Who is calling, and with which token.
+pub(crate) struct Caller {
+    pub identity: Identity,
+    pub token: TokenState,
+}
+
+fn basic_challenge(realm: &str, msg: &str) -> ApiError {
     let realm = realm.replace(['"', '\\'], "");
     ApiError::msg(Code::Unauthorized, msg).header(
         header::WWW_AUTHENTICATE,
@@ -25,58 +46,178 @@ fn challenge(realm: &str, msg: &str) -> ApiError {
     )
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), ()>> {
+/// `Bearer realm=...,service=...[,scope=...][,error=...]`.
+pub(crate) fn bearer_challenge(
+    bearer: &Bearer,
+    request_base: &str,
+    scope: Option<&str>,
+    error: Option<&str>,
+    msg: &str,
+) -> ApiError {
+    let realm = bearer
+        .realm
+        .clone()
+        .unwrap_or_else(|| format!("{request_base}/token"));
+    let clean = |s: &str| s.replace(['"', '\\'], "");
+    let mut value = format!(
+        "Bearer realm=\"{}\",service=\"{}\"",
+        clean(&realm),
+        clean(&bearer.service)
+    );
+    if let Some(s) = scope {
+        value.push_str(&format!(",scope=\"{}\"", clean(s)));
+    }
+    if let Some(e) = error {
+        value.push_str(&format!(",error=\"{e}\""));
+    }
+    ApiError::msg(Code::Unauthorized, msg).header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer")),
+    )
+}
+
+fn authorization(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
     let raw = headers.get(header::AUTHORIZATION)?;
-    let parsed = (|| {
+    Some((|| {
         let value = raw.to_str().map_err(|_| ())?;
         if value.len() > MAX_AUTH_HEADER {
             return Err(());
         }
         let (scheme, rest) = value.split_once(' ').ok_or(())?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(());
-        }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .map_err(|_| ())?;
-        let text = String::from_utf8(decoded).map_err(|_| ())?;
-        let (user, pass) = text.split_once(':').ok_or(())?;
-        Ok((user.to_owned(), SecretString::from(pass.to_owned())))
-    })();
-    Some(parsed)
+        Ok((scheme.to_ascii_lowercase(), rest.trim().to_owned()))
+    })())
 }
 
-/// Who is calling. Fails with a 401 challenge when credentials are required
-/// and missing or wrong.
+/// Decodes Basic credentials (`user:password`, base64).
+pub(crate) fn decode_basic(encoded: &str) -> Result<(String, SecretString), ()> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| ())?;
+    let text = String::from_utf8(decoded).map_err(|_| ())?;
+    let (user, pass) = text.split_once(':').ok_or(())?;
+    Ok((user.to_owned(), SecretString::from(pass.to_owned())))
+}
+
+/// Basic credentials from the request, if any.
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, SecretString), ()>> {
+    match authorization(headers)? {
+        Ok((scheme, rest)) if scheme == "basic" => Some(decode_basic(&rest)),
+        _ => Some(Err(())),
+    }
+}
+
+/// Checks Basic credentials against htpasswd: the cache inline, bcrypt on a
+/// blocking thread.
+pub(crate) async fn check_password(
+    file: &Arc<portcullis_auth::htpasswd::Htpasswd>,
+    user: String,
+    pass: SecretString,
+) -> Result<UserName, ApiError> {
+    if let Some(name) = file.authenticate_cached(&user, &pass) {
+        return Ok(name);
+    }
+    let file = file.clone();
+    match tokio::task::spawn_blocking(move || file.authenticate(&user, &pass)).await {
+        Ok(Ok(name)) => Ok(name),
+        Ok(Err(_)) => Err(ApiError::msg(
+            Code::Unauthorized,
+            "invalid username or password",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "authentication task failed");
+            Err(ApiError::new(Code::Unknown))
+        }
+    }
+}
+
+/// Verifies a bearer token against every trusted issuer.
+fn verify_bearer(bearer: &Bearer, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
+    let mut first_err = None;
+    for v in &bearer.verifiers {
+        match v.verify(token, now) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                if first_err.is_none() || matches!(e, TokenError::Expired) {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(first_err.unwrap_or(TokenError::UnknownKey))
+}
+
+/// For an expired token: its claims if it verifies at the last instant it
+/// was valid (so signature, issuer and audience are all checked).
+fn verify_expired(bearer: &Bearer, token: &str, now: SystemTime) -> Option<Claims> {
+    let unverified = token::decode_unverified(token).ok()?;
+    let exp = unverified.claims.exp?;
+    let at = UNIX_EPOCH + Duration::from_secs(exp.saturating_sub(1));
+    let claims = verify_bearer(bearer, token, at).ok()?;
+    let age = now
+        .duration_since(UNIX_EPOCH + Duration::from_secs(claims.exp))
+        .unwrap_or_default();
+    (age <= bearer.upload_grace()).then_some(claims)
+}
+
+fn identity_of(claims: &Claims) -> Identity {
+    UserName::new(&claims.sub).map_or(Identity::Anonymous, Identity::User)
+}
+
+/// Who is calling. In Basic mode a missing or wrong password is a 401 here;
+/// in bearer mode the decision waits for the required access, because the
+/// challenge must name the scope.
 #[tracing::instrument(skip_all)]
 pub(crate) async fn authenticate(
     state: &Arc<AppState>,
     headers: &HeaderMap,
-) -> Result<Identity, ApiError> {
+) -> Result<Caller, ApiError> {
+    let caller = |identity, token| Caller { identity, token };
     match &state.auth {
-        AuthMode::None => Ok(Identity::Anonymous),
+        AuthMode::None => Ok(caller(Identity::Anonymous, TokenState::Absent)),
         AuthMode::Htpasswd { realm, file } => match basic_credentials(headers) {
-            None => Err(challenge(realm, "authentication required")),
-            Some(Err(())) => Err(challenge(realm, "malformed Basic credentials")),
-            Some(Ok((user, pass))) => {
-                if let Some(name) = file.authenticate_cached(&user, &pass) {
-                    return Ok(Identity::User(name));
+            None => Err(basic_challenge(realm, "authentication required")),
+            Some(Err(())) => Err(basic_challenge(realm, "malformed Basic credentials")),
+            Some(Ok((user, pass))) => match check_password(file, user, pass).await {
+                Ok(name) => Ok(caller(Identity::User(name), TokenState::Absent)),
+                Err(e) if e.code == Code::Unauthorized => {
+                    tracing::info!("basic authentication failed");
+                    Err(basic_challenge(realm, "invalid username or password"))
                 }
-                let file = file.clone();
-                let result =
-                    tokio::task::spawn_blocking(move || file.authenticate(&user, &pass)).await;
-                match result {
-                    Ok(Ok(name)) => Ok(Identity::User(name)),
-                    Ok(Err(_)) => {
-                        tracing::info!("basic authentication failed");
-                        Err(challenge(realm, "invalid username or password"))
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "authentication task failed");
-                        Err(ApiError::new(Code::Unknown))
-                    }
+                Err(e) => Err(e),
+            },
+        },
+        AuthMode::Bearer(bearer) => {
+            let Some(auth) = authorization(headers) else {
+                return Ok(caller(Identity::Anonymous, TokenState::Absent));
+            };
+            let token = match auth {
+                Ok((scheme, rest)) if scheme == "bearer" => rest,
+                _ => {
+                    let e = TokenError::Malformed("expected a Bearer token".into());
+                    return Ok(caller(Identity::Anonymous, TokenState::Invalid(e)));
+                }
+            };
+            let now = SystemTime::now();
+            match verify_bearer(bearer, &token, now) {
+                Ok(claims) => Ok(caller(
+                    identity_of(&claims),
+                    TokenState::Valid(Grants::new(claims.access)),
+                )),
+                Err(TokenError::Expired) => match verify_expired(bearer, &token, now) {
+                    Some(claims) => Ok(caller(
+                        identity_of(&claims),
+                        TokenState::Expired(Box::new(claims)),
+                    )),
+                    None => Ok(caller(
+                        Identity::Anonymous,
+                        TokenState::Invalid(TokenError::Expired),
+                    )),
+                },
+                Err(e) => {
+                    tracing::info!(error = %e, "bearer token rejected");
+                    Ok(caller(Identity::Anonymous, TokenState::Invalid(e)))
                 }
             }
-        },
+        }
     }
 }

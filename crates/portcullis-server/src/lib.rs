@@ -3,15 +3,17 @@
 
 pub mod access;
 mod auth;
+mod authorize;
 pub mod error;
 mod handlers;
 mod headers;
+pub mod keys;
 pub mod route;
 mod serve;
 mod state;
 
 pub use serve::{ServeError, build_state, serve, spawn_upload_purger};
-pub use state::{AppState, AuthMode, UrlPolicy};
+pub use state::{AppState, AuthMode, Bearer, UrlPolicy};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +26,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v2", any(handlers::dispatch))
         .route("/v2/", any(handlers::dispatch))
         .route("/v2/{*rest}", any(handlers::dispatch))
+        .route(
+            "/token",
+            axum::routing::get(handlers::token::get_token).post(handlers::token::post_token),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            axum::routing::get(handlers::token::jwks),
+        )
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(

@@ -8,7 +8,12 @@ use portcullis_config::{Config, ListenAddr};
 use portcullis_core::{Options, Registry};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
 
-use crate::{AppState, AuthMode, UrlPolicy, app};
+use portcullis_auth::refresh::RefreshStore;
+use portcullis_auth::service::{ServiceSettings, TokenService};
+use portcullis_auth::token::Verifier;
+use portcullis_auth::upload::UploadStates;
+
+use crate::{AppState, AuthMode, Bearer, UrlPolicy, app, keys};
 
 /// Errors while assembling or starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -43,16 +48,7 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         automount: config.portcullis.automount,
         manifest_max_bytes: config.portcullis.manifestmaxbytes,
     };
-    let auth = match &config.auth.htpasswd {
-        Some(h) => AuthMode::Htpasswd {
-            realm: h.realm.clone(),
-            file: Arc::new(Htpasswd::load(&h.path).map_err(|e| ServeError::Config {
-                key: "auth.htpasswd.path",
-                message: e.to_string(),
-            })?),
-        },
-        None => AuthMode::None,
-    };
+    let (auth, token_service) = auth_mode(config)?;
     let mut headers = HeaderMap::new();
     for (k, values) in &config.http.headers {
         let name = HeaderName::try_from(k.as_str()).map_err(|e| ServeError::Config {
@@ -77,9 +73,151 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         },
         headers,
         access_log: !config.log.accesslog.disabled,
+        token_service,
         catalog_max: usize::try_from(config.catalog.maxentries)
             .unwrap_or(usize::MAX)
             .max(1),
+    })
+}
+
+fn config_err(key: &'static str) -> impl Fn(String) -> ServeError {
+    move |message| ServeError::Config { key, message }
+}
+
+fn load_htpasswd(config: &Config) -> Result<Option<Arc<Htpasswd>>, ServeError> {
+    config
+        .auth
+        .htpasswd
+        .as_ref()
+        .map(|h| {
+            Htpasswd::load(&h.path)
+                .map(Arc::new)
+                .map_err(|e| config_err("auth.htpasswd.path")(e.to_string()))
+        })
+        .transpose()
+}
+
+/// The authentication mode and, with `auth.tokenserver`, the token service.
+fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), ServeError> {
+    let users = load_htpasswd(config)?;
+    let mut verifiers = Vec::new();
+    let mut service = None;
+    let mut realm = None;
+    let mut audience = None;
+    let mut grace = std::time::Duration::from_secs(6 * 3600);
+    if let Some(ts) = &config.auth.tokenserver {
+        let users = users.clone().ok_or_else(|| {
+            config_err("auth.tokenserver")("needs auth.htpasswd.path for its users".into())
+        })?;
+        let keys = keys::load_or_generate(config, ts)
+            .map_err(|e| config_err("auth.tokenserver.keys")(e.to_string()))?;
+        verifiers.push(Verifier::new(
+            keys.verify_keys(),
+            ts.issuer.clone(),
+            ts.service.clone(),
+            ts.leeway,
+            Vec::new(),
+        ));
+        let refresh = match (ts.refresh.enabled, config.storage.state_dir()) {
+            (true, Some(dir)) => Some(Arc::new(
+                RefreshStore::open(&dir.join("refresh-tokens.json"))
+                    .map_err(|e| config_err("auth.tokenserver.refresh")(e.to_string()))?,
+            )),
+            _ => None,
+        };
+        let settings = ServiceSettings {
+            issuer: ts.issuer.clone(),
+            service: ts.service.clone(),
+            ttl: ts.expiration,
+            refresh_ttl: refresh.as_ref().map(|_| ts.refresh.expiration),
+        };
+        service = Some(Arc::new(TokenService::new(
+            Arc::new(keys),
+            users,
+            refresh,
+            settings,
+        )));
+        realm.clone_from(&ts.realm);
+        if realm.is_none() {
+            realm = config
+                .http
+                .host
+                .as_ref()
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    format!(
+                        "{}{}/token",
+                        h.trim_end_matches('/'),
+                        config.http.prefix.trim_end_matches('/')
+                    )
+                });
+        }
+        audience = Some(ts.service.clone());
+        grace = ts.uploadgrace;
+    }
+    if let Some(t) = &config.auth.token {
+        let mut keys = Vec::new();
+        if let Some(bundle) = &t.rootcertbundle {
+            keys.extend(
+                Verifier::load_bundle_file(bundle)
+                    .map_err(|e| config_err("auth.token.rootcertbundle")(e.to_string()))?,
+            );
+        }
+        if let Some(jwks) = &t.jwks {
+            keys.extend(
+                Verifier::load_jwks_file(jwks)
+                    .map_err(|e| config_err("auth.token.jwks")(e.to_string()))?,
+            );
+        }
+        let algorithms = t
+            .signingalgorithms
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let leeway = std::time::Duration::from_secs(60);
+        verifiers.push(Verifier::new(
+            keys,
+            t.issuer.clone(),
+            t.service.clone(),
+            leeway,
+            algorithms,
+        ));
+        if realm.is_none() {
+            realm = Some(t.realm.clone());
+        }
+        if audience.is_none() {
+            audience = Some(t.service.clone());
+        }
+    }
+    if let Some(service_name) = audience {
+        let secret: Vec<u8> = match &config.http.secret {
+            Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
+            _ => {
+                tracing::warn!(
+                    "http.secret is not set: upload sessions of long pushes will not survive a restart"
+                );
+                let mut b = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+                b
+            }
+        };
+        let bearer = Bearer {
+            verifiers,
+            realm,
+            service: service_name,
+            uploads: UploadStates::new(&secret, grace),
+        };
+        return Ok((AuthMode::Bearer(Box::new(bearer)), service));
+    }
+    Ok(match (users, &config.auth.htpasswd) {
+        (Some(file), Some(h)) => (
+            AuthMode::Htpasswd {
+                realm: h.realm.clone(),
+                file,
+            },
+            None,
+        ),
+        _ => (AuthMode::None, None),
     })
 }
 

@@ -2,9 +2,13 @@
 //! URLs are written, and the configured response headers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use portcullis_auth::htpasswd::Htpasswd;
+use portcullis_auth::service::TokenService;
+use portcullis_auth::token::Verifier;
+use portcullis_auth::upload::UploadStates;
 use portcullis_core::Registry;
 
 /// How requests are authenticated.
@@ -13,6 +17,27 @@ pub enum AuthMode {
     None,
     /// `auth.htpasswd`: HTTP Basic against an htpasswd file.
     Htpasswd { realm: String, file: Arc<Htpasswd> },
+    /// Bearer tokens (`auth.token` and/or the built-in `auth.tokenserver`).
+    Bearer(Box<Bearer>),
+}
+
+/// Bearer-token verification on the registry side.
+pub struct Bearer {
+    /// Token issuers this registry trusts (the built-in service first).
+    pub verifiers: Vec<Verifier>,
+    /// The challenge's realm; `None` means `<request host>/token`.
+    pub realm: Option<String>,
+    /// The challenge's service (the audience clients ask tokens for).
+    pub service: String,
+    /// Signs upload-session states so long pushes survive token expiry.
+    pub uploads: UploadStates,
+}
+
+impl Bearer {
+    #[must_use]
+    pub fn upload_grace(&self) -> Duration {
+        self.uploads.grace()
+    }
 }
 
 /// How `Location` and `Link` URLs are written.
@@ -37,4 +62,6 @@ pub struct AppState {
     pub access_log: bool,
     /// `catalog.maxentries`: the largest catalog page.
     pub catalog_max: usize,
+    /// The built-in token service (`/token`, `/.well-known/jwks.json`).
+    pub token_service: Option<Arc<TokenService>>,
 }

@@ -42,6 +42,16 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Token signing keys of the built-in token service.
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys::KeysCommand,
+    },
+    /// Refresh (identity) tokens issued by the token service.
+    Token {
+        #[command(subcommand)]
+        command: crate::tokens::TokenCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,13 +79,24 @@ enum UserCommand {
     },
 }
 
+/// Loads and validates a configuration for a management command, or
+/// explains what to fix.
+pub(crate) fn load_valid(path: Option<&Path>) -> anyhow::Result<Config> {
+    let loaded = load(path).map_err(|e| anyhow::anyhow!("fix these configuration errors:\n{e}"))?;
+    loaded
+        .config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("fix these configuration errors:\n{e}"))?;
+    Ok(loaded.config)
+}
+
 fn env_overrides() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| k.starts_with("REGISTRY_"))
         .collect()
 }
 
-fn load(path: Option<&Path>) -> Result<Loaded, portcullis_config::ConfigErrors> {
+pub(crate) fn load(path: Option<&Path>) -> Result<Loaded, portcullis_config::ConfigErrors> {
     let env = env_overrides();
     match path {
         Some(p) => Config::load(p, &env),
@@ -97,6 +118,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cost,
                 },
         } => user_add(&name, &htpasswd, cost),
+        Command::Keys { command } => crate::keys::run(command),
+        Command::Token { command } => crate::tokens::run(command),
     }
 }
 

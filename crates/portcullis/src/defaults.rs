@@ -1,6 +1,7 @@
 //! The embedded default configuration that `serve` uses without `--config`:
 //! 127.0.0.1:5000, storage under `./data`, htpasswd auth with a generated
-//! `admin` user whose password is printed once and stored only as a bcrypt hash.
+//! `admin` user whose password is printed once and stored only as a bcrypt hash,
+//! and the built-in token service (a signing key is generated on first start).
 
 use std::path::Path;
 
@@ -25,6 +26,9 @@ auth:
   htpasswd:
     realm: portcullis
     path: ./data/htpasswd
+  tokenserver:
+    issuer: portcullis
+    service: portcullis
 ";
 
 /// Source name used in messages about the embedded default.

@@ -3,6 +3,8 @@
 
 mod cli;
 mod defaults;
+mod keys;
+mod tokens;
 
 use std::process::ExitCode;
 

@@ -4,6 +4,7 @@
 mod blobs;
 mod lists;
 mod manifests;
+pub(crate) mod token;
 mod uploads;
 
 use std::sync::Arc;
@@ -12,13 +13,16 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_auth::identity::Identity;
 use portcullis_types::RepoName;
 
-use crate::access::{self, Required};
+use crate::access;
+use crate::auth::{Caller, TokenState};
+use crate::authorize::authorize;
 use crate::error::{ApiError, Code};
 use crate::route::{self, Route};
+use crate::state::AuthMode;
 use crate::{AppState, auth};
+use portcullis_auth::identity::Identity;
 
 /// What every handler gets besides its route.
 pub(crate) struct Ctx {
@@ -26,8 +30,7 @@ pub(crate) struct Ctx {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
-    #[allow(dead_code, reason = "used by the authorization policy")]
-    pub identity: Identity,
+    pub caller: Caller,
 }
 
 impl Ctx {
@@ -40,21 +43,46 @@ impl Ctx {
 
     /// An URL for a path, following `http.host` and `http.relativeurls`.
     pub fn url(&self, path: &str) -> String {
+        if self.state.urls.relative {
+            return format!("{}{path}", self.state.urls.prefix);
+        }
+        self.absolute_url(path)
+    }
+
+    /// An absolute URL when one can be built (token realms must be absolute):
+    /// from `http.host`, else from the request's `Host`.
+    pub fn absolute_url(&self, path: &str) -> String {
         let urls = &self.state.urls;
         let path = format!("{}{path}", urls.prefix);
-        let path = path.as_str();
-        if urls.relative {
-            return path.to_owned();
-        }
         if let Some(host) = &urls.host {
             return format!("{}{path}", host.trim_end_matches('/'));
         }
         match self.headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host) if valid_host(host) => {
-                format!("http://{host}{path}")
-            }
-            _ => path.to_owned(),
+            Some(host) if valid_host(host) => format!("http://{host}{path}"),
+            _ => path,
         }
+    }
+
+    /// The signed `_state` for an upload session's URL: carried over from
+    /// the request, or made for a new session opened with a valid token.
+    pub fn upload_state(&self, name: &RepoName, id: &str) -> Option<String> {
+        if let Some(existing) = self.param("_state") {
+            return Some(existing.to_owned());
+        }
+        let (AuthMode::Bearer(bearer), TokenState::Valid(_)) =
+            (&self.state.auth, &self.caller.token)
+        else {
+            return None;
+        };
+        let sub = match &self.caller.identity {
+            Identity::User(u) => u.as_str(),
+            Identity::Anonymous => "",
+        };
+        Some(
+            bearer
+                .uploads
+                .sign(sub, name.as_str(), id, std::time::SystemTime::now()),
+        )
     }
 }
 
@@ -90,29 +118,36 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         .unwrap_or_default();
 
     // Authenticate first so that probing for names or routes needs credentials.
-    let identity = auth::authenticate(&state, &parts.headers).await?;
-    let route = route::parse(rest)?;
-    let mount_from = match (&route, query.iter().find(|(k, _)| k == "from")) {
-        (Route::UploadStart(_), Some((_, from))) if query.iter().any(|(k, _)| k == "mount") => {
-            Some(from.parse::<RepoName>()?)
-        }
-        _ => None,
-    };
-    let Some(required) = access::required(&route, &parts.method, mount_from) else {
-        return Err(ApiError::msg(
-            Code::MethodNotAllowed,
-            format!("{} is not allowed on this endpoint", parts.method),
-        ));
-    };
-    authorize(&identity, &required)?;
-
+    let caller = auth::authenticate(&state, &parts.headers).await?;
     let ctx = Ctx {
         state,
         method: parts.method,
         headers: parts.headers,
         query,
-        identity,
+        caller,
     };
+    let route = route::parse(rest)?;
+    let mount_from = match (&route, ctx.param("from")) {
+        (Route::UploadStart(_), Some(from)) if ctx.param("mount").is_some() => {
+            Some(from.parse::<RepoName>()?)
+        }
+        _ => None,
+    };
+    let Some(required) = access::required(&route, &ctx.method, mount_from) else {
+        return Err(ApiError::msg(
+            Code::MethodNotAllowed,
+            format!("{} is not allowed on this endpoint", ctx.method),
+        ));
+    };
+    authorize(
+        &ctx.state,
+        &ctx.caller,
+        &route,
+        &required,
+        ctx.param("_state"),
+        &ctx.absolute_url(""),
+    )?;
+
     match route {
         Route::Base => Ok((
             StatusCode::OK,
@@ -127,15 +162,6 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         Route::Manifest(name, reference) => manifests::handle(&ctx, &name, &reference, body).await,
         Route::UploadStart(name) => uploads::start(&ctx, &name, body).await,
         Route::Upload(name, id) => uploads::handle(&ctx, &name, &id, body).await,
-    }
-}
-
-/// Until per-repository policy exists, an authenticated identity (or anyone,
-/// when authentication is off) may do everything.
-fn authorize(identity: &Identity, required: &Required) -> Result<(), ApiError> {
-    let _ = required;
-    match identity {
-        Identity::User(_) | Identity::Anonymous => Ok(()),
     }
 }
 

@@ -16,7 +16,13 @@ fn session_response(
     size: u64,
     status: StatusCode,
 ) -> Response {
-    let location = ctx.url(&format!("/v2/{name}/blobs/uploads/{id}"));
+    let mut location = ctx.url(&format!("/v2/{name}/blobs/uploads/{id}"));
+    if let Some(state) = ctx.upload_state(name, id) {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("_state", &state)
+            .finish();
+        location = format!("{location}?{q}");
+    }
     (
         status,
         [

@@ -174,6 +174,7 @@ pub fn state_app(
         headers,
         access_log: false,
         catalog_max: CATALOG_MAX,
+        token_service: None,
     })
 }
 
@@ -186,6 +187,7 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         headers: HeaderMap::new(),
         access_log: false,
         catalog_max,
+        token_service: None,
     })
 }
 

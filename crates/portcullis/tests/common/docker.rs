@@ -281,6 +281,22 @@ impl Docker {
     /// random rootfs (about 1 MiB) plus three `COPY` layers (256 KiB each),
     /// so every call makes an image with its own layers and ID.
     pub fn build_test_image(&self, name: &str) -> TestImage {
+        self.build_test_image_sized(name, 1 << 20, &[256 << 10; 3])
+    }
+
+    /// Like [`Docker::build_test_image`], with a rootfs of `base_size`
+    /// random bytes and one `COPY` layer per entry of `layer_sizes` (at
+    /// least three, so the image has at least four layers).
+    pub fn build_test_image_sized(
+        &self,
+        name: &str,
+        base_size: usize,
+        layer_sizes: &[usize],
+    ) -> TestImage {
+        assert!(
+            layer_sizes.len() >= 3,
+            "a test image has at least three COPY layers"
+        );
         let repo = format!("pctest-{}", slug(name));
         let work = temp_dir();
         let w = work.path();
@@ -290,7 +306,7 @@ impl Docker {
         std::fs::create_dir_all(rootfs.join("data")).expect("mkdir rootfs/data");
         std::fs::write(rootfs.join("etc/portcullis-test"), format!("{name}\n"))
             .expect("write rootfs file");
-        std::fs::write(rootfs.join("data/base.bin"), random_bytes(1 << 20))
+        std::fs::write(rootfs.join("data/base.bin"), random_bytes(base_size))
             .expect("write rootfs file");
         let out = run(
             Command::new("tar")
@@ -310,10 +326,10 @@ impl Docker {
         let context = w.join("context");
         std::fs::create_dir_all(&context).expect("mkdir build context");
         let mut dockerfile = format!("FROM {base}\n");
-        for layer in 1..=3 {
+        for (layer, size) in (1..).zip(layer_sizes) {
             std::fs::write(
                 context.join(format!("layer{layer}.bin")),
-                random_bytes(256 << 10),
+                random_bytes(*size),
             )
             .expect("write layer file");
             dockerfile.push_str(&format!("COPY layer{layer}.bin /layers/{layer}.bin\n"));

@@ -68,6 +68,11 @@ impl OciLayout {
         format!("oci:{}:{tag}", self.dir.display())
     }
 
+    /// The bytes of the blob `digest` stored in this layout.
+    pub fn blob(&self, digest: &str) -> Vec<u8> {
+        read_blob(&self.dir, digest)
+    }
+
     fn put_blob(&self, data: &[u8]) -> String {
         let digest = sha256(data);
         let hex = digest.trim_start_matches("sha256:");

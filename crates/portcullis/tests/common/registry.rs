@@ -81,6 +81,12 @@ pub struct RegistryConfig {
     pub htpasswd: Option<PathBuf>,
     /// `storage.delete.enabled`.
     pub delete: bool,
+    /// The body of the `auth:` section, written verbatim (every line already
+    /// indented by two spaces). Replaces the section `htpasswd` would write.
+    pub auth_yaml: Option<String>,
+    /// Writes `http.host: http://127.0.0.1:PORT` (what portcullis puts in
+    /// the realm of its token challenges).
+    pub http_host: bool,
 }
 
 impl RegistryConfig {
@@ -90,6 +96,8 @@ impl RegistryConfig {
             root: root.into(),
             htpasswd: None,
             delete: false,
+            auth_yaml: None,
+            http_host: false,
         }
     }
 
@@ -107,16 +115,41 @@ impl RegistryConfig {
         self
     }
 
+    /// Uses `body` (lines indented by two spaces) as the `auth:` section.
+    #[must_use]
+    pub fn auth_yaml(mut self, body: impl Into<String>) -> Self {
+        self.auth_yaml = Some(body.into());
+        self
+    }
+
+    /// Sets `http.host` to the registry's own `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn http_host(mut self, enabled: bool) -> Self {
+        self.http_host = enabled;
+        self
+    }
+
     /// The `config.yml` text, listening on `127.0.0.1:port`.
     pub fn to_yaml(&self, port: u16) -> String {
+        let host = if self.http_host {
+            format!("  host: http://127.0.0.1:{port}\n")
+        } else {
+            String::new()
+        };
         let mut yaml = format!(
             "version: 0.1\n\
-             http:\n  addr: 127.0.0.1:{port}\n\
+             http:\n  addr: 127.0.0.1:{port}\n{host}\
              storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: {delete}\n",
             root = yaml_str(&self.root),
             delete = self.delete,
         );
-        if let Some(path) = &self.htpasswd {
+        if let Some(body) = &self.auth_yaml {
+            yaml.push_str("auth:\n");
+            yaml.push_str(body);
+            if !body.ends_with('\n') {
+                yaml.push('\n');
+            }
+        } else if let Some(path) = &self.htpasswd {
             yaml.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n",
                 yaml_str(path)
@@ -127,7 +160,7 @@ impl RegistryConfig {
 }
 
 /// A double-quoted YAML scalar holding `path`.
-fn yaml_str(path: &Path) -> String {
+pub fn yaml_str(path: &Path) -> String {
     let text = path.to_str().expect("test paths are UTF-8");
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -233,6 +266,12 @@ impl Registry {
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The `config.yml` it was started with (for the `portcullis` CLI's
+    /// `--config`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
     }
 
     /// Everything the process has logged so far.

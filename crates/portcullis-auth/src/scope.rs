@@ -1,0 +1,138 @@
+//! Token scopes (`repository:team/app:pull,push`, `registry:catalog:*`) as
+//! the Docker token spec writes them, and the access granted from them.
+
+use std::collections::BTreeSet;
+
+use crate::token::ResourceAccess;
+
+/// One requested scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// `repository`, `registry`, ... (a `(class)` suffix is dropped).
+    pub kind: String,
+    pub name: String,
+    pub actions: BTreeSet<String>,
+}
+
+/// Why a scope string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scope `{0}` is malformed; expected `type:name:action[,action]`")]
+pub struct ScopeError(pub String);
+
+impl Scope {
+    /// Parses `type[(class)]:name:actions`. The name may itself contain `:`
+    /// (a registry host with a port), so the actions follow the last `:`.
+    ///
+    /// # Errors
+    /// When a part is missing or empty.
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        let err = || ScopeError(s.chars().take(200).collect());
+        let (kind, rest) = s.split_once(':').ok_or_else(err)?;
+        let (name, actions) = rest.rsplit_once(':').ok_or_else(err)?;
+        let kind = kind.split('(').next().unwrap_or_default();
+        if kind.is_empty() || name.is_empty() || s.len() > 1024 {
+            return Err(err());
+        }
+        let actions: BTreeSet<String> = actions
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            actions,
+        })
+    }
+
+    /// Parses every scope of a request: repeated `scope=` parameters, each of
+    /// which may hold several space-separated scopes (OAuth2 form).
+    ///
+    /// # Errors
+    /// The first malformed scope.
+    pub fn parse_all<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Self>, ScopeError> {
+        values
+            .into_iter()
+            .flat_map(str::split_whitespace)
+            .map(Self::parse)
+            .collect()
+    }
+
+    /// The spec form, `type:name:a,b`.
+    #[must_use]
+    pub fn to_spec(&self) -> String {
+        let actions: Vec<&str> = self.actions.iter().map(String::as_str).collect();
+        format!("{}:{}:{}", self.kind, self.name, actions.join(","))
+    }
+}
+
+/// Access granted by a verified token, looked up per request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants(Vec<ResourceAccess>);
+
+impl Grants {
+    #[must_use]
+    pub fn new(access: Vec<ResourceAccess>) -> Self {
+        Self(access)
+    }
+
+    /// Whether the token allows `action` on resource `kind:name`. `*` grants
+    /// every action.
+    #[must_use]
+    pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
+        self.0.iter().any(|a| {
+            a.kind == kind && a.name == name && a.actions.iter().any(|x| x == action || x == "*")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_scopes() {
+        let s = Scope::parse("repository:team/app:pull,push").unwrap();
+        assert_eq!(
+            (s.kind.as_str(), s.name.as_str()),
+            ("repository", "team/app")
+        );
+        assert_eq!(s.actions.len(), 2);
+        let s = Scope::parse("repository(plugin):host:5000/app:pull").unwrap();
+        assert_eq!(
+            (s.kind.as_str(), s.name.as_str()),
+            ("repository", "host:5000/app")
+        );
+        assert_eq!(
+            Scope::parse("registry:catalog:*").unwrap().to_spec(),
+            "registry:catalog:*"
+        );
+        for bad in [
+            "",
+            "repository",
+            "repository:app",
+            ":a:pull",
+            "repository::pull",
+        ] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+        let all = Scope::parse_all(["repository:a:pull repository:b:push", "registry:catalog:*"])
+            .unwrap();
+        assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn grants() {
+        let g = Grants::new(vec![ResourceAccess {
+            kind: "repository".into(),
+            name: "a".into(),
+            actions: vec!["pull".into()],
+        }]);
+        assert!(g.allows("repository", "a", "pull"));
+        assert!(!g.allows("repository", "a", "push"));
+        assert!(!g.allows("repository", "b", "pull"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Test-only private keys, made with OpenSSL 3.0 for these tests and used
+//! nowhere else. RSA keys are fixtures because generating one takes seconds
+//! in a debug build; the OpenSSL-made keys also check that keys brought by
+//! an operator load.
+
+pub(super) const RSA_A_PKCS8: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDukWPkwsz8cLYi\n\
+rFcpMaGfUhHDQd4y0zWv0HyMOltLf0C7MzpNkz0gU9WPZAd16C1a+nKeo3DXipfO\n\
+L+9gSjSFKNMPgqPZy3wS6YOp6ioy0VNX3RD9gookduw++C8qi0ZYiAgWQ/Q35WJw\n\
+Q+rKtaPG4PzYeQz4Do11qDYHhK5Cxjj/ibQzo8VBK8xwPuSNso+YwKMMaf0WVvxo\n\
+4qyWWHTybABWphXdhYCiNJUdL9fg6YJpyjJC2T+O5IitPMx6MoUybHNfPNadG8XP\n\
+ht+rwB/58KApELIfS8Ql0h2VYq128quicuKGbFFitKS4eeHaUfcZNBiS6eTVFSAm\n\
+5OhmNfvVAgMBAAECggEADe1q+YXt1ab22xtYk00UdGqkItQLlsgB0FvJiZ42ijfJ\n\
+naQl+TVpUiPSyeY7EUUWsMMCQgSkp9CtgBoITYTHgCab+8HSsvpQKgJ770V+ZS0X\n\
+Qn/jaAlg6zQOIrb2efNbjfuTDUm2TjUUBB3S7TahcxDbcf/PJAQlegLx9Ipoaflv\n\
+p/zaUCwCkwFopFIXfsxRB3HtXniMOr++73yAda/Fh38Mtqb98a7jub4Dsmwtia+s\n\
+M8Aq9xg/i4T7h4xk7/meFR96C72MHWo7zC1MsPefOvRTkOJ0jJ59aYiXwYWHIvCv\n\
+0E53JHipSmg4gXPtFdldbWtxXkUeMeiN//a0BDCoWQKBgQD+6h3/nEvWpfPbVdH8\n\
+YAag6xWwNA4mAERWrLGSoQeHTSCjcuZ+t5zCQl5NVByQ7wnGno+4zmIDByi24q+d\n\
+nZhKcH415dALUrtsOSYQ52YYUnrXMcvhZSIZmjSBLbIom6uPnhzuE+TFxh8L4Yal\n\
+oq6ABetQLQPcU0+vOtoNRUqVAwKBgQDvlXQdtMM07adN/kYccWXSUwG+fpH9rH1S\n\
+839j8uRRZDfx2kRNGYq09vBHfRK+lw/qq3zviNv2BZ/H2lj11ES2wqEUthK9+lP1\n\
+D2m3MlTudQoGLMu+uSgO6OODX3DGqk+foWxXAs1IOmRsbs7vBH0bWvRJ9Ml/igSc\n\
+YRbEc/o4RwKBgQDcYOaCX0spTNtfmfgqKZJReCuN49L/g2eRT0dNLq3liQZYiDNB\n\
+BdgeEWaZj8gKfL2E2vwBl1sgpwXJ5nxQ1Tgd0tcqHX4Y6/Nggp+oKYUYLeZJOKG8\n\
+QMSUQb52l1zYwow1Y0o7gTNc0AVzLgxMEjKuN2/SJriZt+TB5y0wH+F0pQKBgQDY\n\
+wfGtEqbt0vnkAWIzR5Ekqb7RNzgkNxOnoe+mYNGapb5LzPqweqRYt3WKaCk2T/ux\n\
+h/dfzAWd31bA/NYxixuj8hDEaTopsTqWY5x0h0/58d/g2FR5uJD6dE+qwwWIZ/vj\n\
+46reSgWqDFJhHBuSehAqWK7d3l8TSa6EQP7VPEys7wKBgAQ5Tfw19qX2sEs5JZfV\n\
+YlBF+xlLKtqNCbwqchEQeoI3Bx0ySI6GQQcPI0DVKu1mQHhlbWH8sTE0djsN9+n6\n\
+SLGWOC1P+JLuh0gmDvNo8raoNHgaFXkH+HUx3385ZnxczHa37KSNonpaJXj4D6bK\n\
+P+Vrxq9ghq/pETjIFQ4jnY64\n\
+-----END PRIVATE KEY-----\n\
+";
+
+pub(super) const RSA_A_PKCS1: &str = "\
+-----BEGIN RSA PRIVATE KEY-----\n\
+MIIEpAIBAAKCAQEA7pFj5MLM/HC2IqxXKTGhn1IRw0HeMtM1r9B8jDpbS39AuzM6\n\
+TZM9IFPVj2QHdegtWvpynqNw14qXzi/vYEo0hSjTD4Kj2ct8EumDqeoqMtFTV90Q\n\
+/YKKJHbsPvgvKotGWIgIFkP0N+VicEPqyrWjxuD82HkM+A6Ndag2B4SuQsY4/4m0\n\
+M6PFQSvMcD7kjbKPmMCjDGn9Flb8aOKsllh08mwAVqYV3YWAojSVHS/X4OmCacoy\n\
+Qtk/juSIrTzMejKFMmxzXzzWnRvFz4bfq8Af+fCgKRCyH0vEJdIdlWKtdvKronLi\n\
+hmxRYrSkuHnh2lH3GTQYkunk1RUgJuToZjX71QIDAQABAoIBAA3tavmF7dWm9tsb\n\
+WJNNFHRqpCLUC5bIAdBbyYmeNoo3yZ2kJfk1aVIj0snmOxFFFrDDAkIEpKfQrYAa\n\
+CE2Ex4Amm/vB0rL6UCoCe+9FfmUtF0J/42gJYOs0DiK29nnzW437kw1Jtk41FAQd\n\
+0u02oXMQ23H/zyQEJXoC8fSKaGn5b6f82lAsApMBaKRSF37MUQdx7V54jDq/vu98\n\
+gHWvxYd/DLam/fGu47m+A7JsLYmvrDPAKvcYP4uE+4eMZO/5nhUfegu9jB1qO8wt\n\
+TLD3nzr0U5DidIyefWmIl8GFhyLwr9BOdyR4qUpoOIFz7RXZXW1rcV5FHjHojf/2\n\
+tAQwqFkCgYEA/uod/5xL1qXz21XR/GAGoOsVsDQOJgBEVqyxkqEHh00go3Lmfrec\n\
+wkJeTVQckO8Jxp6PuM5iAwcotuKvnZ2YSnB+NeXQC1K7bDkmEOdmGFJ61zHL4WUi\n\
+GZo0gS2yKJurj54c7hPkxcYfC+GGpaKugAXrUC0D3FNPrzraDUVKlQMCgYEA75V0\n\
+HbTDNO2nTf5GHHFl0lMBvn6R/ax9UvN/Y/LkUWQ38dpETRmKtPbwR30SvpcP6qt8\n\
+74jb9gWfx9pY9dREtsKhFLYSvfpT9Q9ptzJU7nUKBizLvrkoDujjg19wxqpPn6Fs\n\
+VwLNSDpkbG7O7wR9G1r0SfTJf4oEnGEWxHP6OEcCgYEA3GDmgl9LKUzbX5n4KimS\n\
+UXgrjePS/4NnkU9HTS6t5YkGWIgzQQXYHhFmmY/ICny9hNr8AZdbIKcFyeZ8UNU4\n\
+HdLXKh1+GOvzYIKfqCmFGC3mSTihvEDElEG+dpdc2MKMNWNKO4EzXNAFcy4MTBIy\n\
+rjdv0ia4mbfkwectMB/hdKUCgYEA2MHxrRKm7dL55AFiM0eRJKm+0Tc4JDcTp6Hv\n\
+pmDRmqW+S8z6sHqkWLd1imgpNk/7sYf3X8wFnd9WwPzWMYsbo/IQxGk6KbE6lmOc\n\
+dIdP+fHf4NhUebiQ+nRPqsMFiGf74+Oq3koFqgxSYRwbknoQKliu3d5fE0muhED+\n\
+1TxMrO8CgYAEOU38Nfal9rBLOSWX1WJQRfsZSyrajQm8KnIREHqCNwcdMkiOhkEH\n\
+DyNA1SrtZkB4ZW1h/LExNHY7Dffp+kixljgtT/iS7odIJg7zaPK2qDR4GhV5B/h1\n\
+Md9/OWZ8XMx2t+ykjaJ6WiV4+A+myj/la8avYIav6RE4yBUOI52OuA==\n\
+-----END RSA PRIVATE KEY-----\n\
+";
+
+pub(super) const RSA_B_PKCS8: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDV3qr+JHOu6qW1\n\
+rYTBRrd/rgyQ9zCB1bOXH5UoNbrc1Y/EpW45P5N1J9UdjF4/+uot8fHSOAHyxeL3\n\
+Sk/f+/3Kncu94cM2TkwWDM4JPM0L07VJL2DR9SPyLhAeQaKpO7hzrA7XxnxrdxQD\n\
+tBOfNC75xyWOdc2sh0kGncj/qpPoLP+gFug9JwHCcXltwnGATcDya12IIHqquqsv\n\
+95W4NEBAytEVHfxr+e6vcZuMXZy6d0K02i/zZWmSm0KmvHERwbBfHTzRw+YhNDbc\n\
+EkvkOxaBKZV+Ke9aTCvyA5sLfPVYQdkr+FEYrS+ZqZoJAjMkMxcre/9w8IA0sH9b\n\
+HyWQzp2LAgMBAAECggEAFYZnp1R74Cr1qqdgKSO47DzUPvLiCu87OAaRuI5P1FIa\n\
+Oix8P37KlIwBwwuRoNbcIuuq7wF8ELch9Mmh6GUwUeg3zVCfmSOgPMflJMDd0kbo\n\
+hAkksXz+tS01qhXpDSdZlSrIA6eSdi5x8T16jBdwcus8OG5a2PZ0vxm6VSER6dgO\n\
+cl2sUk4hwQ6plmE/noeHPMgKaicSiwSjg6Y/EZGRBJJzsC/XQKDJ/MYCOp+6Jvxj\n\
+7kyNmJsV63JqLhndMzKhsFkT+2SPltZTZUOglfxW5BVHPsaV4+cvfZOdSak5FUxp\n\
+V4vwkQOtbR+aZKHMq7XH+X38zUvBCtDA9mGK/pS0QQKBgQDxnO9kPg1nL0tdkU3L\n\
+fA+XsRo37w51sYuD7ZncxEMPP+SytXLYeNGcdlJ25bXsF9nhA1KG/PEh015SH625\n\
+EUaTvTLt1Ws0eYjF7evp9xlFtU1Hwm+6BF8+TY1K8M6I3+ck2tpr9ECvAJRG6Mu3\n\
+cNzywV/+awt1X+dF7rGhTBqwSQKBgQDimtMc6gvwnMIHLEwNQ3X7Ips678uCy+Jd\n\
+Hkfh8eY5TcQcGQzPydxN+IolZxVrIpf9dKelCV4jKn/xSKWlBUzQck1/Z3HiHW1B\n\
+mKXEcdTHntUwPAtgPfnWU3Vs7i8EDBcR7nxvbdh1Y6OMZv9SCT9VWFXSUmjBTOBd\n\
+UaDZfk+HMwKBgDAsdULMaIm5UVKPpS48RzOcmTirzntC8ilU14fADgrdV3EWYpas\n\
+yEZlBR41wOcY/lUx/2NwzXdMGJNRQ6cRvbu5To1DL0PgM5gbTx1wKjbO5mC3cOVq\n\
+976JYfGeP9/knMapaEF8CuWZvPbCddPWigdQ7R3iI/+8JnW4GOyrKusZAoGBAK+Q\n\
+9O/6BbYuPcYA9AtysP4aGdrX3v0/qeorg9Xy7USIk+CRJ/P1mdJvNdk0vMt8yfV9\n\
+ZEXhtCXaz7XJa00nhhQZ+yEyrHFcC0I/Wm+RIiJnVRVB8C5o1iDQGLKE97hTBazG\n\
+8XID0SliQVyOkFKnB4LAJf4GC1N4lHy4ub7ItiUxAoGBAKk7XNmykOctQCKK7MlK\n\
+WHmoMlf8yWtT5t6EJVQBSh0wx8fG4jae+fJxseI0r37x2N6k54INpimZA6ljPEa8\n\
+GeGhK6yfQsRTJYbvOwbzfeFODUODTBoWxDUqwamEZQvyI/Kz94JOWq5i9RxW/Nm1\n\
+xXKQEqnkFA2tc+clnJSmPI02\n\
+-----END PRIVATE KEY-----\n\
+";
+
+pub(super) const EC_OPENSSL_PKCS8: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4GuWkWd6u/lslxkH\n\
++3L3XM54EC/ma14dyfLJ6deC346hRANCAAQHremPIXoydoE28y6cNzxQZFzPkOTe\n\
+QTkF0WoJpzg2k2VPsI/fe2g36z0j246nyKEdDz7i8zs47Br4cpesjw/G\n\
+-----END PRIVATE KEY-----\n\
+";
+
+pub(super) const EC_OPENSSL_SEC1: &str = "\
+-----BEGIN EC PARAMETERS-----\n\
+BggqhkjOPQMBBw==\n\
+-----END EC PARAMETERS-----\n\
+-----BEGIN EC PRIVATE KEY-----\n\
+MHcCAQEEICB8exbxaScycIEs/O6zaJdYRgwuN8aAUbRqpPYnIvVgoAoGCCqGSM49\n\
+AwEHoUQDQgAEV1V5AtLtqWWIyGno2nDdPh+RyNLkBDsfdYbde2aUvwylrhA9VUt+\n\
+5hdy8ix+zLGqQAz6dulVumpRLFlxHIxU9A==\n\
+-----END EC PRIVATE KEY-----\n\
+";
+
+pub(super) const ED_OPENSSL_PKCS8: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MC4CAQAwBQYDK2VwBCIEIADlMtREU1mxtxbVvYVKKqgYY9Orw+4Dlv0Esuz8j5NN\n\
+-----END PRIVATE KEY-----\n\
+";

@@ -1,0 +1,276 @@
+//! The token service over HTTP: `GET /token` (Docker token spec),
+//! `POST /token` (OAuth2 password and refresh_token grants) and
+//! `GET /.well-known/jwks.json`. The decisions live in
+//! `portcullis_auth::service`; this maps requests and errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_auth::identity::Identity;
+use portcullis_auth::scope::Scope;
+use portcullis_auth::service::{Issued, ServiceError, TokenService};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::AppState;
+use crate::auth::{basic_credentials, check_password};
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn service_error(e: &ServiceError) -> Response {
+    match e {
+        ServiceError::InvalidCredentials => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "invalid username or password",
+        ),
+        ServiceError::InvalidGrant(m) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", m),
+        ServiceError::RefreshDisabled => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            &e.to_string(),
+        ),
+        ServiceError::WrongService(_) => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
+        }
+        ServiceError::Refresh(_) | ServiceError::Token(_) => {
+            tracing::error!(error = %e, "token service failure");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the token service failed",
+            )
+        }
+    }
+}
+
+fn issued_response(issued: &Issued, oauth: bool) -> Response {
+    let issued_at = time::OffsetDateTime::from(issued.issued_at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut body = serde_json::json!({
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued_at,
+    });
+    if oauth {
+        body["scope"] = serde_json::Value::String(issued.scope.join(" "));
+    }
+    if let Some(r) = &issued.refresh_token {
+        body["refresh_token"] = serde_json::Value::String(r.expose_secret().to_owned());
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn service(state: &AppState) -> Option<&Arc<TokenService>> {
+    state.token_service.as_ref()
+}
+
+fn not_served() -> Response {
+    oauth_error(
+        StatusCode::NOT_FOUND,
+        "invalid_request",
+        "this registry has no token service (auth.tokenserver)",
+    )
+}
+
+fn parse_scopes(values: &[&str]) -> Result<Vec<Scope>, Box<Response>> {
+    Scope::parse_all(values.iter().copied()).map_err(|e| {
+        Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            &e.to_string(),
+        ))
+    })
+}
+
+/// `GET /token?service=&scope=&account=&offline_token=&client_id=`.
+pub(crate) async fn get_token(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(svc) = service(&state) else {
+        return not_served();
+    };
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let param = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Err(e) = svc.check_service(param("service")) {
+        return service_error(&e);
+    }
+    let scope_values: Vec<&str> = query
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let scopes = match parse_scopes(&scope_values) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let identity = match basic_credentials(&headers) {
+        None => Identity::Anonymous,
+        Some(Err(())) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                "malformed Basic credentials",
+            );
+        }
+        Some(Ok((user, pass))) => match check_password(svc.users(), user, pass).await {
+            Ok(u) => Identity::User(u),
+            Err(_) => return service_error(&ServiceError::InvalidCredentials),
+        },
+    };
+    if let (Some(account), Identity::User(u)) = (param("account"), &identity)
+        && !account.is_empty()
+        && account != u.as_str()
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "account does not match the credentials",
+        );
+    }
+    let offline =
+        (param("offline_token") == Some("true")).then(|| param("client_id").unwrap_or("docker"));
+    let access = svc.grant(&identity, &scopes);
+    match svc.issue(&identity, access, offline, SystemTime::now()) {
+        Ok(issued) => issued_response(&issued, false),
+        Err(e) => service_error(&e),
+    }
+}
+
+/// `POST /token`, an OAuth2 form with `grant_type=password|refresh_token`.
+pub(crate) async fn post_token(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Some(svc) = service(&state).cloned() else {
+        return not_served();
+    };
+    if body.len() > 64 * 1024 {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the form is too large",
+        );
+    }
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let Some(client_id) = field("client_id") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_id is required",
+        );
+    };
+    if let Err(e) = svc.check_service(field("service")) {
+        return service_error(&e);
+    }
+    let scopes = match parse_scopes(&field("scope").into_iter().collect::<Vec<_>>()) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let now = SystemTime::now();
+    let (identity, offline) = match field("grant_type") {
+        Some("password") => {
+            let (Some(user), Some(pass)) = (field("username"), form.get("password")) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                );
+            };
+            let pass = SecretString::from(pass.clone());
+            match check_password(svc.users(), user.to_owned(), pass).await {
+                Ok(u) => (Identity::User(u), field("access_type") == Some("offline")),
+                Err(_) => return service_error(&ServiceError::InvalidCredentials),
+            }
+        }
+        Some("refresh_token") => {
+            let Some(token) = field("refresh_token") else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                );
+            };
+            let token = SecretString::from(token.to_owned());
+            let client = client_id.to_owned();
+            let svc2 = svc.clone();
+            let redeemed =
+                tokio::task::spawn_blocking(move || svc2.refresh_login(&token, &client, now)).await;
+            match redeemed {
+                Ok(Ok(u)) => (Identity::User(u), false),
+                Ok(Err(e)) => return service_error(&e),
+                Err(_) => {
+                    return oauth_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "the token service failed",
+                    );
+                }
+            }
+        }
+        Some(other) => {
+            let other: String = other.chars().take(64).collect();
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("grant_type `{other}` is not supported; use password or refresh_token"),
+            );
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is required",
+            );
+        }
+    };
+    let access = svc.grant(&identity, &scopes);
+    let offline = offline.then_some(client_id);
+    match svc.issue(&identity, access, offline, now) {
+        Ok(issued) => issued_response(&issued, true),
+        Err(e) => service_error(&e),
+    }
+}
+
+/// `GET /.well-known/jwks.json`: the public keys tokens are signed with.
+pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let Some(svc) = service(&state) else {
+        return not_served();
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        svc.keys().jwks().to_string(),
+    )
+        .into_response()
+}
