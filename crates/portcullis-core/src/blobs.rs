@@ -2,18 +2,10 @@
 //! when the repository links to it (`_layers/.../link`).
 
 use bytes::Bytes;
-use portcullis_storage::{Reader, StorageError, paths};
+use portcullis_storage::{StorageError, paths};
 use portcullis_types::{Digest, RepoName};
 
 use crate::{CoreError, Registry};
-
-/// An opened blob, ready to stream.
-pub struct BlobRead {
-    /// Total size of the blob.
-    pub size: u64,
-    /// Reader positioned at the start of the requested range.
-    pub reader: Reader,
-}
 
 impl Registry {
     /// Whether `name` links `digest` as a layer or as a manifest revision.
@@ -56,23 +48,24 @@ impl Registry {
         self.blob_size(digest).await?.ok_or(CoreError::BlobUnknown)
     }
 
-    /// Opens a blob for reading from `offset`.
+    /// Streams `len` bytes of a blob from `offset`.
     ///
     /// # Errors
     /// `BlobUnknown` when the blob is not visible in `name`.
-    pub async fn open_blob(
+    pub async fn blob_stream(
         &self,
         name: &RepoName,
         digest: &Digest,
         offset: u64,
-    ) -> Result<BlobRead, CoreError> {
-        let size = self.stat_blob(name, digest).await?;
-        let reader = self
-            .driver
-            .reader(&paths::blob_data(digest), offset.min(size))
+        len: u64,
+    ) -> Result<portcullis_storage::ByteStream, CoreError> {
+        if !self.is_linked(name, digest).await? {
+            return Err(CoreError::BlobUnknown);
+        }
+        self.driver
+            .read_stream(&paths::blob_data(digest), offset, len)
             .await
-            .map_err(|e| CoreError::not_found_as(e, CoreError::BlobUnknown))?;
-        Ok(BlobRead { size, reader })
+            .map_err(|e| CoreError::not_found_as(e, CoreError::BlobUnknown))
     }
 
     /// Unlinks a blob from a repository (the data stays until garbage collection,

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use portcullis_storage::Driver;
 
-pub use blobs::BlobRead;
 pub use error::CoreError;
 pub use listing::{Page, Referrers};
 pub use manifest::{Descriptor, ParsedManifest};

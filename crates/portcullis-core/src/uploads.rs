@@ -9,10 +9,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use portcullis_storage::paths;
+use portcullis_storage::{Chunks, paths};
 use portcullis_types::{Algorithm, Digest, RepoName};
 use sha2::{Digest as _, Sha256, Sha512};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::AsyncReadExt;
 
 use crate::{CoreError, Registry};
 
@@ -61,7 +61,10 @@ fn check_id(id: &str) -> Result<(), CoreError> {
     }
 }
 
-const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes gathered before a batch goes to the writer and the hasher.
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight to each of them (bounds memory per upload).
+const QUEUE: usize = 2;
 
 impl Registry {
     /// Opens a new upload session and returns its id.
@@ -194,26 +197,67 @@ impl Registry {
     {
         let data = paths::upload_data(name, id);
         let start = state.offset;
-        let mut next = state.clone();
-        let mut w = BufWriter::with_capacity(WRITE_BUFFER, self.driver.appender(&data).await?);
-        let result: Result<(), CoreError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| CoreError::Body(std::io::Error::other(e.into())))?;
-                next.sha.update(&chunk);
-                next.offset += chunk.len() as u64;
-                w.write_all(&chunk).await.map_err(|e| io_err(&data, e))?;
+        // Chunks are gathered into ~1 MiB batches, shared (not copied) with a
+        // hashing thread and the driver's writer, which run in parallel with
+        // receiving.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunks>(QUEUE);
+        let mut sha = state.sha.clone();
+        let hasher = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                for b in batch.iter() {
+                    sha.update(b);
+                }
             }
-            w.flush().await.map_err(|e| io_err(&data, e))?;
-            w.shutdown().await.map_err(|e| io_err(&data, e))
+            sha
+        });
+        let (wtx, wrx) = tokio::sync::mpsc::channel::<Chunks>(QUEUE);
+        let driver = self.driver.clone();
+        let target = data.clone();
+        let writer = tokio::spawn(async move { driver.append_chunks(&target, wrx).await });
+        let mut offset = start;
+        let received: Result<(), CoreError> = async {
+            let mut batch: Vec<Bytes> = Vec::new();
+            let mut batch_len = 0usize;
+            loop {
+                let next = body.next().await;
+                let end = next.is_none();
+                if let Some(chunk) = next {
+                    let chunk =
+                        chunk.map_err(|e| CoreError::Body(std::io::Error::other(e.into())))?;
+                    offset += chunk.len() as u64;
+                    batch_len += chunk.len();
+                    batch.push(chunk);
+                }
+                if (end && !batch.is_empty()) || batch_len >= BATCH_BYTES {
+                    let shared: Chunks = std::mem::take(&mut batch).into();
+                    batch_len = 0;
+                    if wtx.send(shared.clone()).await.is_err() || tx.send(shared).await.is_err() {
+                        break; // the writer or hasher stopped; its error is reported below
+                    }
+                }
+                if end {
+                    break;
+                }
+            }
+            Ok(())
         }
         .await;
+        drop((tx, wtx));
+        let written = writer.await;
+        let hashed = hasher.await;
+        let result = received.and_then(|()| match written {
+            Ok(Ok(n)) if n == offset - start => Ok(()),
+            Ok(Ok(_)) => Err(io_err(&data, std::io::Error::other("short write"))),
+            Ok(Err(e)) => Err(CoreError::Storage(e)),
+            Err(e) => Err(io_err(&data, std::io::Error::other(e))),
+        });
         if let Err(e) = result {
-            drop(w);
             // Roll back whatever part of the chunk reached the file.
             let _ = self.driver.truncate(&data, start).await;
             return Err(e);
         }
-        Ok(next)
+        let sha = hashed.map_err(|e| io_err(&data, std::io::Error::other(e)))?;
+        Ok(HashState { offset, sha })
     }
 
     /// Finishes an upload: appends the last chunk, verifies the digest, and moves

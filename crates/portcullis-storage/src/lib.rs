@@ -14,10 +14,15 @@ use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use fs::FsDriver;
+pub use futures;
 pub use memory::MemoryDriver;
 
 /// A boxed reader of a stored file.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// A stream of a file's bytes in large chunks.
+pub type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<Bytes>> + Send>>;
+/// A batch of consecutive chunks, shared without copying.
+pub type Chunks = std::sync::Arc<[Bytes]>;
 /// A boxed appending writer of a stored file.
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -72,6 +77,43 @@ pub trait Driver: Send + Sync + 'static {
     async fn put_content(&self, path: &str, data: Bytes) -> Result<(), StorageError>;
     /// Opens a file for reading from `offset`.
     async fn reader(&self, path: &str, offset: u64) -> Result<Reader, StorageError>;
+    /// Streams `len` bytes from `offset`. The default reads through
+    /// [`Driver::reader`]; drivers override it when they can do better.
+    async fn read_stream(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream, StorageError> {
+        use tokio::io::AsyncReadExt;
+        let r = self.reader(path, offset).await?;
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            r.take(len),
+            256 * 1024,
+        )))
+    }
+    /// Appends every chunk received on `chunks` to `path` (creating it),
+    /// until the sender is dropped; returns the bytes written. The default
+    /// goes through [`Driver::appender`].
+    async fn append_chunks(
+        &self,
+        path: &str,
+        mut chunks: tokio::sync::mpsc::Receiver<Chunks>,
+    ) -> Result<u64, StorageError> {
+        use tokio::io::AsyncWriteExt;
+        let mut w = self.appender(path).await?;
+        let mut n = 0u64;
+        while let Some(batch) = chunks.recv().await {
+            for b in batch.iter() {
+                w.write_all(b)
+                    .await
+                    .map_err(|e| StorageError::io(path, e))?;
+                n += b.len() as u64;
+            }
+        }
+        w.shutdown().await.map_err(|e| StorageError::io(path, e))?;
+        Ok(n)
+    }
     /// Opens a file for appending, creating it (and its parents) when missing.
     /// Data is visible to `stat`/`reader` once the writer is flushed or shut down.
     async fn appender(&self, path: &str) -> Result<Writer, StorageError>;

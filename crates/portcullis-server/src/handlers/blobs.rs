@@ -4,13 +4,9 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_types::{Digest, RepoName};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use super::{Ctx, hv};
 use crate::error::{ApiError, Code};
-
-const READ_CHUNK: usize = 256 * 1024;
 
 /// A byte range `[start, end]` (inclusive) inside a blob of `size` bytes.
 fn parse_range(value: &str, size: u64) -> Result<(u64, u64), ()> {
@@ -97,11 +93,7 @@ pub(crate) async fn handle(
     let body = if ctx.method == Method::HEAD {
         Body::empty()
     } else {
-        let blob = reg.open_blob(name, digest, start).await?;
-        Body::from_stream(ReaderStream::with_capacity(
-            blob.reader.take(len),
-            READ_CHUNK,
-        ))
+        Body::from_stream(reg.blob_stream(name, digest, start, len).await?)
     };
     builder.body(body).map_err(|_| ApiError::new(Code::Unknown))
 }
