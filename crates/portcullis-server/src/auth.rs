@@ -130,8 +130,19 @@ pub(crate) async fn check_password(
     }
 }
 
-/// Verifies a bearer token against every trusted issuer.
+/// Verifies a bearer token against every trusted issuer, remembering
+/// verified tokens until they expire (a signature check costs far more than
+/// the request it guards).
 fn verify_bearer(bearer: &Bearer, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
+    if let Some(claims) = bearer.cache.get(token, now) {
+        return Ok(claims);
+    }
+    let claims = verify_uncached(bearer, token, now)?;
+    bearer.cache.put(token, &claims);
+    Ok(claims)
+}
+
+fn verify_uncached(bearer: &Bearer, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
     let mut first_err = None;
     for v in &bearer.verifiers {
         match v.verify(token, now) {
@@ -152,7 +163,7 @@ fn verify_expired(bearer: &Bearer, token: &str, now: SystemTime) -> Option<Claim
     let unverified = token::decode_unverified(token).ok()?;
     let exp = unverified.claims.exp?;
     let at = UNIX_EPOCH + Duration::from_secs(exp.saturating_sub(1));
-    let claims = verify_bearer(bearer, token, at).ok()?;
+    let claims = verify_uncached(bearer, token, at).ok()?;
     let age = now
         .duration_since(UNIX_EPOCH + Duration::from_secs(claims.exp))
         .unwrap_or_default();

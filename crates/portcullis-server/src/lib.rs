@@ -11,6 +11,7 @@ pub mod keys;
 pub mod route;
 mod serve;
 mod state;
+pub mod token_cache;
 
 pub use serve::{ServeError, build_state, serve, spawn_upload_purger};
 pub use state::{AppState, AuthMode, Bearer, UrlPolicy};

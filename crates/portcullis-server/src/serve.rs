@@ -206,6 +206,7 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
             realm,
             service: service_name,
             uploads: UploadStates::new(&secret, grace),
+            cache: crate::token_cache::TokenCache::default(),
         };
         return Ok((AuthMode::Bearer(Box::new(bearer)), service));
     }

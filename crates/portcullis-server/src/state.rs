@@ -31,6 +31,8 @@ pub struct Bearer {
     pub service: String,
     /// Signs upload-session states so long pushes survive token expiry.
     pub uploads: UploadStates,
+    /// Tokens verified recently.
+    pub cache: crate::token_cache::TokenCache,
 }
 
 impl Bearer {
