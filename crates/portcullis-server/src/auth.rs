@@ -57,7 +57,7 @@ pub(crate) fn bearer_challenge(
     let realm = bearer
         .realm
         .clone()
-        .unwrap_or_else(|| format!("{request_base}/token"));
+        .unwrap_or_else(|| format!("{request_base}{}", bearer.realm_path));
     let clean = |s: &str| s.replace(['"', '\\'], "");
     let mut value = format!(
         "Bearer realm=\"{}\",service=\"{}\"",

@@ -103,6 +103,7 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
     let mut verifiers = Vec::new();
     let mut service = None;
     let mut realm = None;
+    let mut realm_path = "/token".to_owned();
     let mut audience = None;
     let mut grace = std::time::Duration::from_secs(6 * 3600);
     if let Some(ts) = &config.auth.tokenserver {
@@ -182,7 +183,14 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
             leeway,
             algorithms,
         ));
-        if realm.is_none() {
+        if t.autoredirect {
+            // distribution's autoredirect: the realm follows the request's host.
+            realm = None;
+            realm_path = t
+                .autoredirectpath
+                .clone()
+                .unwrap_or_else(|| "/auth/token".to_owned());
+        } else if realm.is_none() && config.auth.tokenserver.is_none() {
             realm = Some(t.realm.clone());
         }
         if audience.is_none() {
@@ -204,6 +212,7 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
         let bearer = Bearer {
             verifiers,
             realm,
+            realm_path,
             service: service_name,
             uploads: UploadStates::new(&secret, grace),
             cache: crate::token_cache::TokenCache::default(),

@@ -25,8 +25,12 @@ pub enum AuthMode {
 pub struct Bearer {
     /// Token issuers this registry trusts (the built-in service first).
     pub verifiers: Vec<Verifier>,
-    /// The challenge's realm; `None` means `<request host>/token`.
+    /// The challenge's realm; `None` means the request's own host followed
+    /// by `realm_path`.
     pub realm: Option<String>,
+    /// `/token` for the built-in service; `auth.token.autoredirectpath`
+    /// with `autoredirect`.
+    pub realm_path: String,
     /// The challenge's service (the audience clients ask tokens for).
     pub service: String,
     /// Signs upload-session states so long pushes survive token expiry.
