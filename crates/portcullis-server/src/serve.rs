@@ -309,9 +309,9 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
             key: "http.addr",
             message,
         })?;
-    let bind_err = |source| ServeError::Bind {
+    let bind_err = |cause| ServeError::Bind {
         addr: config.http.addr.clone(),
-        source,
+        cause,
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -11,6 +11,8 @@
 //!   one binary, and a client with its own `DOCKER_CONFIG` per test;
 //! - [`Skopeo`] and [`oci`]: a skopeo client with its own auth file, and a
 //!   hand-built OCI image layout to copy from;
+//! - [`token`]: token-service and `auth.token` configs, the `portcullis`
+//!   CLI, token requests, hand-made JWTs and `WWW-Authenticate` parsing;
 //! - small helpers: [`free_port`], [`temp_dir`], [`write_htpasswd`], [`http`].
 //!
 //! `PORTCULLIS_TEST_REGISTRY=reference` makes the scenarios that normally run
@@ -25,6 +27,7 @@ pub mod oci;
 pub mod process;
 pub mod registry;
 pub mod skopeo;
+pub mod token;
 
 pub use docker::{Docker, Dockerd, TestImage};
 pub use process::{assert_success, combined_output, run};
