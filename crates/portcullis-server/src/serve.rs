@@ -21,13 +21,9 @@ pub enum ServeError {
     #[error("{key}: {message}")]
     Config { key: &'static str, message: String },
     #[error(
-        "cannot listen on {addr}: {source}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)"
+        "cannot listen on {addr}: {cause}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)"
     )]
-    Bind {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Bind { addr: String, cause: std::io::Error },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
