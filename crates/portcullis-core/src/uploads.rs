@@ -62,7 +62,7 @@ fn check_id(id: &str) -> Result<(), CoreError> {
 }
 
 /// Bytes gathered before a batch goes to the writer and the hasher.
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 512 * 1024;
 /// Batches in flight to each of them (bounds memory per upload).
 const QUEUE: usize = 2;
 
