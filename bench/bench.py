@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 MIB = 1024 * 1024
 
-ALL_SCENARIOS = ["push", "pull", "get", "auth", "mem"]
+ALL_SCENARIOS = ["push", "pull", "get", "auth", "mem", "token"]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -41,6 +41,12 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 BENCH_USER = "bench"
 BENCH_PASS = "bench-password"
+
+# token scenario: portcullis's built-in token service (auth.tokenserver)
+TOKEN_SERVICE = "portcullis"
+TOKEN_ISSUER = "portcullis"
+TOKEN_EXPIRATION_S = 300  # auth.tokenserver.expiration: 5m
+TOKEN_CLIENT_ID = "bench"
 
 
 # --------------------------------------------------------------------------
@@ -174,7 +180,8 @@ class Server:
         self.root = ""
         self.dir = ""
         self.port = 0
-        self.auth = False
+        self.auth = "none"  # none | htpasswd | token
+        self.headers: dict = {}  # Authorization sent with every registry request
         self.state: dict = {}  # what has been pushed into this instance
 
     @property
@@ -186,13 +193,18 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, work: str, auth: bool, htpasswd: str = "") -> None:
+    def start(self, work: str, auth: str = "none", auth_config: list | None = None,
+              headers: dict | None = None) -> None:
+        """auth_config: the `auth:` section of config.yml as lines (none when empty);
+        headers: what authenticated requests send (Basic for htpasswd; the token
+        scenario sets Bearer later, once it has a token)."""
         self.stop()
         self.dir = tempfile.mkdtemp(prefix=f"{self.key}-", dir=work)
         self.root = os.path.join(self.dir, "data")
         os.makedirs(self.root)
         self.port = free_port()
         self.auth = auth
+        self.headers = dict(headers or {})
         self.state = {}
         config = os.path.join(self.dir, "config.yml")
         lines = [
@@ -210,8 +222,7 @@ class Server:
             f"  addr: 127.0.0.1:{self.port}",
             "  secret: portcullis-bench-secret",
         ]
-        if auth:
-            lines += ["auth:", "  htpasswd:", "    realm: bench", f"    path: {htpasswd}"]
+        lines += auth_config or []
         with open(config, "w") as f:
             f.write("\n".join(lines) + "\n")
         argv = [a.replace("{config}", config) for a in shlex.split(self.cmd_template)]
@@ -225,7 +236,7 @@ class Server:
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it cleanly
             )
         self.wait_ready()
-        log(f"  {self.label} up on {self.base} (pid {self.pid}, auth={'htpasswd' if auth else 'none'})")
+        log(f"  {self.label} up on {self.base} (pid {self.pid}, auth={auth})")
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -268,10 +279,10 @@ class Server:
 # HTTP (small requests via http.client; bulk transfer via curl)
 
 
-def basic_header() -> str:
+def basic_header(password: str = BENCH_PASS) -> str:
     import base64
 
-    return "Basic " + base64.b64encode(f"{BENCH_USER}:{BENCH_PASS}".encode()).decode()
+    return "Basic " + base64.b64encode(f"{BENCH_USER}:{password}".encode()).decode()
 
 
 def http_request(base: str, method: str, target: str, body: bytes | None = None,
@@ -292,7 +303,7 @@ def http_request(base: str, method: str, target: str, body: bytes | None = None,
 
 
 def auth_headers(srv: Server) -> dict:
-    return {"Authorization": basic_header()} if srv.auth else {}
+    return dict(srv.headers)
 
 
 def start_upload(srv: Server, repo: str) -> str:
@@ -320,7 +331,7 @@ def push_small_blob(srv: Server, repo: str, data: bytes) -> str:
 
 
 def curl_auth(srv: Server) -> list:
-    return ["-u", f"{BENCH_USER}:{BENCH_PASS}"] if srv.auth else []
+    return [a for k, v in srv.headers.items() for a in ("-H", f"{k}: {v}")]
 
 
 def push_blob_file(srv: Server, repo: str, path: str, digest: str) -> float:
@@ -372,7 +383,7 @@ def push_manifest(srv: Server, repo: str, tag: str) -> bytes:
                                     headers={"Accept": OCI_MANIFEST, **auth_headers(srv)})
     if status != 200 or body != manifest:
         raise BenchError(f"{srv.label}: GET manifest check -> {status} {body[:300]!r}")
-    if srv.auth:
+    if srv.auth != "none":
         status, _, _ = http_request(srv.base, "GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
         if status != 401:
             raise BenchError(f"{srv.label}: anonymous GET manifest with auth enabled -> {status}, expected 401")
@@ -380,7 +391,121 @@ def push_manifest(srv: Server, repo: str, tag: str) -> bytes:
 
 
 # --------------------------------------------------------------------------
+# token service client (portcullis's auth.tokenserver)
+
+
+def keys_bundle_argv(config: str) -> list:
+    """`portcullis keys bundle --config C`, derived from the serve command (its
+    `serve` argument becomes `keys bundle`) unless BENCH_PORTCULLIS_KEYS_CMD is set."""
+    raw = os.environ.get("BENCH_PORTCULLIS_KEYS_CMD")
+    if raw:
+        return [a.replace("{config}", config) for a in shlex.split(raw)]
+    argv = shlex.split(S.portcullis_cmd)
+    if "serve" not in argv:
+        raise BenchError("cannot derive `keys bundle` from BENCH_PORTCULLIS_CMD (no `serve` argument); "
+                         "set BENCH_PORTCULLIS_KEYS_CMD")
+    i = argv.index("serve")
+    return [a.replace("{config}", config) for a in argv[:i] + ["keys", "bundle"] + argv[i + 1:]]
+
+
+def token_query(repo: str, actions: str, offline: bool = False) -> str:
+    q = [("service", TOKEN_SERVICE), ("scope", f"repository:{repo}:{actions}")]
+    if offline:
+        q += [("offline_token", "true"), ("client_id", TOKEN_CLIENT_ID)]
+    return "/token?" + urllib.parse.urlencode(q, safe=":/,")
+
+
+def refresh_form(refresh_token: str, repo: str) -> str:
+    return urllib.parse.urlencode([("grant_type", "refresh_token"), ("refresh_token", refresh_token),
+                                   ("client_id", TOKEN_CLIENT_ID), ("service", TOKEN_SERVICE),
+                                   ("scope", f"repository:{repo}:pull")])
+
+
+def jwt_claims(token: str) -> dict:
+    import base64
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise BenchError(f"token is not a JWT: {token[:60]!r}")
+    pad = "=" * (-len(parts[1]) % 4)
+    return json.loads(base64.urlsafe_b64decode(parts[1] + pad))
+
+
+def check_token_response(what: str, status: int, body: bytes, repo: str, actions: list,
+                         want_refresh: bool = False) -> dict:
+    """A token response must be 200 with an access token for `actions` on `repo`,
+    issued by portcullis to the bench user for this service."""
+    if status != 200:
+        raise BenchError(f"{what} -> {status} {body[:300]!r}")
+    try:
+        doc = json.loads(body)
+    except ValueError as e:
+        raise BenchError(f"{what}: not JSON: {body[:300]!r}") from e
+    tok = doc.get("access_token") or ""
+    if not tok or doc.get("token", tok) != tok:
+        raise BenchError(f"{what}: no access_token (or token != access_token): {body[:300]!r}")
+    if want_refresh and not doc.get("refresh_token"):
+        raise BenchError(f"{what}: no refresh_token: {body[:300]!r}")
+    c = jwt_claims(tok)
+    granted = [a for acc in c.get("access", []) if acc.get("type") == "repository" and acc.get("name") == repo
+               for a in acc.get("actions", [])]
+    if (c.get("iss") != TOKEN_ISSUER or c.get("aud") not in (TOKEN_SERVICE, [TOKEN_SERVICE])
+            or c.get("sub") != BENCH_USER or not set(actions) <= set(granted)):
+        raise BenchError(f"{what}: unexpected claims {c}")
+    return doc
+
+
+def fetch_token(srv: Server, repo: str, actions: str, offline: bool = False) -> dict:
+    """GET /token with Basic credentials; the checked JSON response."""
+    status, _, body = http_request(srv.base, "GET", token_query(repo, actions, offline),
+                                   headers={"Authorization": basic_header()})
+    return check_token_response(f"{srv.label}: GET /token ({actions})", status, body, repo,
+                                actions.split(","), want_refresh=offline)
+
+
+# --------------------------------------------------------------------------
 # wrk
+
+# Checks every response of a token run (status 200, a JWT in access_token) and
+# counts them per thread; done() prints the totals for run_wrk to parse.
+WRK_TOKEN_CHECK = r"""
+good = 0
+bad = 0
+function response(status, headers, body)
+  if status == 200 and string.find(body, '"access_token"%s*:%s*"ey') then
+    good = good + 1
+  else
+    bad = bad + 1
+  end
+end
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function done(summary, latency, requests)
+  local g, b = 0, 0
+  for _, t in ipairs(threads) do
+    g = g + t:get("good")
+    b = b + t:get("bad")
+  end
+  io.write(string.format("bench-check: good %d bad %d\n", g, b))
+end
+"""
+
+
+def wrk_script(work: str, name: str, method: str = "GET", body: str = "", content_type: str = "") -> str:
+    """A wrk Lua script: the request (method, form body) plus the per-response check."""
+    if not re.fullmatch(r"[A-Za-z0-9%._~+=&:/,-]*", body):
+        raise BenchError(f"refusing to embed an unexpected body in Lua: {body[:80]!r}")
+    lines = [f'wrk.method = "{method}"']
+    if body:
+        lines.append(f'wrk.body = "{body}"')
+    if content_type:
+        lines.append(f'wrk.headers["Content-Type"] = "{content_type}"')
+    path = os.path.join(work, f"wrk-{name}.lua")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n" + WRK_TOKEN_CHECK)
+    return path
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -390,8 +515,10 @@ def _ms(text: str) -> float:
     return round(float(m.group(1)) * _UNITS_MS[m.group(2)], 3) if m else float("nan")
 
 
-def run_wrk(url: str, headers: dict, duration: int) -> dict:
+def run_wrk(url: str, headers: dict, duration: int, script: str = "") -> dict:
     cmd = ["wrk", f"-t{S.wrk_threads}", f"-c{S.wrk_conns}", f"-d{duration}s", "--latency", "--timeout", "30s"]
+    if script:
+        cmd += ["-s", script]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     cmd.append(url)
@@ -408,6 +535,11 @@ def run_wrk(url: str, headers: dict, duration: int) -> dict:
     r["non_2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     r["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    m = re.search(r"^bench-check: good (\d+) bad (\d+)", out, re.M)
+    if script and not m:
+        raise BenchError(f"wrk script {os.path.basename(script)} printed no bench-check line: {out[-300:]}")
+    if m:
+        r["checked_ok"], r["checked_bad"] = int(m.group(1)), int(m.group(2))
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
         r[f"p{pct}_ms"] = _ms(m.group(1)) if m else None
@@ -416,18 +548,28 @@ def run_wrk(url: str, headers: dict, duration: int) -> dict:
 
 def wrk_measure(srv: Server, repo: str, tag: str, duration: int) -> dict:
     url = f"{srv.base}/v2/{repo}/manifests/{tag}"
-    headers = {"Accept": OCI_MANIFEST, **auth_headers(srv)}
+    return wrk_checked(srv, url, {"Accept": OCI_MANIFEST, **auth_headers(srv)}, duration)
+
+
+def wrk_checked(srv: Server, url: str, headers: dict, duration: int, script: str = "",
+                unit: str = "req/s") -> dict:
+    """Warm-up, then the measured wrk run; any non-2xx response (or, with a
+    checking script, any response that fails the check) is an error."""
     if S.wrk_warmup > 0:
-        run_wrk(url, headers, S.wrk_warmup)
+        run_wrk(url, headers, S.wrk_warmup, script)
     wait_idle(srv.pid)
-    r = run_wrk(url, headers, duration)
+    r = run_wrk(url, headers, duration, script)
     wait_idle(srv.pid)  # e.g. bcrypt of requests wrk abandoned at the end
     if r["non_2xx"]:
         raise BenchError(f"{srv.label}: wrk saw {r['non_2xx']} non-2xx responses out of {r['requests']}")
+    if r.get("checked_bad"):
+        raise BenchError(f"{srv.label}: {r['checked_bad']} of {r['checked_bad'] + r['checked_ok']} responses "
+                         f"had no token (status 200 with an access_token JWT expected)")
     if r["requests"] == 0:
         log(f"  note: {srv.label} completed no request in {duration}s")
-    log(f"  {srv.label}: {r['rps']:.1f} req/s (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-        f"socket errors {r['socket_errors']})")
+    checked = f", {r['checked_ok']} responses checked" if "checked_ok" in r else ""
+    log(f"  {srv.label}: {r['rps']:.1f} {unit} (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+        f"socket errors {r['socket_errors']}{checked})")
     return r
 
 
@@ -530,17 +672,64 @@ class Bench:
         for s in self.servers:
             s.stop()
         self.mode = None
-        auth = mode == "auth"
-        if auth and not self.htpasswd:
+        if mode == "auth":
+            htpasswd = self.ensure_htpasswd()
+            for s in self.servers:
+                s.start(self.work, "htpasswd", ["auth:", "  htpasswd:", "    realm: bench", f"    path: {htpasswd}"],
+                        {"Authorization": basic_header()})
+        elif mode == "token":
+            self.start_token_mode()
+        else:
+            for s in self.servers:
+                s.start(self.work)
+        self.mode = mode
+
+    def ensure_htpasswd(self) -> str:
+        if not self.htpasswd:
             self.htpasswd = os.path.join(self.work, "htpasswd")
             log(f"  htpasswd -nbB -C {S.bcrypt_cost} (bcrypt cost {S.bcrypt_cost})")
             res = subprocess.run(["htpasswd", "-nbB", "-C", str(S.bcrypt_cost), BENCH_USER, BENCH_PASS],
                                  capture_output=True, text=True, check=True)
             with open(self.htpasswd, "w") as f:
                 f.write(res.stdout.strip() + "\n")
-        for s in self.servers:
-            s.start(self.work, auth, self.htpasswd)
-        self.mode = mode
+        return self.htpasswd
+
+    def start_token_mode(self) -> None:
+        """portcullis with auth.htpasswd (its token service's users) and
+        auth.tokenserver; then docker-registry with auth.token trusting the
+        certificate that `portcullis keys bundle` prints for the signing key
+        portcullis generated on its first start."""
+        htpasswd = self.ensure_htpasswd()
+        self.p.start(self.work, "token", [
+            "auth:",
+            "  htpasswd:",
+            "    realm: portcullis",
+            f"    path: {htpasswd}",
+            "  tokenserver:",
+            f"    issuer: {TOKEN_ISSUER}",
+            f"    service: {TOKEN_SERVICE}",
+            f"    expiration: {TOKEN_EXPIRATION_S // 60}m",
+        ])
+        bundle = os.path.join(self.work, "token-rootcertbundle.pem")
+        argv = keys_bundle_argv(os.path.join(self.p.dir, "config.yml"))
+        log(f"  {' '.join(shlex.quote(a) for a in argv)} > {bundle}")
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BenchError(f"keys bundle failed: {e}") from e
+        if res.returncode != 0 or "-----BEGIN CERTIFICATE-----" not in res.stdout:
+            raise BenchError(f"keys bundle: rc={res.returncode}, no PEM certificate on stdout: "
+                             f"{(res.stderr or res.stdout).strip()[:300]}")
+        with open(bundle, "w") as f:
+            f.write(res.stdout)
+        self.r.start(self.work, "token", [
+            "auth:",
+            "  token:",
+            f"    realm: {self.p.base}/token",
+            f"    service: {TOKEN_SERVICE}",
+            f"    issuer: {TOKEN_ISSUER}",
+            f"    rootcertbundle: {bundle}",
+        ])
 
     def order(self, i: int) -> list:
         """Alternate who goes first, so drift does not favour one side."""
@@ -629,7 +818,7 @@ class Bench:
         self.mode = None
         log("starting both registries fresh (idle RSS)")
         for s in self.servers:
-            s.start(self.work, False)
+            s.start(self.work)
         time.sleep(S.idle_settle_s)
         idle = {}
         for s in self.servers:
@@ -645,6 +834,72 @@ class Bench:
         self.mode = None
         self.results["mem"] = {"unit": "MiB", "idle": {k: v / MIB for k, v in idle.items()},
                                "peak": peak, "clients": S.conc_clients, "size_mb": S.conc_mb}
+
+    # 6. token
+    def token(self) -> None:
+        if "get" not in self.results:
+            log("token needs the no-auth baseline: running 'get' first")
+            self.get()
+        if S.wrk_warmup + S.wrk_duration > TOKEN_EXPIRATION_S - 30:
+            raise BenchError(f"BENCH_WRK_DURATION + BENCH_WRK_WARMUP must stay under the {TOKEN_EXPIRATION_S} s "
+                             f"token lifetime (minus 30 s)")
+        self.ensure_mode("token")
+        repo, tag = "bench/manifest", "latest"
+        manifests = {}
+        for s in self.servers:
+            # both registries trust portcullis's tokens; push with a pull,push token
+            s.headers = {"Authorization": "Bearer " + fetch_token(self.p, repo, "pull,push")["access_token"]}
+            manifests[s.key] = push_manifest(s, repo, tag)
+
+        # a) manifest GET with a pull-only bearer token, fetched just before each run
+        bearer = {}
+        for s in self.servers:
+            s.headers = {"Authorization": "Bearer " + fetch_token(self.p, repo, "pull")["access_token"]}
+            status, _, body = http_request(s.base, "GET", f"/v2/{repo}/manifests/{tag}",
+                                           headers={"Accept": OCI_MANIFEST, **s.headers})
+            if status != 200 or body != manifests[s.key]:
+                raise BenchError(f"{s.label}: GET manifest with a pull token -> {status} {body[:300]!r}")
+            bearer[s.key] = wrk_measure(s, repo, tag, S.wrk_duration)
+
+        # b) GET /token with Basic credentials, the same user every time
+        p = self.p
+        fetch_token(p, repo, "pull")  # the checks below, once, outside wrk
+        status, _, body = http_request(p.base, "GET", token_query(repo, "pull"),
+                                       headers={"Authorization": basic_header("wrong-" + BENCH_PASS)})
+        if status != 401:
+            raise BenchError(f"portcullis: GET /token with a wrong password -> {status}, expected 401")
+        script = wrk_script(self.work, "token-basic")
+        basic = wrk_checked(p, p.base + token_query(repo, "pull"), {"Authorization": basic_header()},
+                            S.wrk_duration, script, "tokens/s")
+
+        # c) POST /token, grant_type=refresh_token, with one refresh token
+        refresh = fetch_token(p, repo, "pull", offline=True)["refresh_token"]
+        form = refresh_form(refresh, repo)
+        ctype = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, _, body = http_request(p.base, "POST", "/token", body=form.encode(), headers=ctype)
+        check_token_response("portcullis: POST /token (refresh_token)", status, body, repo, ["pull"])
+        status, _, body = http_request(p.base, "POST", "/token", headers=ctype,
+                                       body=refresh_form(refresh[:-4] + "AAAA", repo).encode())
+        if status not in (400, 401):
+            raise BenchError(f"portcullis: POST /token with a forged refresh token -> {status}, expected 400")
+        script = wrk_script(self.work, "token-refresh", "POST", form, ctype["Content-Type"])
+        post = wrk_checked(p, p.base + "/token", {}, S.wrk_duration, script, "tokens/s")
+
+        def strip(r: dict) -> dict:
+            return {k: v for k, v in r.items() if k != "raw"}
+
+        self.results["token"] = {
+            "bearer_get": {"unit": "req/s", "portcullis": bearer["portcullis"]["rps"],
+                           "reference": bearer["reference"]["rps"],
+                           "portcullis_noauth": self.results["get"]["portcullis"],
+                           "reference_noauth": self.results["get"]["reference"],
+                           "wrk": {k: strip(v) for k, v in bearer.items()}},
+            "issue_basic": {"unit": "tokens/s", "portcullis": basic["rps"], "reference": None,
+                            "wrk": {"portcullis": strip(basic)}},
+            "issue_refresh": {"unit": "tokens/s", "portcullis": post["rps"], "reference": None,
+                              "wrk": {"portcullis": strip(post)}},
+            "reference_note": "docker-registry has no token service",
+        }
 
     def _concurrent_push(self, s: Server, files: list) -> dict:
         samples: list = []
@@ -720,10 +975,13 @@ def rows(results: dict, errors: dict) -> list:
     """(scenario, metric, portcullis, reference, ratio, target, verdict)."""
     out = []
 
-    def add(scn, metric, p, r, rat, target, ok, unit):
+    def add(scn, metric, p, r, rat, target, ok, unit, reference_text=None):
         verdict = "-" if ok is None else ("PASS" if ok else "FAIL")
-        out.append({"scenario": scn, "metric": metric, "portcullis": p, "reference": r, "ratio": rat,
-                    "target": target, "result": verdict, "unit": unit})
+        row = {"scenario": scn, "metric": metric, "portcullis": p, "reference": r, "ratio": rat,
+               "target": target, "result": verdict, "unit": unit}
+        if reference_text:
+            row["reference_text"] = reference_text
+        out.append(row)
 
     if "push" in results:
         x = results["push"]
@@ -756,6 +1014,24 @@ def rows(results: dict, errors: dict) -> list:
         p, r = x["peak"]["portcullis"]["peak"], x["peak"]["reference"]["peak"]
         add("5. memory", f"peak RSS, {x['clients']} concurrent {x['size_mb']} MiB pushes (MiB)",
             p, r, ratio(p, r), "portcullis < 100 MiB", p < 100, "MiB")
+    if "token" in results:
+        x = results["token"]["bearer_get"]
+        rt = ratio(x["portcullis"], x["reference"])
+        add("6. manifest GET + bearer", f"ES256 token from portcullis, {S.wrk_conns} conns, {S.wrk_duration} s (req/s)",
+            x["portcullis"], x["reference"], rt, "vs docker-registry: info", None, "req/s")
+        own = ratio(x["portcullis"], x["portcullis_noauth"])
+        ref_own = ratio(x["reference"], x["reference_noauth"])
+        add("6. manifest GET + bearer", "with bearer / without auth (same registry)",
+            own, ref_own, None, "portcullis >= 0.8x", own is not None and own >= 0.8, "x")
+        none = "none (no token service)"
+        x = results["token"]["issue_basic"]
+        add("6. token issuance", f"GET /token, Basic bcrypt-{S.bcrypt_cost}, same user, {S.wrk_conns} conns, "
+            f"{S.wrk_duration} s (tokens/s)", x["portcullis"], None, None, ">= 2,000 tokens/s",
+            x["portcullis"] >= 2000, "tokens/s", none)
+        x = results["token"]["issue_refresh"]
+        add("6. token issuance", f"POST /token, refresh_token grant, {S.wrk_conns} conns, "
+            f"{S.wrk_duration} s (tokens/s)", x["portcullis"], None, None, ">= 2,000 tokens/s",
+            x["portcullis"] >= 2000, "tokens/s", none)
     for name, err in errors.items():
         out.append({"scenario": name, "metric": "error: " + err.splitlines()[0][:100], "portcullis": None,
                     "reference": None, "ratio": None, "target": "", "result": "ERROR", "unit": ""})
@@ -818,7 +1094,8 @@ def report(bench: Bench, scenarios: list, mi: dict) -> int:
         json.dump(doc, f, indent=2, default=str)
 
     hdr = ["scenario", "metric", "portcullis", "docker-registry", "ratio p/ref", "target", "result"]
-    cells = [[r["scenario"], r["metric"], fmt(r["portcullis"], r["unit"]), fmt(r["reference"], r["unit"]),
+    cells = [[r["scenario"], r["metric"], fmt(r["portcullis"], r["unit"]),
+              r.get("reference_text") or fmt(r["reference"], r["unit"]),
               fmt(r["ratio"], "x"), r["target"], r["result"]] for r in table]
 
     # plain table on stderr
@@ -847,6 +1124,17 @@ def report(bench: Bench, scenarios: list, mi: dict) -> int:
                 x = w[side]
                 extra.append(f"- {key}, {label}: {x['requests']} requests, latency p50 {fmt(x['p50_ms'])} ms, "
                              f"p99 {fmt(x['p99_ms'])} ms, socket errors {x['socket_errors']}")
+    if "token" in bench.results:
+        t = bench.results["token"]
+        for side, label in (("portcullis", "portcullis"), ("reference", "docker-registry")):
+            x = t["bearer_get"]["wrk"][side]
+            extra.append(f"- token bearer GET, {label}: {x['requests']} requests, latency p50 {fmt(x['p50_ms'])} ms, "
+                         f"p99 {fmt(x['p99_ms'])} ms, socket errors {x['socket_errors']}")
+        for key, label in (("issue_basic", "GET /token (Basic)"), ("issue_refresh", "POST /token (refresh)")):
+            x = t[key]["wrk"]["portcullis"]
+            extra.append(f"- {label}, portcullis: {x['requests']} tokens, each response checked "
+                         f"({x['checked_ok']} ok, {x['checked_bad']} bad), latency p50 {fmt(x['p50_ms'])} ms, "
+                         f"p99 {fmt(x['p99_ms'])} ms, socket errors {x['socket_errors']}")
     if "push" in bench.results:
         x = bench.results["push"]["runs"]
         extra.append(f"- push runs (MiB/s): portcullis {x['portcullis']}, docker-registry {x['reference']}")
@@ -881,8 +1169,8 @@ def main(argv: list) -> int:
             return 2
         scenarios.append(a)
     scenarios = scenarios or list(ALL_SCENARIOS)
-    if "auth" in scenarios and "get" not in scenarios:
-        scenarios.append("get")  # the auth target is relative to the no-auth figure
+    if ("auth" in scenarios or "token" in scenarios) and "get" not in scenarios:
+        scenarios.append("get")  # the auth and token targets are relative to the no-auth figure
     for tool in ("curl", "wrk", "htpasswd", "head"):
         if not shutil.which(tool):
             print(f"bench: {tool} not found (Debian: apt-get install -y wrk curl apache2-utils)", file=sys.stderr)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# portcullis vs docker-registry, side by side. Usage: bench/run.sh [push pull get auth mem]
+# portcullis vs docker-registry, side by side. Usage: bench/run.sh [push pull get auth mem token]
 # Markdown table on stdout, progress on stderr, JSON in bench/results/latest.json.
 # Knobs (environment): see bench/README.md.
 set -euo pipefail
@@ -10,9 +10,9 @@ repo="$(dirname "$here")"
 # Reject unknown scenarios before spending minutes on a build.
 for arg in "$@"; do
     case "$arg" in
-        push|pull|get|auth|mem|all) ;;
+        push|pull|get|auth|mem|token|all) ;;
         -h|--help) exec python3 "$here/bench.py" --help ;;
-        *) echo "bench: unknown scenario '$arg'; choose from: push pull get auth mem" >&2; exit 2 ;;
+        *) echo "bench: unknown scenario '$arg'; choose from: push pull get auth mem token" >&2; exit 2 ;;
     esac
 done
 

@@ -71,12 +71,12 @@ impl Scope {
 
 /// Access granted by a verified token, looked up per request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants(Vec<ResourceAccess>);
+pub struct Grants(std::sync::Arc<[ResourceAccess]>);
 
 impl Grants {
     #[must_use]
     pub fn new(access: Vec<ResourceAccess>) -> Self {
-        Self(access)
+        Self(access.into())
     }
 
     /// Whether the token allows `action` on resource `kind:name`. `*` grants

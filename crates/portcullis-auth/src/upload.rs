@@ -55,23 +55,29 @@ impl UploadStates {
         format!("{started}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    /// Whether `state` was issued for this subject, repository and session,
-    /// and the session is still within the grace period.
+    /// When the session started, if `state` was issued for exactly this
+    /// subject, repository and session.
+    fn started(&self, state: &str, sub: &str, repo: &str, id: &str) -> Option<u64> {
+        let (started, tag) = state.split_once('.')?;
+        let started = started.parse::<u64>().ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(&self.key, message(sub, repo, id, started).as_bytes(), &tag).ok()?;
+        Some(started)
+    }
+
+    /// Whether `state` binds the session to this subject and repository
+    /// (checked on every request of a session, whatever the token).
+    #[must_use]
+    pub fn bound_to(&self, state: &str, sub: &str, repo: &str, id: &str) -> bool {
+        self.started(state, sub, repo, id).is_some()
+    }
+
+    /// [`Self::bound_to`], and the session is still within the grace period
+    /// (for a request made with an expired token).
     #[must_use]
     pub fn check(&self, state: &str, sub: &str, repo: &str, id: &str, now: SystemTime) -> bool {
-        let Some((started, tag)) = state.split_once('.') else {
-            return false;
-        };
-        let Ok(started) = started.parse::<u64>() else {
-            return false;
-        };
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
-            return false;
-        };
-        if hmac::verify(&self.key, message(sub, repo, id, started).as_bytes(), &tag).is_err() {
-            return false;
-        }
-        unix(now).saturating_sub(started) <= self.grace.as_secs()
+        self.started(state, sub, repo, id)
+            .is_some_and(|started| unix(now).saturating_sub(started) <= self.grace.as_secs())
     }
 }
 

@@ -310,9 +310,10 @@ impl<'a> Checker<'a> {
                 }
             }
             Shape::Enum(allowed) => {
-                let lower = text.to_lowercase();
-                if allowed.contains(&lower.as_str()) {
-                    Some(Value::String(lower))
+                // Case-insensitive, keeping the spelling of the allowed list
+                // (`es256` means `ES256`; `INFO` means `info`).
+                if let Some(canonical) = allowed.iter().find(|a| a.eq_ignore_ascii_case(text)) {
+                    Some(Value::String((*canonical).to_owned()))
                 } else {
                     let hint = schema::nearest(text, allowed.iter().copied())
                         .map(|n| format!(" (did you mean `{n}`?)"))

@@ -16,6 +16,7 @@ use secrecy::SecretString;
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, AuthMode, Bearer};
+use crate::token_cache::Verified;
 
 /// Longest Authorization header we will decode.
 const MAX_AUTH_HEADER: usize = 16 * 1024;
@@ -133,13 +134,17 @@ pub(crate) async fn check_password(
 /// Verifies a bearer token against every trusted issuer, remembering
 /// verified tokens until they expire (a signature check costs far more than
 /// the request it guards).
-fn verify_bearer(bearer: &Bearer, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
-    if let Some(claims) = bearer.cache.get(token, now) {
-        return Ok(claims);
+fn verify_bearer(
+    bearer: &Bearer,
+    token: &str,
+    now: SystemTime,
+) -> Result<Arc<Verified>, TokenError> {
+    if let Some(v) = bearer.cache.get(token, now) {
+        return Ok(v);
     }
-    let claims = verify_uncached(bearer, token, now)?;
-    bearer.cache.put(token, &claims);
-    Ok(claims)
+    let verified = Arc::new(Verified::from_claims(verify_uncached(bearer, token, now)?));
+    bearer.cache.put(token, verified.clone());
+    Ok(verified)
 }
 
 fn verify_uncached(bearer: &Bearer, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
@@ -210,9 +215,9 @@ pub(crate) async fn authenticate(
             };
             let now = SystemTime::now();
             match verify_bearer(bearer, &token, now) {
-                Ok(claims) => Ok(caller(
-                    identity_of(&claims),
-                    TokenState::Valid(Grants::new(claims.access)),
+                Ok(v) => Ok(caller(
+                    v.identity.clone(),
+                    TokenState::Valid(v.grants.clone()),
                 )),
                 Err(TokenError::Expired) => match verify_expired(bearer, &token, now) {
                     Some(claims) => Ok(caller(

@@ -6,12 +6,13 @@
 
 use std::time::SystemTime;
 
+use portcullis_auth::identity::Identity;
 use portcullis_auth::scope::Grants;
 use portcullis_types::Action;
 
 use crate::access::Required;
 use crate::auth::{Caller, TokenState, bearer_challenge};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::route::Route;
 use crate::state::{AppState, AuthMode, Bearer};
 
@@ -70,6 +71,20 @@ fn upload_grace(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<&
             .check(st, &claims.sub, name.as_str(), id, SystemTime::now())
 }
 
+/// Upload sessions opened with a token are bound to its subject: every
+/// request on the session must carry the session's signed `_state` for the
+/// caller. Other routes are not sessions.
+fn session_bound(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<&str>) -> bool {
+    let Route::Upload(name, id) = route else {
+        return true;
+    };
+    let sub = match &caller.identity {
+        Identity::User(u) => u.as_str(),
+        Identity::Anonymous => "",
+    };
+    state.is_some_and(|st| bearer.uploads.bound_to(st, sub, name.as_str(), id))
+}
+
 /// Allows the request or returns the error to send.
 pub(crate) fn authorize(
     state: &AppState,
@@ -98,7 +113,12 @@ pub(crate) fn authorize(
             }
         }
         TokenState::Valid(grants) => {
-            if allowed(grants, required) {
+            if !session_bound(bearer, caller, route, upload_state) {
+                Err(ApiError::msg(
+                    Code::Denied,
+                    "this upload session belongs to another user or lacks its signed state",
+                ))
+            } else if allowed(grants, required) {
                 Ok(())
             } else {
                 Err(challenge(

@@ -10,7 +10,7 @@ use portcullis_storage::{Driver, FsDriver, MemoryDriver};
 
 use portcullis_auth::refresh::RefreshStore;
 use portcullis_auth::service::{ServiceSettings, TokenService};
-use portcullis_auth::token::Verifier;
+use portcullis_auth::token::{Algorithm, Verifier};
 use portcullis_auth::upload::UploadStates;
 
 use crate::{AppState, AuthMode, Bearer, UrlPolicy, app, keys};
@@ -166,11 +166,18 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
                     .map_err(|e| config_err("auth.token.jwks")(e.to_string()))?,
             );
         }
-        let algorithms = t
+        // Listed algorithms portcullis cannot verify are skipped; a list
+        // with none it can verify refuses to start rather than allow all.
+        let algorithms: Vec<Algorithm> = t
             .signingalgorithms
             .iter()
             .filter_map(|a| a.parse().ok())
             .collect();
+        if !t.signingalgorithms.is_empty() && algorithms.is_empty() {
+            return Err(config_err("auth.token.signingalgorithms")(
+                "none of the listed algorithms is supported; use ES256, RS256 or EdDSA".to_owned(),
+            ));
+        }
         let leeway = std::time::Duration::from_secs(60);
         verifiers.push(Verifier::new(
             keys,
@@ -235,14 +242,6 @@ fn refuse_unimplemented(config: &Config) -> Result<(), ServeError> {
         return Err(ServeError::Config {
             key: "http.tls",
             message: "TLS termination is not available in this build yet. Fix: terminate TLS in a reverse proxy (e.g. nginx) in front of portcullis and remove http.tls".to_owned(),
-        });
-    }
-    if config.auth.token.is_some() {
-        return Err(ServeError::Config {
-            key: "auth.token",
-            message:
-                "token authentication is not available in this build yet. Fix: use auth.htpasswd"
-                    .to_owned(),
         });
     }
     if config.auth.silly.is_some() {

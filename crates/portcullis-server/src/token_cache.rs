@@ -5,16 +5,40 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use parking_lot::RwLock;
+use portcullis_auth::identity::{Identity, UserName};
+use portcullis_auth::scope::Grants;
 use portcullis_auth::token::Claims;
 use sha2::{Digest, Sha256};
+
+/// What a verified token means for a request; cheap to share.
+#[derive(Debug)]
+pub struct Verified {
+    pub identity: Identity,
+    pub grants: Grants,
+    /// The token's `exp`, in Unix seconds.
+    pub exp: u64,
+}
+
+impl Verified {
+    #[must_use]
+    pub fn from_claims(claims: Claims) -> Self {
+        Self {
+            identity: UserName::new(&claims.sub).map_or(Identity::Anonymous, Identity::User),
+            grants: Grants::new(claims.access),
+            exp: claims.exp,
+        }
+    }
+}
 
 /// Most tokens remembered; the cache is cleared when it is full.
 const CAPACITY: usize = 10_000;
 
 #[derive(Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], Claims>>,
+    entries: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
 }
 
 fn key(token: &str) -> [u8; 32] {
@@ -22,21 +46,21 @@ fn key(token: &str) -> [u8; 32] {
 }
 
 impl TokenCache {
-    /// The claims of a verified, unexpired token.
+    /// A verified, unexpired token.
     #[must_use]
-    pub fn get(&self, token: &str, now: SystemTime) -> Option<Claims> {
+    pub fn get(&self, token: &str, now: SystemTime) -> Option<Arc<Verified>> {
         let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
         let entries = self.entries.read();
-        let claims = entries.get(&key(token))?;
-        (claims.exp > now).then(|| claims.clone())
+        let v = entries.get(&key(token))?;
+        (v.exp > now).then(|| v.clone())
     }
 
-    pub fn put(&self, token: &str, claims: &Claims) {
+    pub fn put(&self, token: &str, verified: Arc<Verified>) {
         let mut entries = self.entries.write();
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(key(token), claims.clone());
+        entries.insert(key(token), verified);
     }
 }
 
@@ -59,12 +83,10 @@ mod tests {
             jti: String::new(),
             access: Vec::new(),
         };
-        cache.put("tok", &claims);
+        cache.put("tok", Arc::new(Verified::from_claims(claims)));
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(
-            cache.get("tok", at(999)).map(|c| c.sub),
-            Some("alice".into())
-        );
+        let hit = cache.get("tok", at(999)).unwrap();
+        assert!(matches!(&hit.identity, Identity::User(u) if u.as_str() == "alice"));
         assert!(cache.get("tok", at(1_000)).is_none());
         assert!(cache.get("other", at(10)).is_none());
     }

@@ -20,7 +20,13 @@ use crate::AppState;
 use crate::auth::{basic_credentials, check_password};
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let body = serde_json::json!({ "error": error, "error_description": description });
+    // OAuth2's fields, plus distribution's `errors` list so that the Docker
+    // client prints `unauthorized: <description>` instead of a parse error.
+    let body = serde_json::json!({
+        "error": error,
+        "error_description": description,
+        "errors": [{ "code": "UNAUTHORIZED", "message": description }],
+    });
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],

@@ -13,6 +13,7 @@
 //!   hand-built OCI image layout to copy from;
 //! - [`token`]: token-service and `auth.token` configs, the `portcullis`
 //!   CLI, token requests, hand-made JWTs and `WWW-Authenticate` parsing;
+//!   [`hostile`]: hostile tokens and the check that a registry refuses them;
 //! - small helpers: [`free_port`], [`temp_dir`], [`write_htpasswd`], [`http`].
 //!
 //! `PORTCULLIS_TEST_REGISTRY=reference` makes the scenarios that normally run
@@ -23,6 +24,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod docker;
+pub mod hostile;
 pub mod oci;
 pub mod process;
 pub mod registry;
