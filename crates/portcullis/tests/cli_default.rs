@@ -61,31 +61,51 @@ fn embedded_default_generates_admin_and_requires_it() {
         );
 
         let client = common::http();
-        let url = format!("http://127.0.0.1:{port}/v2/");
-        let anon = client.get(&url).send().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        // The embedded default runs the token service: anonymous requests are
+        // challenged with its realm.
+        let anon = client.get(format!("{base}/v2/")).send().unwrap();
         assert_eq!(anon.status().as_u16(), 401);
-        assert!(
-            anon.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .starts_with("Basic realm=")
-        );
-        let ok = client
-            .get(&url)
-            .basic_auth("admin", Some(&password))
-            .send()
-            .unwrap();
-        assert_eq!(ok.status().as_u16(), 200);
+        let challenge = anon.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(
-            ok.headers()["docker-distribution-api-version"],
+            challenge,
+            format!("Bearer realm=\"{base}/token\",service=\"portcullis\"")
+        );
+        assert_eq!(
+            anon.headers()["docker-distribution-api-version"],
             "registry/2.0"
         );
+        // The generated admin gets a token and then the API.
+        let token_url = format!("{base}/token?service=portcullis&scope=repository:a:pull");
         let bad = client
-            .get(&url)
+            .get(&token_url)
             .basic_auth("admin", Some("wrong"))
             .send()
             .unwrap();
         assert_eq!(bad.status().as_u16(), 401);
+        let resp = client
+            .get(&token_url)
+            .basic_auth("admin", Some(&password))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let body: serde_json::Value = resp.json().unwrap();
+        let token = body["token"].as_str().unwrap().to_owned();
+        let ok = client
+            .get(format!("{base}/v2/"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(ok.status().as_u16(), 200);
+        // The signing key was generated into the data directory, private.
+        let key = dir.path().join("data/portcullis/keys/signing.key");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
     });
     let _ = child.kill();
     let _ = child.wait();
