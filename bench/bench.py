@@ -69,7 +69,7 @@ class Settings:
         self.blob_mb = env_int("BENCH_BLOB_MB", 64 if self.quick else 1024)
         self.conc_mb = env_int("BENCH_CONCURRENT_MB", 32 if self.quick else 1024)
         self.conc_clients = env_int("BENCH_CONCURRENT_CLIENTS", 8)
-        self.repeats = max(1, env_int("BENCH_REPEATS", 2))
+        self.repeats = max(1, env_int("BENCH_REPEATS", 4))
         # a 1 GiB GET from the page cache takes ~0.5 s, so it is noisier than a push
         self.pull_repeats = max(1, env_int("BENCH_PULL_REPEATS", 5))
         self.wrk_duration = env_int("BENCH_WRK_DURATION", 3 if self.quick else 10)
