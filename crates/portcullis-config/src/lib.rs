@@ -20,6 +20,7 @@
 //! 4. serde reads the checked values into the typed structs in `model`,
 //!    which supply the defaults.
 
+mod access;
 mod addr;
 mod check;
 mod duration;
@@ -33,6 +34,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use access::{AccessSection, InlineText};
 pub use addr::{ListenAddr, parse_listen_addr};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};

@@ -70,6 +70,7 @@ pub(crate) fn from_yaml(
             .at(source, None),
         )
     })?;
+    config.access = access_section(text, source, &root);
     if config.catalog.maxentries == 0 {
         config.catalog.maxentries = 1000;
     }
@@ -206,4 +207,37 @@ fn fold_deprecated(json: &mut Value) {
     if let Some(log) = log.as_object_mut() {
         log.entry("level").or_insert(level);
     }
+}
+
+/// The `access:` section: a `path` (from the file or `REGISTRY_ACCESS_PATH`),
+/// or the inline text for the policy parser.
+fn access_section(text: &str, source: &str, root: &Node) -> Option<crate::access::AccessSection> {
+    let Kind::Map(entries) = &root.kind else {
+        return None;
+    };
+    let entry = entries.iter().find(|e| e.key == "access")?;
+    let path = match &entry.value.kind {
+        Kind::Map(items) => {
+            items
+                .iter()
+                .find(|e| e.key == "path")
+                .and_then(|e| match &e.value.kind {
+                    Kind::Scalar { text, .. } => Some(std::path::PathBuf::from(text)),
+                    _ => None,
+                })
+        }
+        _ => None,
+    };
+    let inline = if path.is_some() {
+        None
+    } else {
+        crate::access::top_level_block(text, "access").map(|(text, line_offset)| {
+            crate::access::InlineText {
+                text,
+                line_offset,
+                source: source.to_owned(),
+            }
+        })
+    };
+    Some(crate::access::AccessSection { path, inline })
 }

@@ -35,6 +35,9 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// portcullis's own keys.
     pub portcullis: PortcullisConfig,
+    /// `access`: the per-repository policy (see [`crate::AccessSection`]).
+    #[serde(skip)]
+    pub access: Option<crate::access::AccessSection>,
     /// Where each key came from, for messages from `validate()`.
     #[serde(skip)]
     pub(crate) meta: Meta,
@@ -50,6 +53,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             catalog: CatalogConfig::default(),
             portcullis: PortcullisConfig::default(),
+            access: None,
             meta: Meta::default(),
         }
     }

@@ -147,6 +147,8 @@ pub(crate) const ROOT: &[Field] = &[
     ),
     used("catalog", Shape::Map(CATALOG)),
     used("portcullis", Shape::Map(PORTCULLIS)),
+    // The policy: checked by portcullis-auth's parser, which knows its keys.
+    used("access", Shape::Any),
 ];
 
 const LOG: &[Field] = &[
