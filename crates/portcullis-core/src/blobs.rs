@@ -116,6 +116,7 @@ impl Registry {
             return Ok(false);
         }
         self.link_layer(name, digest).await?;
+        self.note_repository(name);
         Ok(true)
     }
 

@@ -9,6 +9,7 @@ mod listing;
 mod manifest;
 mod manifests;
 mod purge;
+mod repo_index;
 mod uploads;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub struct Registry {
     opts: Arc<Options>,
     uploads: Arc<uploads::Sessions>,
     manifests: Arc<cache::ManifestCache>,
+    index: Arc<repo_index::RepoIndex>,
 }
 
 impl Registry {
@@ -63,6 +65,7 @@ impl Registry {
             opts: Arc::new(opts),
             uploads: Arc::default(),
             manifests: Arc::default(),
+            index: Arc::default(),
         }
     }
 

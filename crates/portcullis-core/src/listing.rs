@@ -75,63 +75,38 @@ impl Registry {
     /// # Errors
     /// Storage failures.
     pub async fn all_repositories(&self) -> Result<Vec<String>, CoreError> {
+        let root = paths::repositories();
         let mut out = Vec::new();
         let mut stack = vec![String::new()];
         while let Some(prefix) = stack.pop() {
             let dir = if prefix.is_empty() {
-                paths::repositories()
+                root.clone()
             } else {
-                format!("{}/{prefix}", paths::repositories())
+                format!("{root}/{prefix}")
             };
-            let children = match self.driver.list(&dir).await {
+            let children = match self.driver.list_dirs(&dir).await {
                 Ok(c) => c,
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             };
-            if children
-                .iter()
-                .any(|c| c == "_manifests" || c == "_layers" || c == "_uploads")
-                && !prefix.is_empty()
+            if !prefix.is_empty()
+                && children
+                    .iter()
+                    .any(|c| c == "_manifests" || c == "_layers" || c == "_uploads")
             {
                 out.push(prefix.clone());
             }
-            for c in children {
-                if c.starts_with('_') {
-                    continue;
-                }
-                let child = if prefix.is_empty() {
+            for c in children.into_iter().filter(|c| !c.starts_with('_')) {
+                stack.push(if prefix.is_empty() {
                     c
                 } else {
                     format!("{prefix}/{c}")
-                };
-                if self
-                    .driver
-                    .stat(&format!("{}/{child}", paths::repositories()))
-                    .await
-                    .is_ok_and(|s| s.is_dir)
-                {
-                    stack.push(child);
-                }
+                });
             }
         }
         out.retain(|n| n.parse::<RepoName>().is_ok());
         out.sort();
         Ok(out)
-    }
-
-    /// One page of the catalog, keeping only names for which `visible` is true.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn catalog(
-        &self,
-        n: Option<usize>,
-        last: Option<&str>,
-        visible: impl Fn(&str) -> bool,
-    ) -> Result<Page<String>, CoreError> {
-        let mut all = self.all_repositories().await?;
-        all.retain(|r| visible(r));
-        Ok(paginate(all, n, last))
     }
 
     /// Manifests in `name` whose `subject` is `subject`, optionally filtered by

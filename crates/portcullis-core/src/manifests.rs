@@ -100,6 +100,7 @@ impl Registry {
             self.tag_manifest(name, tag, &digest).await?;
         }
         self.manifests.invalidate(name);
+        self.note_repository(name);
         Ok(PutOutcome { digest, subject })
     }
 

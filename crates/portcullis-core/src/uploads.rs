@@ -82,6 +82,7 @@ impl Registry {
             .await?;
         let w = self.driver.appender(&paths::upload_data(name, &id)).await?;
         drop(w);
+        self.note_repository(name);
         Ok(id)
     }
 

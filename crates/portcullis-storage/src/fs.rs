@@ -219,6 +219,28 @@ impl Driver for FsDriver {
         Ok(out)
     }
 
+    async fn list_dirs(&self, path: &str) -> Result<Vec<String>, StorageError> {
+        let full = self.full(path)?;
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&full)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir()
+                    && let Some(name) = entry.file_name().to_str()
+                    && !name.starts_with('.')
+                {
+                    out.push(name.to_owned());
+                }
+            }
+            out.sort();
+            Ok::<_, std::io::Error>(out)
+        })
+        .await
+        .map_err(|e| StorageError::io(&owned, std::io::Error::other(e)))?
+        .map_err(|e| StorageError::io(&owned, e))
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let src = self.full(from)?;
         let dst = self.full(to)?;

@@ -122,6 +122,22 @@ pub trait Driver: Send + Sync + 'static {
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError>;
     /// Names of the direct children of a directory, sorted.
     async fn list(&self, path: &str) -> Result<Vec<String>, StorageError>;
+    /// Names of the direct child directories of a directory, sorted. The
+    /// default lists and stats each child; drivers override it when they can
+    /// tell directories apart while listing.
+    async fn list_dirs(&self, path: &str) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        for name in self.list(path).await? {
+            if self
+                .stat(&format!("{path}/{name}"))
+                .await
+                .is_ok_and(|s| s.is_dir)
+            {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
     /// Moves a file atomically, replacing the destination and creating its parents.
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError>;
     /// Deletes a file or a directory tree.

@@ -54,13 +54,13 @@ fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
 pub(crate) async fn catalog(ctx: &Ctx) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
     let max = ctx.state.catalog_max;
-    let n = Some(n.unwrap_or(max).min(max));
+    let n = n.unwrap_or(max).min(max);
     let page = ctx
         .state
         .registry
-        .catalog(n, last.as_deref(), |_| true)
+        .catalog(n, last.as_deref(), None, |_| true)
         .await?;
-    let link = link(ctx, "/v2/_catalog", n, &page);
+    let link = link(ctx, "/v2/_catalog", Some(n), &page);
     Ok(json_page(
         serde_json::json!({ "repositories": page.items }),
         link,
