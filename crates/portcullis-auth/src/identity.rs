@@ -91,15 +91,60 @@ pub enum Identity {
     Anonymous,
     /// A user whose credentials were verified.
     User(UserName),
+    /// A robot account (personal access token) acting for its owner.
+    Robot(RobotIdentity),
+}
+
+/// A verified robot token: its name, owner and the scope it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RobotIdentity {
+    pub name: String,
+    pub owner: UserName,
+    pub repositories: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+impl RobotIdentity {
+    /// The login name, `<owner>+<name>`.
+    #[must_use]
+    pub fn login(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.owner,
+            crate::robots::LOGIN_SEPARATOR,
+            self.name
+        )
+    }
+
+    /// Whether `action` on `repo` is inside the scope the robot was given.
+    #[must_use]
+    pub fn permits(&self, repo: &str, action: &str) -> bool {
+        self.actions.iter().any(|a| a == action || a == "*")
+            && self
+                .repositories
+                .iter()
+                .any(|p| crate::robots::pattern_matches(p, repo))
+    }
 }
 
 impl Identity {
-    /// The user name, if this is an authenticated user.
+    /// The user name, if this is an authenticated user (not a robot).
     #[must_use]
     pub fn user(&self) -> Option<&UserName> {
         match self {
-            Self::Anonymous => None,
+            Self::Anonymous | Self::Robot(_) => None,
             Self::User(name) => Some(name),
+        }
+    }
+
+    /// The name used as a token's `sub` and in logs: the user, the robot's
+    /// login, or empty for anonymous.
+    #[must_use]
+    pub fn subject(&self) -> String {
+        match self {
+            Self::Anonymous => String::new(),
+            Self::User(u) => u.as_str().to_owned(),
+            Self::Robot(r) => r.login(),
         }
     }
 }

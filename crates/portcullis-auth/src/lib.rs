@@ -1,11 +1,15 @@
 //! portcullis-auth: authentication and authorization for portcullis.
 //!
 //! This crate decides who a request comes from ([`identity`]) and checks
-//! credentials ([`htpasswd`]). It knows nothing about HTTP or storage.
+//! credentials ([`htpasswd`]), and decides what they may do ([`policy`]). It
+//! knows nothing about HTTP or storage.
 
+pub mod access;
 pub mod htpasswd;
 pub mod identity;
+pub mod policy;
 pub mod refresh;
+pub mod robots;
 pub mod scope;
 pub mod service;
 pub mod token;

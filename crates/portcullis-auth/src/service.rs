@@ -9,14 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::RngCore;
 use secrecy::SecretString;
 
+use crate::access::AccessControl;
 use crate::htpasswd::Htpasswd;
 use crate::identity::{Identity, UserName};
+use crate::policy::PolicyAction;
 use crate::refresh::{RefreshError, RefreshStore};
 use crate::scope::Scope;
 use crate::token::{self, Audience, Claims, KeySet, ResourceAccess, TokenError};
-
-/// Actions a token can carry for a repository.
-const REPOSITORY_ACTIONS: &[&str] = &["pull", "push", "delete", "*"];
 
 /// Settings of the token service.
 #[derive(Debug, Clone)]
@@ -62,6 +61,7 @@ pub enum ServiceError {
 pub struct TokenService {
     keys: Arc<KeySet>,
     users: Arc<Htpasswd>,
+    access: Arc<AccessControl>,
     refresh: Option<Arc<RefreshStore>>,
     settings: ServiceSettings,
 }
@@ -75,15 +75,22 @@ impl TokenService {
     pub fn new(
         keys: Arc<KeySet>,
         users: Arc<Htpasswd>,
+        access: Arc<AccessControl>,
         refresh: Option<Arc<RefreshStore>>,
         settings: ServiceSettings,
     ) -> Self {
         Self {
             keys,
             users,
+            access,
             refresh,
             settings,
         }
+    }
+
+    #[must_use]
+    pub fn access(&self) -> &Arc<AccessControl> {
+        &self.access
     }
 
     #[must_use]
@@ -115,7 +122,7 @@ impl TokenService {
         }
     }
 
-    /// Password login (blocking).
+    /// Password login (blocking): a user, or a robot token.
     ///
     /// # Errors
     /// `InvalidCredentials`.
@@ -124,12 +131,12 @@ impl TokenService {
         &self,
         user: &str,
         password: &SecretString,
-    ) -> Result<UserName, ServiceError> {
-        if let Some(u) = self.users.authenticate_cached(user, password) {
-            return Ok(u);
+    ) -> Result<Identity, ServiceError> {
+        if let Some(identity) = self.access.login_cached(user, password) {
+            return Ok(identity);
         }
-        self.users
-            .authenticate(user, password)
+        self.access
+            .login(user, password)
             .map_err(|_| ServiceError::InvalidCredentials)
     }
 
@@ -162,28 +169,48 @@ impl TokenService {
         })
     }
 
-    /// What `identity` gets of `requested`: the intersection with what it may
-    /// do. Until per-repository policy exists, an authenticated user may do
-    /// everything and anonymous nothing. Unknown actions are dropped.
+    /// What `identity` gets of `requested`: each requested action that the
+    /// policy (and, for robots, the robot's own scope) allows. Unknown
+    /// actions and resource types are dropped, as the spec says.
     #[must_use]
     pub fn grant(&self, identity: &Identity, requested: &[Scope]) -> Vec<ResourceAccess> {
-        if matches!(identity, Identity::Anonymous) {
-            return Vec::new();
-        }
+        let policy = self.access.policy.current();
         let mut out: Vec<ResourceAccess> = Vec::new();
         for s in requested {
-            let actions: Vec<String> = match s.kind.as_str() {
-                "repository" => s
-                    .actions
-                    .iter()
-                    .filter(|a| REPOSITORY_ACTIONS.contains(&a.as_str()))
-                    .cloned()
-                    .collect(),
-                "registry" if s.name == "catalog" => {
-                    s.actions.iter().filter(|a| *a == "*").cloned().collect()
-                }
-                _ => Vec::new(),
+            let mut actions: Vec<String> = Vec::new();
+            let allow = |name: &str, action: PolicyAction| {
+                crate::access::decide(&policy, identity, name, action).allowed
             };
+            match s.kind.as_str() {
+                "repository" => {
+                    for a in &s.actions {
+                        let wanted: &[(&str, PolicyAction)] = match a.as_str() {
+                            "pull" => &[("pull", PolicyAction::Pull)],
+                            "push" => &[("push", PolicyAction::Push)],
+                            "delete" => &[("delete", PolicyAction::Delete)],
+                            "*" => &[
+                                ("pull", PolicyAction::Pull),
+                                ("push", PolicyAction::Push),
+                                ("delete", PolicyAction::Delete),
+                            ],
+                            _ => &[],
+                        };
+                        for (name, action) in wanted {
+                            if allow(&s.name, *action) && !actions.iter().any(|x| x == name) {
+                                actions.push((*name).to_owned());
+                            }
+                        }
+                    }
+                }
+                "registry"
+                    if s.name == "catalog"
+                        && s.actions.contains("*")
+                        && self.access.may_list_catalog(identity) =>
+                {
+                    actions.push("*".to_owned());
+                }
+                _ => {}
+            }
             if actions.is_empty() {
                 continue;
             }
@@ -220,10 +247,7 @@ impl TokenService {
         offline: Option<&str>,
         now: SystemTime,
     ) -> Result<Issued, ServiceError> {
-        let sub = match identity {
-            Identity::User(u) => u.as_str().to_owned(),
-            Identity::Anonymous => String::new(),
-        };
+        let sub = identity.subject();
         let mut jti = [0u8; 16];
         rand::rng().fill_bytes(&mut jti);
         let iat = unix(now);

@@ -19,7 +19,7 @@ use portcullis_storage::Driver;
 pub use error::CoreError;
 pub use listing::{Page, Referrers};
 pub use manifest::{Descriptor, ParsedManifest};
-pub use manifests::{ManifestRead, PutOutcome};
+pub use manifests::{ManifestRead, PutOutcome, digest_of};
 pub use purge::PurgeReport;
 pub use uploads::{UploadState, UploadStatus};
 

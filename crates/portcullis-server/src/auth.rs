@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
+use portcullis_auth::access::AccessControl;
 use portcullis_auth::identity::{Identity, UserName};
 use portcullis_auth::scope::Grants;
 use portcullis_auth::token::{self, Claims, TokenError};
@@ -38,7 +39,7 @@ pub(crate) struct Caller {
     pub token: TokenState,
 }
 
-fn basic_challenge(realm: &str, msg: &str) -> ApiError {
+pub(crate) fn basic_challenge(realm: &str, msg: &str) -> ApiError {
     let realm = realm.replace(['"', '\\'], "");
     ApiError::msg(Code::Unauthorized, msg).header(
         header::WWW_AUTHENTICATE,
@@ -107,19 +108,19 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, S
     }
 }
 
-/// Checks Basic credentials against htpasswd: the cache inline, bcrypt on a
-/// blocking thread.
+/// Checks a login (a user's password or a robot secret): the cache inline,
+/// bcrypt or the robot store on a blocking thread.
 pub(crate) async fn check_password(
-    file: &Arc<portcullis_auth::htpasswd::Htpasswd>,
+    access: &Arc<AccessControl>,
     user: String,
     pass: SecretString,
-) -> Result<UserName, ApiError> {
-    if let Some(name) = file.authenticate_cached(&user, &pass) {
-        return Ok(name);
+) -> Result<Identity, ApiError> {
+    if let Some(identity) = access.login_cached(&user, &pass) {
+        return Ok(identity);
     }
-    let file = file.clone();
-    match tokio::task::spawn_blocking(move || file.authenticate(&user, &pass)).await {
-        Ok(Ok(name)) => Ok(name),
+    let access = access.clone();
+    match tokio::task::spawn_blocking(move || access.login(&user, &pass)).await {
+        Ok(Ok(identity)) => Ok(identity),
         Ok(Err(_)) => Err(ApiError::msg(
             Code::Unauthorized,
             "invalid username or password",
@@ -190,11 +191,12 @@ pub(crate) async fn authenticate(
     let caller = |identity, token| Caller { identity, token };
     match &state.auth {
         AuthMode::None => Ok(caller(Identity::Anonymous, TokenState::Absent)),
-        AuthMode::Htpasswd { realm, file } => match basic_credentials(headers) {
-            None => Err(basic_challenge(realm, "authentication required")),
+        AuthMode::Basic { realm } => match basic_credentials(headers) {
+            // No credentials: anonymous; the policy decides (a denial is a 401).
+            None => Ok(caller(Identity::Anonymous, TokenState::Absent)),
             Some(Err(())) => Err(basic_challenge(realm, "malformed Basic credentials")),
-            Some(Ok((user, pass))) => match check_password(file, user, pass).await {
-                Ok(name) => Ok(caller(Identity::User(name), TokenState::Absent)),
+            Some(Ok((user, pass))) => match check_password(&state.access, user, pass).await {
+                Ok(identity) => Ok(caller(identity, TokenState::Absent)),
                 Err(e) if e.code == Code::Unauthorized => {
                     tracing::info!("basic authentication failed");
                     Err(basic_challenge(realm, "invalid username or password"))

@@ -7,11 +7,12 @@
 use std::time::SystemTime;
 
 use portcullis_auth::identity::Identity;
+use portcullis_auth::policy::PolicyAction;
 use portcullis_auth::scope::Grants;
 use portcullis_types::Action;
 
 use crate::access::Required;
-use crate::auth::{Caller, TokenState, bearer_challenge};
+use crate::auth::{Caller, TokenState, basic_challenge, bearer_challenge};
 use crate::error::{ApiError, Code};
 use crate::route::Route;
 use crate::state::{AppState, AuthMode, Bearer};
@@ -71,6 +72,70 @@ fn upload_grace(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<&
             .check(st, &claims.sub, name.as_str(), id, SystemTime::now())
 }
 
+fn policy_action(a: Action) -> PolicyAction {
+    match a {
+        Action::Pull => PolicyAction::Pull,
+        Action::Push => PolicyAction::Push,
+        Action::Delete => PolicyAction::Delete,
+    }
+}
+
+/// Basic mode (and no-auth mode with an `access` section): the policy decides
+/// each action the request needs. A refused anonymous caller is asked to
+/// authenticate (401); a refused authenticated one is told it is denied (403),
+/// with the deciding rule in the log.
+fn by_policy(
+    state: &AppState,
+    caller: &Caller,
+    required: &Required,
+    realm: Option<&String>,
+) -> Result<(), ApiError> {
+    if !state.enforce_policy {
+        return Ok(());
+    }
+    let anonymous = matches!(caller.identity, Identity::Anonymous);
+    let refuse = |why: String| -> ApiError {
+        tracing::info!(subject = %caller.identity.subject(), decision = %why, "access denied");
+        match (anonymous, realm) {
+            (true, Some(realm)) => basic_challenge(realm, "authentication required"),
+            _ => ApiError::msg(Code::Denied, why),
+        }
+    };
+    match required {
+        Required::Base => {
+            if anonymous && realm.is_some() {
+                Err(refuse("the registry requires authentication".to_owned()))
+            } else {
+                Ok(())
+            }
+        }
+        Required::Catalog => {
+            if state.access.may_list_catalog(&caller.identity) {
+                Ok(())
+            } else {
+                Err(refuse("no rule allows anonymous `catalog`".to_owned()))
+            }
+        }
+        Required::Repo {
+            name,
+            actions,
+            mount_from,
+        } => {
+            let checks = actions
+                .iter()
+                .map(|a| (name, policy_action(*a)))
+                .chain(mount_from.iter().map(|f| (f, PolicyAction::Pull)));
+            for (repo, action) in checks {
+                let d = state.access.decide(&caller.identity, repo.as_str(), action);
+                if !d.allowed {
+                    return Err(refuse(d.explanation));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Upload sessions opened with a token are bound to its subject: every
 /// request on the session must carry the session's signed `_state` for the
 /// caller. Other routes are not sessions.
@@ -78,11 +143,28 @@ fn session_bound(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<
     let Route::Upload(name, id) = route else {
         return true;
     };
-    let sub = match &caller.identity {
-        Identity::User(u) => u.as_str(),
-        Identity::Anonymous => "",
-    };
-    state.is_some_and(|st| bearer.uploads.bound_to(st, sub, name.as_str(), id))
+    let sub = caller.identity.subject();
+    state.is_some_and(|st| bearer.uploads.bound_to(st, &sub, name.as_str(), id))
+}
+
+/// The authentication challenge for a caller who has not authenticated,
+/// when the registry requires authentication. Requests that fail before
+/// their access is known (a malformed name, an unknown endpoint) get it
+/// instead of the error, so unauthenticated probes learn nothing.
+pub(crate) fn challenge_unauthenticated(
+    state: &AppState,
+    caller: &Caller,
+    request_base: &str,
+) -> Option<ApiError> {
+    match (&state.auth, &caller.token) {
+        (AuthMode::Basic { realm }, _) if matches!(caller.identity, Identity::Anonymous) => {
+            Some(basic_challenge(realm, "authentication required"))
+        }
+        (AuthMode::Bearer(bearer), TokenState::Absent | TokenState::Invalid(_)) => Some(
+            bearer_challenge(bearer, request_base, None, None, "authentication required"),
+        ),
+        _ => None,
+    }
 }
 
 /// Allows the request or returns the error to send.
@@ -94,9 +176,10 @@ pub(crate) fn authorize(
     upload_state: Option<&str>,
     request_base: &str,
 ) -> Result<(), ApiError> {
-    let AuthMode::Bearer(bearer) = &state.auth else {
-        // No auth, or Basic (already verified by `authenticate`).
-        return Ok(());
+    let bearer = match &state.auth {
+        AuthMode::Bearer(bearer) => bearer,
+        AuthMode::Basic { realm } => return by_policy(state, caller, required, Some(realm)),
+        AuthMode::None => return by_policy(state, caller, required, None),
     };
     let scope = scopes(required).join(" ");
     let scope = (!scope.is_empty()).then_some(scope.as_str());

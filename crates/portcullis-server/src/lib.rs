@@ -8,6 +8,7 @@ pub mod error;
 mod handlers;
 mod headers;
 pub mod keys;
+pub mod policy;
 pub mod route;
 mod serve;
 mod state;

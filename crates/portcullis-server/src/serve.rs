@@ -8,6 +8,7 @@ use portcullis_config::{Config, ListenAddr};
 use portcullis_core::{Options, Registry};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
 
+use portcullis_auth::access::AccessControl;
 use portcullis_auth::refresh::RefreshStore;
 use portcullis_auth::service::{ServiceSettings, TokenService};
 use portcullis_auth::token::{Algorithm, Verifier};
@@ -44,7 +45,13 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         automount: config.portcullis.automount,
         manifest_max_bytes: config.portcullis.manifestmaxbytes,
     };
-    let (auth, token_service) = auth_mode(config)?;
+    let access = Arc::new(AccessControl {
+        policy: crate::policy::load(config).map_err(|e| config_err("access")(e.to_string()))?,
+        users: load_htpasswd(config)?,
+        robots: crate::policy::robots(config).map_err(|e| config_err("auth")(e.to_string()))?,
+    });
+    let (auth, token_service) = auth_mode(config, &access)?;
+    let enforce_policy = !matches!(auth, AuthMode::None) || config.access.is_some();
     let mut headers = HeaderMap::new();
     for (k, values) in &config.http.headers {
         let name = HeaderName::try_from(k.as_str()).map_err(|e| ServeError::Config {
@@ -70,6 +77,8 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         headers,
         access_log: !config.log.accesslog.disabled,
         token_service,
+        access,
+        enforce_policy,
         catalog_max: usize::try_from(config.catalog.maxentries)
             .unwrap_or(usize::MAX)
             .max(1),
@@ -94,8 +103,11 @@ fn load_htpasswd(config: &Config) -> Result<Option<Arc<Htpasswd>>, ServeError> {
 }
 
 /// The authentication mode and, with `auth.tokenserver`, the token service.
-fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), ServeError> {
-    let users = load_htpasswd(config)?;
+fn auth_mode(
+    config: &Config,
+    access: &Arc<AccessControl>,
+) -> Result<(AuthMode, Option<Arc<TokenService>>), ServeError> {
+    let users = access.users.clone();
     let mut verifiers = Vec::new();
     let mut service = None;
     let mut realm = None;
@@ -131,6 +143,7 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
         service = Some(Arc::new(TokenService::new(
             Arc::new(keys),
             users,
+            access.clone(),
             refresh,
             settings,
         )));
@@ -222,15 +235,14 @@ fn auth_mode(config: &Config) -> Result<(AuthMode, Option<Arc<TokenService>>), S
         };
         return Ok((AuthMode::Bearer(Box::new(bearer)), service));
     }
-    Ok(match (users, &config.auth.htpasswd) {
-        (Some(file), Some(h)) => (
-            AuthMode::Htpasswd {
+    Ok(match &config.auth.htpasswd {
+        Some(h) => (
+            AuthMode::Basic {
                 realm: h.realm.clone(),
-                file,
             },
             None,
         ),
-        _ => (AuthMode::None, None),
+        None => (AuthMode::None, None),
     })
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use portcullis_auth::htpasswd::Htpasswd;
+use portcullis_auth::access::AccessControl;
 use portcullis_auth::service::TokenService;
 use portcullis_auth::token::Verifier;
 use portcullis_auth::upload::UploadStates;
@@ -15,8 +15,9 @@ use portcullis_core::Registry;
 pub enum AuthMode {
     /// No authentication: everyone may do everything (distribution without `auth`).
     None,
-    /// `auth.htpasswd`: HTTP Basic against an htpasswd file.
-    Htpasswd { realm: String, file: Arc<Htpasswd> },
+    /// `auth.htpasswd`: HTTP Basic against the htpasswd users (and robot
+    /// tokens) of [`AppState::access`].
+    Basic { realm: String },
     /// Bearer tokens (`auth.token` and/or the built-in `auth.tokenserver`).
     Bearer(Box<Bearer>),
 }
@@ -70,4 +71,10 @@ pub struct AppState {
     pub catalog_max: usize,
     /// The built-in token service (`/token`, `/.well-known/jwks.json`).
     pub token_service: Option<Arc<TokenService>>,
+    /// Users, robot tokens and the per-repository policy.
+    pub access: Arc<AccessControl>,
+    /// Whether the policy applies. Off only without authentication and
+    /// without an `access` section: then everyone may do everything, as in
+    /// distribution.
+    pub enforce_policy: bool,
 }

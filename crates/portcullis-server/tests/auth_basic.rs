@@ -39,16 +39,16 @@ fn fixture() -> Fixture {
         HeaderName::from_static("strict-transport-security"),
         HeaderValue::from_static("max-age=63072000"),
     );
-    let app = state_app(
+    let app = state_app_with_users(
         Arc::new(MemoryDriver::new()),
         Options {
             delete_enabled: true,
             ..Options::default()
         },
-        AuthMode::Htpasswd {
+        AuthMode::Basic {
             realm: REALM.to_owned(),
-            file,
         },
+        Some(file),
         headers,
     );
     Fixture { app, _dir: dir }

@@ -42,12 +42,17 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Per-repository permissions.
+    Access {
+        #[command(subcommand)]
+        command: crate::access::AccessCommand,
+    },
     /// Token signing keys of the built-in token service.
     Keys {
         #[command(subcommand)]
         command: crate::keys::KeysCommand,
     },
-    /// Refresh (identity) tokens issued by the token service.
+    /// Robot tokens (personal access tokens) and refresh tokens: create, list, revoke.
     Token {
         #[command(subcommand)]
         command: crate::tokens::TokenCommand,
@@ -119,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => user_add(&name, &htpasswd, cost),
         Command::Keys { command } => crate::keys::run(command),
+        Command::Access { command } => crate::access::run(command),
         Command::Token { command } => crate::tokens::run(command),
     }
 }
@@ -174,7 +180,11 @@ fn check(path: Option<&Path>, json: bool) -> ExitCode {
         || defaults::DEFAULT_SOURCE.to_owned(),
         |p| p.display().to_string(),
     );
-    let result = load(path).and_then(|l| l.config.validate().map(|()| l.warnings));
+    let result = load(path).and_then(|l| {
+        l.config.validate()?;
+        check_policy(&l.config)?;
+        Ok(l.warnings)
+    });
     match (result, json) {
         (Ok(warnings), false) => {
             for w in &warnings {
@@ -207,6 +217,21 @@ fn check(path: Option<&Path>, json: bool) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The policy and robot store must load too: their errors are configuration
+/// errors, with their own file and line.
+fn check_policy(config: &Config) -> Result<(), portcullis_config::ConfigErrors> {
+    let as_errors = |key: &str, message: String| {
+        portcullis_config::ConfigErrors(vec![portcullis_config::ConfigError::new(
+            key,
+            message,
+            "fix the policy as the message says",
+        )])
+    };
+    portcullis_server::policy::load(config).map_err(|e| as_errors("access", e.to_string()))?;
+    portcullis_server::policy::robots(config).map_err(|e| as_errors("auth", e.to_string()))?;
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -1,6 +1,7 @@
 //! The `portcullis` binary: serve the registry, check a configuration, and
 //! manage htpasswd users.
 
+mod access;
 mod cli;
 mod defaults;
 mod keys;

@@ -3,6 +3,8 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_auth::access;
+use portcullis_auth::policy::PolicyAction;
 use portcullis_core::Page;
 use portcullis_types::{Digest, MediaType, RepoName};
 
@@ -55,11 +57,23 @@ pub(crate) async fn catalog(ctx: &Ctx) -> Result<Response, ApiError> {
     let (n, last) = page_params(ctx)?;
     let max = ctx.state.catalog_max;
     let n = n.unwrap_or(max).min(max);
-    let page = ctx
-        .state
-        .registry
-        .catalog(n, last.as_deref(), None, |_| true)
-        .await?;
+    let page = if ctx.state.enforce_policy {
+        // Only what the caller may pull, read from the index ranges under the
+        // policy's prefixes for this caller when it can name them.
+        let policy = ctx.state.access.policy.current();
+        let identity = &ctx.caller.identity;
+        let prefixes = policy.pull_prefixes(&access::principal(identity));
+        let visible = |repo: &str| access::allows(&policy, identity, repo, PolicyAction::Pull);
+        ctx.state
+            .registry
+            .catalog(n, last.as_deref(), prefixes.as_deref(), visible)
+            .await?
+    } else {
+        ctx.state
+            .registry
+            .catalog(n, last.as_deref(), None, |_| true)
+            .await?
+    };
     let link = link(ctx, "/v2/_catalog", Some(n), &page);
     Ok(json_page(
         serde_json::json!({ "repositories": page.items }),

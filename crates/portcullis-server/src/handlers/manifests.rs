@@ -21,6 +21,7 @@ pub(crate) async fn handle(
         Method::GET | Method::HEAD => get(ctx, name, reference).await,
         Method::PUT => put(ctx, name, reference, body).await,
         Method::DELETE => {
+            check_immutable(ctx, name, reference, None).await?;
             ctx.state.registry.delete_manifest(name, reference).await?;
             Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
         }
@@ -138,6 +139,7 @@ async fn put(
             ));
         }
     };
+    check_immutable(ctx, name, reference, Some(&bytes)).await?;
     let content_type = ctx
         .headers
         .get(header::CONTENT_TYPE)
@@ -165,4 +167,48 @@ async fn put(
             .insert("oci-subject", hv(&subject.to_string()));
     }
     Ok(resp)
+}
+
+/// `access.immutable`: in these repositories an existing tag cannot be moved
+/// to another manifest, and manifests cannot be deleted. Pushing the same
+/// manifest to the same tag again is allowed (clients retry).
+async fn check_immutable(
+    ctx: &Ctx,
+    name: &RepoName,
+    reference: &Reference,
+    new: Option<&[u8]>,
+) -> Result<(), ApiError> {
+    if !ctx.state.enforce_policy
+        || !ctx
+            .state
+            .access
+            .policy
+            .current()
+            .is_immutable(name.as_str())
+    {
+        return Ok(());
+    }
+    let denied = |what: &str| {
+        ApiError::msg(
+            Code::Denied,
+            format!("{name} is immutable (access.immutable): {what}"),
+        )
+    };
+    match (reference, new) {
+        (_, None) => Err(denied("its manifests and tags cannot be deleted")),
+        (Reference::Digest(_), Some(_)) => Ok(()),
+        (Reference::Tag(tag), Some(bytes)) => {
+            match ctx.state.registry.resolve(name, reference).await {
+                Ok(existing) => {
+                    let incoming = portcullis_core::digest_of(existing.algorithm(), bytes);
+                    if existing == incoming {
+                        Ok(())
+                    } else {
+                        Err(denied(&format!("tag {tag} already exists; push a new tag")))
+                    }
+                }
+                Err(_) => Ok(()),
+            }
+        }
+    }
 }

@@ -17,12 +17,11 @@ use portcullis_types::RepoName;
 
 use crate::access;
 use crate::auth::{Caller, TokenState};
-use crate::authorize::authorize;
+use crate::authorize::{authorize, challenge_unauthenticated};
 use crate::error::{ApiError, Code};
 use crate::route::{self, Route};
 use crate::state::AuthMode;
 use crate::{AppState, auth};
-use portcullis_auth::identity::Identity;
 
 /// What every handler gets besides its route.
 pub(crate) struct Ctx {
@@ -74,14 +73,11 @@ impl Ctx {
         else {
             return None;
         };
-        let sub = match &self.caller.identity {
-            Identity::User(u) => u.as_str(),
-            Identity::Anonymous => "",
-        };
+        let sub = self.caller.identity.subject();
         Some(
             bearer
                 .uploads
-                .sign(sub, name.as_str(), id, std::time::SystemTime::now()),
+                .sign(&sub, name.as_str(), id, std::time::SystemTime::now()),
         )
     }
 }
@@ -126,7 +122,15 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         query,
         caller,
     };
-    let route = route::parse(rest)?;
+    let route = match route::parse(rest) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(
+                challenge_unauthenticated(&ctx.state, &ctx.caller, &ctx.absolute_url(""))
+                    .unwrap_or(e),
+            );
+        }
+    };
     let mount_from = match (&route, ctx.param("from")) {
         (Route::UploadStart(_), Some(from)) if ctx.param("mount").is_some() => {
             Some(from.parse::<RepoName>()?)

@@ -151,8 +151,8 @@ pub(crate) async fn get_token(
                 "malformed Basic credentials",
             );
         }
-        Some(Ok((user, pass))) => match check_password(svc.users(), user, pass).await {
-            Ok(u) => Identity::User(u),
+        Some(Ok((user, pass))) => match check_password(svc.access(), user, pass).await {
+            Ok(identity) => identity,
             Err(_) => return service_error(&ServiceError::InvalidCredentials),
         },
     };
@@ -214,8 +214,11 @@ pub(crate) async fn post_token(State(state): State<Arc<AppState>>, body: Bytes) 
                 );
             };
             let pass = SecretString::from(pass.clone());
-            match check_password(svc.users(), user.to_owned(), pass).await {
-                Ok(u) => (Identity::User(u), field("access_type") == Some("offline")),
+            match check_password(svc.access(), user.to_owned(), pass).await {
+                Ok(identity) => {
+                    let offline = field("access_type") == Some("offline");
+                    (identity, offline)
+                }
                 Err(_) => return service_error(&ServiceError::InvalidCredentials),
             }
         }

@@ -167,6 +167,19 @@ pub fn state_app(
     auth: AuthMode,
     headers: HeaderMap,
 ) -> Router {
+    state_app_with_users(driver, opts, auth, None, headers)
+}
+
+/// [`state_app`] with htpasswd users (for `AuthMode::Basic`); the policy is
+/// the default one (authenticated users may do everything).
+pub fn state_app_with_users(
+    driver: Arc<dyn Driver>,
+    opts: Options,
+    auth: AuthMode,
+    users: Option<Arc<portcullis_auth::htpasswd::Htpasswd>>,
+    headers: HeaderMap,
+) -> Router {
+    let enforce_policy = !matches!(auth, AuthMode::None);
     app(AppState {
         registry: Registry::new(driver, opts),
         auth,
@@ -175,6 +188,19 @@ pub fn state_app(
         access_log: false,
         catalog_max: CATALOG_MAX,
         token_service: None,
+        access: open_access(users),
+        enforce_policy,
+    })
+}
+
+fn open_access(
+    users: Option<Arc<portcullis_auth::htpasswd::Htpasswd>>,
+) -> Arc<portcullis_auth::access::AccessControl> {
+    use portcullis_auth::policy::{Policy, PolicyStore};
+    Arc::new(portcullis_auth::access::AccessControl {
+        policy: Arc::new(PolicyStore::fixed(Policy::allow_all())),
+        users,
+        robots: None,
     })
 }
 
@@ -188,6 +214,8 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         access_log: false,
         catalog_max,
         token_service: None,
+        access: open_access(None),
+        enforce_policy: false,
     })
 }
 

@@ -11,6 +11,8 @@
 //!   one binary, and a client with its own `DOCKER_CONFIG` per test;
 //! - [`Skopeo`] and [`oci`]: a skopeo client with its own auth file, and a
 //!   hand-built OCI image layout to copy from;
+//! - [`authz`]: the per-repository policy of issue 4, registries that
+//!   enforce it in Basic or token mode, callers, hand-made images, robots;
 //! - [`token`]: token-service and `auth.token` configs, the `portcullis`
 //!   CLI, token requests, hand-made JWTs and `WWW-Authenticate` parsing;
 //!   [`hostile`]: hostile tokens and the check that a registry refuses them;
@@ -23,6 +25,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
+pub mod authz;
 pub mod docker;
 pub mod hostile;
 pub mod oci;

@@ -87,6 +87,8 @@ pub struct RegistryConfig {
     /// Writes `http.host: http://127.0.0.1:PORT` (what portcullis puts in
     /// the realm of its token challenges).
     pub http_host: bool,
+    /// Top-level sections appended verbatim (an `access:` policy, say).
+    pub extra_yaml: Option<String>,
 }
 
 impl RegistryConfig {
@@ -98,6 +100,7 @@ impl RegistryConfig {
             delete: false,
             auth_yaml: None,
             http_host: false,
+            extra_yaml: None,
         }
     }
 
@@ -129,6 +132,13 @@ impl RegistryConfig {
         self
     }
 
+    /// Appends `yaml` (top-level sections, unindented) to the config.
+    #[must_use]
+    pub fn extra_yaml(mut self, yaml: impl Into<String>) -> Self {
+        self.extra_yaml = Some(yaml.into());
+        self
+    }
+
     /// The `config.yml` text, listening on `127.0.0.1:port`.
     pub fn to_yaml(&self, port: u16) -> String {
         let host = if self.http_host {
@@ -154,6 +164,12 @@ impl RegistryConfig {
                 "auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n",
                 yaml_str(path)
             ));
+        }
+        if let Some(extra) = &self.extra_yaml {
+            yaml.push_str(extra);
+            if !extra.ends_with('\n') {
+                yaml.push('\n');
+            }
         }
         yaml
     }

@@ -193,6 +193,8 @@ pub struct Reply {
     pub content_type: Option<String>,
     pub location: Option<String>,
     pub digest: Option<String>,
+    /// `Link` (pagination).
+    pub link: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -209,6 +211,7 @@ impl Reply {
         let content_type = header("content-type");
         let location = header("location");
         let digest = header("docker-content-digest");
+        let link = header("link");
         let body = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
         Self {
             status,
@@ -216,6 +219,7 @@ impl Reply {
             content_type,
             location,
             digest,
+            link,
             body,
         }
     }

@@ -1,0 +1,141 @@
+//! Decisions for an [`Identity`]: the policy's decision, narrowed for robot
+//! tokens to the scope they were given. The server's authorization and the
+//! token service's grants both decide here, so Basic and token mode agree.
+
+use crate::identity::Identity;
+use crate::policy::{Decision, Policy, PolicyAction, Principal};
+
+/// The policy principal of an identity.
+#[must_use]
+pub fn principal(identity: &Identity) -> Principal {
+    match identity {
+        Identity::Anonymous => Principal::Anonymous,
+        Identity::User(u) => Principal::User(u.as_str().to_owned()),
+        Identity::Robot(r) => Principal::Robot {
+            name: r.name.clone(),
+            owner: r.owner.as_str().to_owned(),
+        },
+    }
+}
+
+fn action_name(action: PolicyAction) -> &'static str {
+    action.as_str()
+}
+
+/// [`decide`] without the explanation (for filtering many repositories).
+#[must_use]
+pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> bool {
+    if let Identity::Robot(r) = identity
+        && action != PolicyAction::Catalog
+        && !r.permits(repo, action.as_str())
+    {
+        return false;
+    }
+    policy.allows(&principal(identity), repo, action)
+}
+
+/// Whether `identity` may do `action` on `repo`, and why.
+#[must_use]
+pub fn decide(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
+    if let Identity::Robot(r) = identity
+        && action != PolicyAction::Catalog
+        && !r.permits(repo, action_name(action))
+    {
+        return Decision {
+            allowed: false,
+            rule: None,
+            explanation: format!(
+                "deny: robot {} was given {} on {}, which does not include {} on {repo}",
+                r.login(),
+                r.actions.join(","),
+                r.repositories.join(" "),
+                action_name(action)
+            ),
+        };
+    }
+    policy.decide(&principal(identity), repo, action)
+}
+
+/// Everything that decides who a caller is and what they may do: the
+/// policy, the htpasswd users and the robot tokens. Shared by the registry
+/// (Basic mode) and the token service.
+pub struct AccessControl {
+    pub policy: std::sync::Arc<crate::policy::PolicyStore>,
+    pub users: Option<std::sync::Arc<crate::htpasswd::Htpasswd>>,
+    pub robots: Option<std::sync::Arc<crate::robots::RobotStore>>,
+}
+
+/// Why a login failed. One variant: the caller learns nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid username or password")]
+pub struct LoginFailed;
+
+impl AccessControl {
+    /// Decides with the current policy.
+    #[must_use]
+    pub fn decide(&self, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
+        decide(&self.policy.current(), identity, repo, action)
+    }
+
+    /// The non-blocking path: a user whose password was verified recently.
+    #[must_use]
+    pub fn login_cached(&self, user: &str, password: &secrecy::SecretString) -> Option<Identity> {
+        use secrecy::ExposeSecret;
+        if crate::robots::RobotStore::looks_like_secret(password.expose_secret()) {
+            return None;
+        }
+        self.users
+            .as_ref()?
+            .authenticate_cached(user, password)
+            .map(Identity::User)
+    }
+
+    /// Verifies a login (blocking: bcrypt or a robot-store read). A password
+    /// shaped like a robot secret is checked only against the robot store,
+    /// and the robot's owner must still exist.
+    ///
+    /// # Errors
+    /// [`LoginFailed`] for any wrong, unknown, expired or revoked credential.
+    #[tracing::instrument(skip_all)]
+    pub fn login(
+        &self,
+        user: &str,
+        password: &secrecy::SecretString,
+    ) -> Result<Identity, LoginFailed> {
+        use secrecy::ExposeSecret;
+        let users = self.users.as_ref().ok_or(LoginFailed)?;
+        if crate::robots::RobotStore::looks_like_secret(password.expose_secret()) {
+            let robots = self.robots.as_ref().ok_or(LoginFailed)?;
+            let robot = robots
+                .authenticate(user, password, std::time::SystemTime::now())
+                .map_err(|_| LoginFailed)?;
+            users
+                .password_fingerprint(&robot.owner)
+                .ok_or(LoginFailed)?;
+            let owner = crate::identity::UserName::new(&robot.owner).map_err(|_| LoginFailed)?;
+            return Ok(Identity::Robot(crate::identity::RobotIdentity {
+                name: robot.name,
+                owner,
+                repositories: robot.repositories,
+                actions: robot.actions,
+            }));
+        }
+        users
+            .authenticate(user, password)
+            .map(Identity::User)
+            .map_err(|_| LoginFailed)
+    }
+}
+
+impl AccessControl {
+    /// Whether `identity` may call `/v2/_catalog` at all (what it lists is
+    /// filtered by pull). A rule granting `catalog` allows it; without one,
+    /// every authenticated identity may still list, since a filtered list
+    /// shows nothing it could not pull, unless a deny rule names it.
+    /// Anonymous callers need a rule.
+    #[must_use]
+    pub fn may_list_catalog(&self, identity: &Identity) -> bool {
+        let d = self.decide(identity, "", PolicyAction::Catalog);
+        d.allowed || (!matches!(identity, Identity::Anonymous) && d.rule.is_none())
+    }
+}

@@ -1,0 +1,43 @@
+//! Loads the per-repository policy and the robot-token store from the
+//! configuration. Shared by `serve` and the CLI (`access explain`,
+//! `config check`).
+
+use std::sync::Arc;
+
+use portcullis_auth::policy::{Policy, PolicyError, PolicyStore};
+use portcullis_auth::robots::{RobotError, RobotStore};
+use portcullis_config::Config;
+
+/// The policy of a configuration. Without an `access` section, authenticated
+/// identities may do everything and anonymous nothing.
+///
+/// # Errors
+/// A policy that does not parse, with its file and line.
+pub fn load(config: &Config) -> Result<Arc<PolicyStore>, PolicyError> {
+    let store = match &config.access {
+        None => PolicyStore::fixed(Policy::allow_all()),
+        Some(section) => match (&section.path, &section.inline) {
+            (Some(path), _) => PolicyStore::from_file(path)?,
+            (None, Some(inline)) => PolicyStore::fixed(Policy::from_yaml(
+                &inline.text,
+                &inline.source,
+                inline.line_offset,
+            )?),
+            (None, None) => PolicyStore::fixed(Policy::empty()),
+        },
+    };
+    Ok(Arc::new(store))
+}
+
+/// The robot-token store (`<rootdirectory>/portcullis/robots.json`), when
+/// there is a place for it.
+///
+/// # Errors
+/// A store file that exists but cannot be read.
+pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
+    config
+        .storage
+        .state_dir()
+        .map(|dir| RobotStore::open(&dir.join("robots.json")).map(Arc::new))
+        .transpose()
+}
