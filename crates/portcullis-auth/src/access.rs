@@ -18,28 +18,17 @@ pub fn principal(identity: &Identity) -> Principal {
     }
 }
 
-fn action_name(action: PolicyAction) -> &'static str {
-    action.as_str()
-}
-
-/// [`decide`] without the explanation (for filtering many repositories).
-#[must_use]
-pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> bool {
-    if let Identity::Robot(r) = identity
-        && action != PolicyAction::Catalog
-        && !r.permits(repo, action.as_str())
-    {
-        return false;
-    }
-    policy.allows(&principal(identity), repo, action)
-}
-
-/// Whether `identity` may do `action` on `repo`, and why.
+/// Whether `identity` may do `action` on `repo`, and why. A robot may do
+/// what its owner may within the scope it was given, and, like every
+/// authenticated identity, whatever anonymous callers may.
 #[must_use]
 pub fn decide(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
+    let d = policy.decide(&principal(identity), repo, action);
     if let Identity::Robot(r) = identity
         && action != PolicyAction::Catalog
-        && !r.permits(repo, action_name(action))
+        && d.allowed
+        && !r.permits(repo, action.as_str())
+        && !policy.allows(&Principal::Anonymous, repo, action)
     {
         return Decision {
             allowed: false,
@@ -49,11 +38,24 @@ pub fn decide(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAc
                 r.login(),
                 r.actions.join(","),
                 r.repositories.join(" "),
-                action_name(action)
+                action.as_str()
             ),
         };
     }
-    policy.decide(&principal(identity), repo, action)
+    d
+}
+
+/// [`decide`] without the explanation (for filtering many repositories).
+#[must_use]
+pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> bool {
+    policy.allows(&principal(identity), repo, action)
+        && match identity {
+            Identity::Robot(r) if action != PolicyAction::Catalog => {
+                r.permits(repo, action.as_str())
+                    || policy.allows(&Principal::Anonymous, repo, action)
+            }
+            _ => true,
+        }
 }
 
 /// Everything that decides who a caller is and what they may do: the

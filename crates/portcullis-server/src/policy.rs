@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use portcullis_auth::policy::{Policy, PolicyError, PolicyStore};
+use portcullis_auth::policy::{Policy, PolicyError, PolicyStore, check_file};
 use portcullis_auth::robots::{RobotError, RobotStore};
 use portcullis_config::Config;
 
@@ -40,4 +40,20 @@ pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
         .state_dir()
         .map(|dir| RobotStore::open(&dir.join("robots.json")).map(Arc::new))
         .transpose()
+}
+
+/// Every problem of the configured policy, for `config check`.
+#[must_use]
+pub fn check(config: &Config) -> Vec<PolicyError> {
+    let Some(section) = &config.access else {
+        return Vec::new();
+    };
+    let result = match (&section.path, &section.inline) {
+        (Some(path), _) => check_file(path),
+        (None, Some(inline)) => {
+            Policy::from_yaml_all(&inline.text, &inline.source, inline.line_offset).map(|_| ())
+        }
+        (None, None) => Ok(()),
+    };
+    result.err().unwrap_or_default()
 }

@@ -222,16 +222,30 @@ fn check(path: Option<&Path>, json: bool) -> ExitCode {
 /// The policy and robot store must load too: their errors are configuration
 /// errors, with their own file and line.
 fn check_policy(config: &Config) -> Result<(), portcullis_config::ConfigErrors> {
-    let as_errors = |key: &str, message: String| {
-        portcullis_config::ConfigErrors(vec![portcullis_config::ConfigError::new(
-            key,
-            message,
-            "fix the policy as the message says",
-        )])
-    };
-    portcullis_server::policy::load(config).map_err(|e| as_errors("access", e.to_string()))?;
-    portcullis_server::policy::robots(config).map_err(|e| as_errors("auth", e.to_string()))?;
-    Ok(())
+    let mut errors: Vec<portcullis_config::ConfigError> = portcullis_server::policy::check(config)
+        .into_iter()
+        .map(|e| {
+            let (key, message) = e
+                .message
+                .split_once(": ")
+                .map_or(("access".to_owned(), e.message.clone()), |(k, m)| {
+                    (format!("access.{k}"), m.to_owned())
+                });
+            portcullis_config::ConfigError::new(key, message, e.fix).at(e.source, e.line)
+        })
+        .collect();
+    if let Err(e) = portcullis_server::policy::robots(config) {
+        errors.push(portcullis_config::ConfigError::new(
+            "auth",
+            e.to_string(),
+            "repair or remove the robot token store",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(portcullis_config::ConfigErrors(errors))
+    }
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -80,7 +80,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use engine::Policy;
-pub use store::PolicyStore;
+pub use store::{PolicyStore, check_file};
 
 /// Who is asking, as far as the policy is concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -77,6 +77,14 @@ pub struct PolicyStore {
     watch: Option<Watch>,
 }
 
+/// Every problem of a policy file (for `config check`), not just the first.
+///
+/// # Errors
+/// All the errors found.
+pub fn check_file(path: &Path) -> Result<(), Vec<PolicyError>> {
+    read_policy(path).map(|_| ())
+}
+
 fn read_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     let source = path.display().to_string();
     let text = fs::read_to_string(path).map_err(|e| {
