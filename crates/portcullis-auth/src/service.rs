@@ -179,7 +179,12 @@ impl TokenService {
         for s in requested {
             let mut actions: Vec<String> = Vec::new();
             let allow = |name: &str, action: PolicyAction| {
-                crate::access::decide(&policy, identity, name, action).allowed
+                let d = crate::access::decide(&policy, identity, name, action);
+                if !d.allowed {
+                    // The same explanation as `access explain`; never a secret.
+                    tracing::info!(subject = %identity.subject(), decision = %d.explanation, "access denied");
+                }
+                d.allowed
             };
             match s.kind.as_str() {
                 "repository" => {
