@@ -1,8 +1,8 @@
 //! An in-memory sorted index of repository names for `/v2/_catalog`, so a
-//! catalog page does not walk the storage tree. It is built by one walk,
-//! rebuilt when older than [`MAX_AGE`] (other processes, such as registry:2
-//! on the same storage, may add repositories), and updated at once by this
-//! process's own writes. A page reads only the ranges under the caller's
+//! catalog page does not walk the storage tree. It is built by one walk at
+//! start, rebuilt in the background when older than [`MAX_AGE`] (other
+//! processes, such as registry:2 on the same storage, may add repositories),
+//! and updated at once by this process's own writes. A page reads only the ranges under the caller's
 //! visible prefixes when the policy can name them.
 
 use std::collections::BTreeSet;
@@ -21,6 +21,8 @@ pub(crate) struct RepoIndex {
     names: parking_lot::RwLock<BTreeSet<String>>,
     built: parking_lot::Mutex<Option<Instant>>,
     rebuild: tokio::sync::Mutex<()>,
+    /// A background refresh is under way.
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl RepoIndex {
@@ -59,10 +61,34 @@ impl Registry {
         self.index.names.write().insert(name.as_str().to_owned());
     }
 
+    /// Builds the index once; later, when it is stale, starts a rebuild in
+    /// the background and keeps answering from the current one, so no
+    /// request waits for a walk after the first.
     async fn ensure_index(&self) -> Result<(), CoreError> {
         if self.index.fresh() {
             return Ok(());
         }
+        if self.index.built.lock().is_some() {
+            use std::sync::atomic::Ordering;
+            if !self.index.refreshing.swap(true, Ordering::AcqRel) {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.rebuild_index().await {
+                        tracing::warn!(error = %e, "repository index refresh failed; keeping the old one");
+                    }
+                    me.index.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(());
+        }
+        self.rebuild_index().await
+    }
+
+    /// Walks the storage and replaces the index (one walk at a time).
+    ///
+    /// # Errors
+    /// Storage failures during the walk.
+    pub async fn rebuild_index(&self) -> Result<(), CoreError> {
         let _one_walk_at_a_time = self.index.rebuild.lock().await;
         if self.index.fresh() {
             return Ok(());

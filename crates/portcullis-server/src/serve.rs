@@ -309,6 +309,13 @@ pub fn spawn_upload_purger(config: &Config, registry: Registry) {
 pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(), ServeError> {
     let state = build_state(config)?;
     spawn_upload_purger(config, state.registry.clone());
+    // Build the catalog's repository index before the first catalog request.
+    let registry = state.registry.clone();
+    tokio::spawn(async move {
+        if let Err(e) = registry.rebuild_index().await {
+            tracing::warn!(error = %e, "could not index repositories");
+        }
+    });
     let addr = config
         .http
         .listen_addr()
