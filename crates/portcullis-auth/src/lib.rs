@@ -5,6 +5,7 @@
 //! knows nothing about HTTP or storage.
 
 pub mod access;
+mod filestore;
 pub mod htpasswd;
 pub mod identity;
 pub mod policy;

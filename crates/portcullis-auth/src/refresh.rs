@@ -15,18 +15,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use parking_lot::Mutex;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::filestore::{hash_hex, same, secs, stamp, write_private};
 use crate::identity::UserName;
 
 const PREFIX: &str = "pcr1";
@@ -96,31 +94,6 @@ impl std::fmt::Debug for RefreshStore {
     }
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn hash_hex(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
-    let md = fs::metadata(path).ok()?;
-    Some((md.ino(), md.len(), md.mtime(), md.mtime_nsec()))
-}
-
-/// Constant-time comparison of two equal-length ASCII strings.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 impl RefreshStore {
     /// Opens (or prepares to create) the store at `path`.
     ///
@@ -187,9 +160,6 @@ impl RefreshStore {
     }
 
     fn write(&self, st: &mut State, now: SystemTime) -> Result<(), RefreshError> {
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(|e| self.io(e))?;
-        }
         let body = FileFormat {
             tokens: st.records.values().cloned().collect(),
         };
@@ -197,20 +167,7 @@ impl RefreshStore {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let tmp = self
-            .path
-            .with_extension(format!("tmp-{}", std::process::id()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| self.io(e))?;
-        f.write_all(&json)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| self.io(e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        write_private(&self.path, &json).map_err(|e| self.io(e))?;
         st.stamp = stamp(&self.path);
         st.last_flush = Some(now);
         st.dirty = false;
@@ -391,7 +348,10 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         let secret = t.expose_secret().rsplit('.').next().unwrap().to_owned();
         assert!(!text.contains(&secret));
-        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::mode(&fs::metadata(&path).unwrap()) & 0o777,
+            0o600
+        );
         // wrong client, tampered secret, malformed
         assert!(matches!(
             store.redeem(&t, "other", now),
