@@ -165,6 +165,12 @@ pub struct HttpConfig {
     pub http2: Http2Config,
     /// `http.h2c`.
     pub h2c: H2cConfig,
+    /// `http.trustedproxies` (portcullis's own): CIDRs of reverse proxies
+    /// whose `X-Forwarded-*` and `Forwarded` headers are believed.
+    pub trustedproxies: Vec<String>,
+    /// `http.insecureplaintextcredentials` (portcullis's own): accept
+    /// credentials over plain HTTP on a non-loopback address.
+    pub insecureplaintextcredentials: bool,
 }
 
 impl Default for HttpConfig {
@@ -182,6 +188,8 @@ impl Default for HttpConfig {
             debug: None,
             http2: Http2Config::default(),
             h2c: H2cConfig::default(),
+            trustedproxies: Vec::new(),
+            insecureplaintextcredentials: false,
         }
     }
 }
@@ -201,6 +209,11 @@ impl fmt::Debug for HttpConfig {
             .field("debug", &self.debug)
             .field("http2", &self.http2)
             .field("h2c", &self.h2c)
+            .field("trustedproxies", &self.trustedproxies)
+            .field(
+                "insecureplaintextcredentials",
+                &self.insecureplaintextcredentials,
+            )
             .finish()
     }
 }
@@ -231,6 +244,17 @@ pub struct TlsConfig {
     pub minimumtls: Option<String>,
     /// Go cipher suite names, such as `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
     pub ciphersuites: Vec<String>,
+    /// portcullis: `none`, `optional` or `required`; `required` when
+    /// `clientcas` is set (as in distribution), otherwise `none`.
+    pub clientauth: Option<String>,
+    /// portcullis: how often the certificate, key and client CA files are
+    /// checked for changes; default 2s, `0s` turns polling off (SIGHUP still
+    /// reloads).
+    #[serde(with = "go::opt")]
+    pub reloadinterval: Option<Duration>,
+    /// portcullis: warn when the certificate expires within this; default 720h.
+    #[serde(with = "go::opt")]
+    pub expirywarning: Option<Duration>,
 }
 
 /// `http.debug`.

@@ -298,6 +298,10 @@ const HTTP: &[Field] = &[
         "portcullis has no separate debug server",
     ),
     used("headers", Shape::MapOf(&Shape::StrList)),
+    // portcullis's own: peers whose forwarded headers are believed.
+    used("trustedproxies", Shape::StrList),
+    // portcullis's own: the opt-out of the HTTPS-by-default guardrail.
+    used("insecureplaintextcredentials", Shape::Bool),
     ignored(
         "http2",
         Shape::Map(&[used("disabled", Shape::Bool)]),
@@ -316,6 +320,9 @@ const TLS: &[Field] = &[
     used("clientcas", Shape::StrList),
     used("minimumtls", Shape::Str),
     used("ciphersuites", Shape::StrList),
+    used("clientauth", Shape::Enum(&["none", "optional", "required"])),
+    used("reloadinterval", Shape::Duration),
+    used("expirywarning", Shape::Duration),
     ignored(
         "letsencrypt",
         Shape::Map(&[

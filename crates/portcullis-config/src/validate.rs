@@ -463,8 +463,57 @@ impl Validator<'_> {
                 );
             }
         }
+        for (i, cidr) in http.trustedproxies.iter().enumerate() {
+            if !is_cidr(cidr) {
+                self.err(
+                    &format!("http.trustedproxies[{i}]"),
+                    format!("`{cidr}` is not an IP address or CIDR"),
+                    "write the proxy's address or network, such as 10.0.0.5, 10.0.0.0/8 or fd00::/8",
+                );
+            }
+        }
         if let Some(tls) = &http.tls {
             self.tls(tls);
+        }
+        self.plaintext_credentials();
+    }
+
+    /// The HTTPS-by-default guardrail: credentials (any `auth` method) are
+    /// not accepted over plain HTTP on an address other hosts can reach.
+    fn plaintext_credentials(&mut self) {
+        let config = self.config;
+        let http = &config.http;
+        let auth = &config.auth;
+        let credentials = auth.htpasswd.is_some()
+            || auth.token.is_some()
+            || auth.silly.is_some()
+            || auth.tokenserver.is_some();
+        let https_in_front = http
+            .host
+            .as_deref()
+            .and_then(|h| h.get(..8))
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if !credentials || http.tls.is_some() || https_in_front || http.insecureplaintextcredentials
+        {
+            return;
+        }
+        let reachable = match parse_listen_addr(&http.net, &http.addr) {
+            Ok(crate::ListenAddr::Tcp { host, .. }) => !host.as_deref().is_some_and(is_loopback),
+            // Unix sockets, and addresses already reported as wrong.
+            Ok(crate::ListenAddr::Unix(_)) | Err(_) => false,
+        };
+        if reachable {
+            let addr = &http.addr;
+            self.err(
+                "http.addr",
+                format!(
+                    "`{addr}` is reachable from other hosts over plain HTTP, and `auth` makes clients send passwords and tokens to it in clear text"
+                ),
+                "serve HTTPS by setting http.tls.certificate and http.tls.key (`portcullis cert generate` makes them), \
+                 or, when a proxy in front terminates TLS, set http.host to its https:// URL; \
+                 or listen on a loopback address such as 127.0.0.1:5000. \
+                 Only on a network you trust completely, set http.insecureplaintextcredentials: true",
+            );
         }
     }
 
@@ -504,6 +553,26 @@ impl Validator<'_> {
                 format!("use one of: {}", TLS_VERSIONS.join(", ")),
             );
         }
+        if tls.clientcas.is_empty()
+            && let Some(mode) = &tls.clientauth
+            && mode.eq_ignore_ascii_case("optional")
+        {
+            self.err(
+                "http.tls.clientauth",
+                "`optional` needs CA certificates to verify client certificates against",
+                "list the CA files in http.tls.clientcas, or remove http.tls.clientauth",
+            );
+        }
+        if tls.clientcas.is_empty()
+            && let Some(mode) = &tls.clientauth
+            && mode.eq_ignore_ascii_case("required")
+        {
+            self.err(
+                "http.tls.clientauth",
+                "`required` needs CA certificates to verify client certificates against",
+                "list the CA files in http.tls.clientcas",
+            );
+        }
         for (i, suite) in tls.ciphersuites.iter().enumerate() {
             if !CIPHER_SUITES.contains(&suite.as_str()) {
                 let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
@@ -527,4 +596,25 @@ impl Validator<'_> {
             );
         }
     }
+}
+
+/// `127.0.0.0/8`, `::1` and `localhost`.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An IP address, or an address and a prefix length (`10.0.0.0/8`, `fd00::/8`).
+fn is_cidr(text: &str) -> bool {
+    let (ip, len) = match text.split_once('/') {
+        Some((ip, len)) => (ip, Some(len)),
+        None => (text, None),
+    };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
 }

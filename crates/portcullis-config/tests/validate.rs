@@ -25,7 +25,7 @@ fn htpasswd_must_be_readable() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope/htpasswd");
     let text = format!(
-        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: {}\n",
+        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
         missing.display()
     );
     let errors = validate_errors(&load(&text));
@@ -81,7 +81,7 @@ fn only_one_auth_method() {
 #[test]
 fn token_needs_fields_and_keys() {
     let c = load(
-        "version: 0.1\nstorage: inmemory\nauth:\n  token:\n    realm: https://auth/token\n    signingalgorithms: [RS256, RS257]\n",
+        "version: 0.1\nstorage: inmemory\nauth:\n  token:\n    realm: https://auth/token\n    signingalgorithms: [RS256, RS257]\nhttp:\n  addr: 127.0.0.1:5000\n",
     );
     let errors = validate_errors(&c);
     assert!(
@@ -105,6 +105,7 @@ fn token_needs_fields_and_keys() {
 
     let mut c = Config::default();
     c.storage.inmemory = true;
+    c.http.addr = "127.0.0.1:5000".into();
     c.auth.token = Some(TokenConfig {
         realm: "r".into(),
         service: "s".into(),
@@ -264,7 +265,7 @@ fn limits_and_version() {
 #[test]
 fn relative_paths_resolve_against_base() {
     let c = load(
-        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: src/lib.rs\n",
+        "version: 0.1\nstorage: inmemory\nauth:\n  htpasswd:\n    realm: r\n    path: src/lib.rs\nhttp:\n  addr: 127.0.0.1:5000\n",
     );
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     c.validate_relative_to(manifest_dir).unwrap();
@@ -275,4 +276,55 @@ fn relative_paths_resolve_against_base() {
         errors.0[0].message.contains("/nonexistent/src/lib.rs"),
         "{errors}"
     );
+}
+
+#[test]
+fn plaintext_credentials_on_a_public_address_are_refused() {
+    let auth = "auth:\n  silly:\n    realm: r\n    service: s\n";
+    let with = |http: &str| {
+        load(&format!(
+            "version: 0.1\nstorage: inmemory\n{auth}http:\n{http}"
+        ))
+    };
+    for http in [
+        "  addr: :5000\n",
+        "  addr: 0.0.0.0:5000\n",
+        "  addr: 10.1.2.3:5000\n",
+        "  addr: :5000\n  host: http://registry.example.com\n",
+    ] {
+        let errors = validate_errors(&with(http));
+        let e = find(&errors, "http.addr");
+        assert!(e.message.contains("plain HTTP"), "{e}");
+        assert!(e.fix.contains("http.tls.certificate"), "{e}");
+        assert!(e.fix.contains("https://"), "{e}");
+        assert!(e.fix.contains("http.insecureplaintextcredentials"), "{e}");
+    }
+    for http in [
+        "  addr: 127.0.0.1:5000\n",
+        "  addr: 127.5.6.7:5000\n",
+        "  addr: \"[::1]:5000\"\n",
+        "  addr: localhost:5000\n",
+        "  addr: :5000\n  host: https://registry.example.com\n",
+        "  addr: :5000\n  insecureplaintextcredentials: true\n",
+        "  net: unix\n  addr: /tmp/portcullis-guardrail.sock\n",
+    ] {
+        with(http)
+            .validate()
+            .unwrap_or_else(|e| panic!("{http}: {e}"));
+    }
+    // Without auth, plain HTTP anywhere is fine.
+    load("version: 0.1\nstorage: inmemory\nhttp:\n  addr: :5000\n")
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn trusted_proxies_must_be_addresses_or_cidrs() {
+    let c = load(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  addr: :5000\n  trustedproxies: [10.0.0.0/8, 192.168.1.1, \"fd00::/8\", nginx, 10.0.0.0/33]\n",
+    );
+    let errors = validate_errors(&c);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].key, "http.trustedproxies[3]");
+    assert_eq!(errors[1].key, "http.trustedproxies[4]");
 }

@@ -9,12 +9,14 @@ mod handlers;
 mod headers;
 pub mod keys;
 pub mod policy;
+pub mod proxy;
 pub mod route;
 mod serve;
 mod state;
+pub mod tls;
 pub mod token_cache;
 
-pub use serve::{ServeError, build_state, serve, spawn_upload_purger};
+pub use serve::{ServeError, build_state, serve, spawn_upload_purger, tls_reloader};
 pub use state::{AppState, AuthMode, Bearer, UrlPolicy};
 
 use axum::Router;

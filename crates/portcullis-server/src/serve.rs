@@ -25,6 +25,8 @@ pub enum ServeError {
         "cannot listen on {addr}: {cause}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)"
     )]
     Bind { addr: String, cause: std::io::Error },
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -73,6 +75,8 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
             host: config.http.host.clone().filter(|h| !h.is_empty()),
             relative: config.http.relativeurls,
             prefix: config.http.prefix.trim_end_matches('/').to_owned(),
+            trusted_proxies: crate::proxy::TrustedProxies::parse(&config.http.trustedproxies)
+                .map_err(config_err("http.trustedproxies"))?,
         },
         headers,
         access_log: !config.log.accesslog.disabled,
@@ -250,12 +254,6 @@ fn auth_mode(
 /// skipped: serving plain HTTP when TLS was asked for, or an open registry
 /// when token auth was asked for, would fail open.
 fn refuse_unimplemented(config: &Config) -> Result<(), ServeError> {
-    if config.http.tls.is_some() {
-        return Err(ServeError::Config {
-            key: "http.tls",
-            message: "TLS termination is not available in this build yet. Fix: terminate TLS in a reverse proxy (e.g. nginx) in front of portcullis and remove http.tls".to_owned(),
-        });
-    }
     if config.auth.silly.is_some() {
         return Err(ServeError::Config {
             key: "auth.silly",
@@ -301,6 +299,20 @@ pub fn spawn_upload_purger(config: &Config, registry: Registry) {
     });
 }
 
+/// With `http.tls`: checks the TLS files and starts watching them for changes.
+///
+/// # Errors
+/// The first problem with the TLS settings or files.
+pub fn tls_reloader(config: &Config) -> Result<Option<Arc<crate::tls::TlsReloader>>, ServeError> {
+    let Some(tls) = &config.http.tls else {
+        return Ok(None);
+    };
+    let settings = crate::tls::TlsSettings::from_config(tls, config.http.host.as_deref())?;
+    let reloader = crate::tls::TlsReloader::new(settings)?;
+    reloader.spawn_watchers();
+    Ok(Some(reloader))
+}
+
 /// Serves until the process is stopped. `on_ready` runs once the socket is
 /// bound, with a printable address.
 ///
@@ -323,6 +335,12 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
             key: "http.addr",
             message,
         })?;
+    // Checked before binding so a bad certificate fails the start at once.
+    let tls = tls_reloader(config)?;
+    let drain = config
+        .http
+        .draintimeout
+        .unwrap_or(std::time::Duration::from_secs(30));
     let bind_err = |cause| ServeError::Bind {
         addr: config.http.addr.clone(),
         cause,
@@ -337,17 +355,35 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
                 .await
                 .map_err(bind_err)?;
             on_ready(listener.local_addr()?.to_string());
-            axum::serve(listener, router(config, state))
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            match tls {
+                Some(tls) => {
+                    crate::tls::serve_tls(listener, router(config, state), tls, shutdown, drain)
+                        .await?;
+                }
+                None => {
+                    let app = router(config, state)
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await?;
+                }
+            }
         }
         ListenAddr::Unix(path) => {
             let _ = std::fs::remove_file(&path);
             let listener = tokio::net::UnixListener::bind(&path).map_err(bind_err)?;
             on_ready(path.display().to_string());
-            axum::serve(listener, router(config, state))
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            match tls {
+                Some(tls) => {
+                    crate::tls::serve_tls(listener, router(config, state), tls, shutdown, drain)
+                        .await?;
+                }
+                None => {
+                    axum::serve(listener, router(config, state))
+                        .with_graceful_shutdown(shutdown)
+                        .await?;
+                }
+            }
         }
     }
     Ok(())

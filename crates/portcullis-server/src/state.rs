@@ -56,6 +56,8 @@ pub struct UrlPolicy {
     pub relative: bool,
     /// `http.prefix`, without a trailing slash (e.g. `/registry`).
     pub prefix: String,
+    /// `http.trustedproxies`: peers whose forwarded headers are believed.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 /// Everything a request handler needs.

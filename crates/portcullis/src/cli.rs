@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::tokens::TokenCommand,
     },
+    /// TLS certificates: a private CA and a server certificate for HTTPS.
+    Cert {
+        #[command(subcommand)]
+        command: crate::cert::CertCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => crate::keys::run(command),
         Command::Access { command } => crate::access::run(command),
         Command::Token { command } => crate::tokens::run(command),
+        Command::Cert { command } => crate::cert::run(command),
     }
 }
 

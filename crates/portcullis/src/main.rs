@@ -2,6 +2,7 @@
 //! manage htpasswd users.
 
 mod access;
+mod cert;
 mod cli;
 mod defaults;
 mod keys;

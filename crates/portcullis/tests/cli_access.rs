@@ -56,7 +56,8 @@ impl Setup {
             "version: 0.1\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n\
-             {access}",
+             {access}\n\
+             http:\n  addr: 127.0.0.1:5000\n",
             common::registry::yaml_str(&self.path("data")),
             common::registry::yaml_str(&self.path("htpasswd")),
         );

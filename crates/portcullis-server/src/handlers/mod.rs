@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
     pub caller: Caller,
+    /// The TCP peer, when the server was built with `ConnectInfo`.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -49,16 +51,17 @@ impl Ctx {
     }
 
     /// An absolute URL when one can be built (token realms must be absolute):
-    /// from `http.host`, else from the request's `Host`.
+    /// from `http.host`, else from the forwarded headers of a trusted proxy,
+    /// else from the request's `Host`.
     pub fn absolute_url(&self, path: &str) -> String {
         let urls = &self.state.urls;
         let path = format!("{}{path}", urls.prefix);
         if let Some(host) = &urls.host {
             return format!("{}{path}", host.trim_end_matches('/'));
         }
-        match self.headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host) if valid_host(host) => format!("http://{host}{path}"),
-            _ => path,
+        match crate::proxy::origin(&self.headers, self.peer, &urls.trusted_proxies) {
+            Some(origin) => format!("{origin}{path}"),
+            None => path,
         }
     }
 
@@ -80,16 +83,6 @@ impl Ctx {
                 .sign(&sub, name.as_str(), id, std::time::SystemTime::now()),
         )
     }
-}
-
-/// A `Host` header we are willing to echo into `Location` and `Link`:
-/// a DNS name, IPv4 or bracketed IPv6 address, and an optional port.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
-        })
 }
 
 pub(crate) async fn not_found() -> Response {
@@ -115,12 +108,17 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
 
     // Authenticate first so that probing for names or routes needs credentials.
     let caller = auth::authenticate(&state, &parts.headers).await?;
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let ctx = Ctx {
         state,
         method: parts.method,
         headers: parts.headers,
         query,
         caller,
+        peer,
     };
     let route = match route::parse(rest) {
         Ok(r) => r,

@@ -1,0 +1,314 @@
+//! Reverse proxies: which peers are believed, and what their forwarded
+//! headers say.
+//!
+//! `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-For` and RFC 7239
+//! `Forwarded` are used only when the TCP peer is within `http.trustedproxies`.
+//! From any other peer, or when the peer is unknown, they are ignored: anyone
+//! could send them, and believing them would let a client choose the realm and
+//! `Location` URLs other clients are sent to.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, header};
+
+/// An IP network: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8`, or a bare address (a network of one).
+    ///
+    /// # Errors
+    /// Says what is wrong with `text`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (ip, len) = match text.trim().split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(Self { addr, len })
+    }
+
+    /// Whether `ip` is in this network. IPv4-mapped IPv6 addresses
+    /// (`::ffff:10.0.0.1`) count as their IPv4 address.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `http.trustedproxies`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// Parses every entry.
+    ///
+    /// # Errors
+    /// The first entry that is not an address or CIDR.
+    pub fn parse(list: &[String]) -> Result<Self, String> {
+        list.iter()
+            .map(|s| Cidr::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Whether forwarded headers from `peer` are believed. An unknown peer
+    /// (no `ConnectInfo`, a unix socket) is not trusted.
+    #[must_use]
+    pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.0.iter().any(|c| c.contains(ip)))
+    }
+}
+
+/// What a proxy says about the client's request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// `http` or `https`.
+    pub proto: Option<String>,
+    /// The host (and port) the client asked for.
+    pub host: Option<String>,
+    /// The client's address, as the proxy wrote it.
+    pub client: Option<String>,
+}
+
+/// Reads the forwarded headers. RFC 7239 `Forwarded` wins over the
+/// `X-Forwarded-*` headers, parameter by parameter; of several proxies, the
+/// first element (the one nearest the client) is used. Invalid values are
+/// dropped.
+#[must_use]
+pub fn parse(headers: &HeaderMap) -> Forwarded {
+    let mut out = Forwarded::default();
+    if let Some(value) = first_value(headers, "forwarded") {
+        let element = value.split(',').next().unwrap_or_default();
+        for pair in element.split(';') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let v = v.trim().trim_matches('"').to_owned();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "proto" => out.proto = Some(v),
+                "host" => out.host = Some(v),
+                "for" => out.client = Some(v),
+                _ => {}
+            }
+        }
+    }
+    let first = |name: &str| {
+        first_value(headers, name)
+            .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
+    };
+    out.proto = out.proto.or_else(|| first("x-forwarded-proto"));
+    out.host = out.host.or_else(|| first("x-forwarded-host"));
+    out.client = out.client.or_else(|| first("x-forwarded-for"));
+    out.proto = out
+        .proto
+        .map(|p| p.to_ascii_lowercase())
+        .filter(|p| p == "http" || p == "https");
+    out.host = out.host.filter(|h| valid_host(h));
+    out.client = out.client.filter(|c| !c.is_empty());
+    out
+}
+
+fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The scheme and host of the URL the client used: from the forwarded
+/// headers when `peer` is a trusted proxy, else `http` and the `Host`
+/// header. `None` when there is no usable host.
+#[must_use]
+pub fn origin(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &TrustedProxies,
+) -> Option<String> {
+    let host_header = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| valid_host(h))
+        .map(str::to_owned);
+    if trusted.trusts(peer) {
+        let fwd = parse(headers);
+        let host = fwd.host.or(host_header)?;
+        let proto = fwd.proto.unwrap_or_else(|| "http".to_owned());
+        return Some(format!("{proto}://{host}"));
+    }
+    host_header.map(|h| format!("http://{h}"))
+}
+
+/// The client's address for logs: the forwarded one when `peer` is a
+/// trusted proxy and says it, else the peer's.
+#[must_use]
+pub fn client_addr(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &TrustedProxies,
+) -> Option<String> {
+    if trusted.trusts(peer)
+        && let Some(client) = parse(headers).client
+    {
+        return Some(client);
+    }
+    peer.map(|p| p.to_string())
+}
+
+/// A host we are willing to echo into `Location` and `Link`: a DNS name,
+/// IPv4 or bracketed IPv6 address, and an optional port.
+#[must_use]
+pub fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let one = Cidr::parse("192.168.1.7").unwrap();
+        assert!(one.contains("192.168.1.7".parse().unwrap()));
+        assert!(!one.contains("192.168.1.8".parse().unwrap()));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        for bad in ["nginx", "10.0.0.0/33", "fd00::/129", "10.0.0.0/x", ""] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_peer_is_untrusted() {
+        let t = TrustedProxies::parse(&["0.0.0.0/0".to_owned()]).unwrap();
+        assert!(!t.trusts(None));
+        assert!(t.trusts(ip("1.2.3.4")));
+        assert!(!TrustedProxies::default().trusts(ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn x_forwarded_headers() {
+        let h = headers(&[
+            ("x-forwarded-proto", "HTTPS"),
+            ("x-forwarded-host", "registry.example.com"),
+            ("x-forwarded-for", "203.0.113.9, 10.0.0.2"),
+        ]);
+        let f = parse(&h);
+        assert_eq!(f.proto.as_deref(), Some("https"));
+        assert_eq!(f.host.as_deref(), Some("registry.example.com"));
+        assert_eq!(f.client.as_deref(), Some("203.0.113.9"));
+    }
+
+    #[test]
+    fn rfc7239_wins_and_takes_the_first_element() {
+        let h = headers(&[
+            (
+                "forwarded",
+                "for=\"[2001:db8::1]:4711\";proto=https;host=\"reg.example:8443\", for=10.0.0.2;proto=http",
+            ),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "other.example"),
+        ]);
+        let f = parse(&h);
+        assert_eq!(f.proto.as_deref(), Some("https"));
+        assert_eq!(f.host.as_deref(), Some("reg.example:8443"));
+        assert_eq!(f.client.as_deref(), Some("[2001:db8::1]:4711"));
+    }
+
+    #[test]
+    fn invalid_values_are_dropped() {
+        let h = headers(&[
+            ("x-forwarded-proto", "javascript"),
+            ("x-forwarded-host", "evil.example/path?x"),
+        ]);
+        assert_eq!(parse(&h), Forwarded::default());
+    }
+
+    #[test]
+    fn origin_follows_trust() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).unwrap();
+        let h = headers(&[
+            ("host", "internal:5000"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "registry.example.com"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(
+            origin(&h, ip("10.0.0.2"), &t).as_deref(),
+            Some("https://registry.example.com")
+        );
+        assert_eq!(
+            origin(&h, ip("192.0.2.1"), &t).as_deref(),
+            Some("http://internal:5000")
+        );
+        assert_eq!(
+            origin(&h, None, &t).as_deref(),
+            Some("http://internal:5000")
+        );
+        assert_eq!(
+            client_addr(&h, ip("10.0.0.2"), &t).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            client_addr(&h, ip("192.0.2.1"), &t).as_deref(),
+            Some("192.0.2.1")
+        );
+        // Only the scheme forwarded: the Host header is the proxy's.
+        let h = headers(&[
+            ("host", "registry.example.com"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            origin(&h, ip("10.9.9.9"), &t).as_deref(),
+            Some("https://registry.example.com")
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! `http.tls` turned into rustls settings: protocol versions, cipher suites,
+//! client authentication and the name `http.host` promises.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_config::TlsConfig;
+use rustls::SupportedProtocolVersion;
+use rustls::crypto::CryptoProvider;
+use rustls::crypto::ring::{self, cipher_suite as cs};
+
+use super::TlsError;
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificate is asked for.
+    None,
+    /// A client certificate is asked for and verified when one is sent.
+    Optional,
+    /// The handshake fails without a client certificate signed by a client CA.
+    Required,
+}
+
+/// Everything needed to (re)build the rustls server configuration.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub clientcas: Vec<PathBuf>,
+    pub versions: &'static [&'static SupportedProtocolVersion],
+    pub provider: Arc<CryptoProvider>,
+    pub client_auth: ClientAuth,
+    /// How often files are polled for changes; zero turns polling off.
+    pub reload_interval: Duration,
+    pub expiry_warning: Duration,
+    /// The host name (or IP address) of an `https` `http.host`, which the
+    /// certificate must name.
+    pub host: Option<String>,
+}
+
+static TLS12_AND_13: &[&SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// Go cipher suite names that rustls implements, with their rustls suites.
+fn suite_by_go_name(name: &str) -> Option<rustls::SupportedCipherSuite> {
+    Some(match name {
+        "TLS_AES_128_GCM_SHA256" => cs::TLS13_AES_128_GCM_SHA256,
+        "TLS_AES_256_GCM_SHA384" => cs::TLS13_AES_256_GCM_SHA384,
+        "TLS_CHACHA20_POLY1305_SHA256" => cs::TLS13_CHACHA20_POLY1305_SHA256,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        _ => return None,
+    })
+}
+
+/// The Go names rustls implements, for error messages.
+const SUPPORTED_GO_SUITES: &str = "TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+
+/// The cipher suites for `http.tls.ciphersuites`. As in Go, the list
+/// restricts TLS 1.2 suites; TLS 1.3 suites are restricted only when the list
+/// names at least one of them.
+fn cipher_suites(names: &[String]) -> Result<Vec<rustls::SupportedCipherSuite>, TlsError> {
+    let all = ring::DEFAULT_CIPHER_SUITES.to_vec();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let mut chosen = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let suite = suite_by_go_name(name).ok_or_else(|| {
+            TlsError::new(
+                format!("http.tls.ciphersuites[{i}]"),
+                format!(
+                    "cipher suite `{name}` is not supported: rustls implements only AEAD suites with forward secrecy (no CBC, RC4, 3DES or RSA key exchange). Fix: remove it, or use one of: {SUPPORTED_GO_SUITES}"
+                ),
+            )
+        })?;
+        if !chosen.contains(&suite) {
+            chosen.push(suite);
+        }
+    }
+    let names_tls13 = chosen
+        .iter()
+        .any(|s| s.version() == &rustls::version::TLS13);
+    if !names_tls13 {
+        let mut with13: Vec<_> = all
+            .into_iter()
+            .filter(|s| s.version() == &rustls::version::TLS13)
+            .collect();
+        with13.extend(chosen);
+        chosen = with13;
+    }
+    Ok(chosen)
+}
+
+fn versions(
+    minimum: Option<&str>,
+) -> Result<&'static [&'static SupportedProtocolVersion], TlsError> {
+    match minimum.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("" | "tls1.2") => Ok(TLS12_AND_13),
+        Some("tls1.3") => Ok(TLS13_ONLY),
+        Some(v @ ("tls1.0" | "tls1.1")) => Err(TlsError::new(
+            "http.tls.minimumtls",
+            format!(
+                "`{v}` cannot be served: portcullis uses rustls, which implements only TLS 1.2 and 1.3 (TLS 1.0 and 1.1 are deprecated by RFC 8996). Fix: set minimumtls to tls1.2 or tls1.3, or remove it"
+            ),
+        )),
+        Some(other) => Err(TlsError::new(
+            "http.tls.minimumtls",
+            format!("unknown TLS version `{other}`. Fix: use tls1.2 or tls1.3"),
+        )),
+    }
+}
+
+/// The host part of an `https://` URL: no scheme, user info, port or path;
+/// IPv6 addresses without brackets.
+pub(crate) fn https_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| {
+        url.get(..8)
+            .filter(|p| p.eq_ignore_ascii_case("https://"))
+            .map(|_| &url[8..])
+    })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+impl TlsSettings {
+    /// Reads `http.tls` (and `http.host`) into settings, refusing what
+    /// rustls cannot do.
+    ///
+    /// # Errors
+    /// An unsupported TLS version, cipher suite or client auth mode.
+    pub fn from_config(tls: &TlsConfig, http_host: Option<&str>) -> Result<Self, TlsError> {
+        let required = |key: &str, value: &str| {
+            if value.is_empty() {
+                Err(TlsError::new(
+                    key,
+                    "is missing. Fix: set both http.tls.certificate and http.tls.key to PEM files",
+                ))
+            } else {
+                Ok(PathBuf::from(value))
+            }
+        };
+        let certificate = required("http.tls.certificate", &tls.certificate)?;
+        let key = required("http.tls.key", &tls.key)?;
+        let client_auth = match tls
+            .clientauth
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") => {
+                if tls.clientcas.is_empty() {
+                    ClientAuth::None
+                } else {
+                    ClientAuth::Required
+                }
+            }
+            Some("none") => ClientAuth::None,
+            Some("optional") => ClientAuth::Optional,
+            Some("required") => ClientAuth::Required,
+            Some(other) => {
+                return Err(TlsError::new(
+                    "http.tls.clientauth",
+                    format!("unknown mode `{other}`. Fix: use none, optional or required"),
+                ));
+            }
+        };
+        if client_auth != ClientAuth::None && tls.clientcas.is_empty() {
+            return Err(TlsError::new(
+                "http.tls.clientauth",
+                "client certificates cannot be verified without CA certificates. Fix: list the CA files in http.tls.clientcas",
+            ));
+        }
+        let suites = cipher_suites(&tls.ciphersuites)?;
+        let provider = Arc::new(CryptoProvider {
+            cipher_suites: suites,
+            ..ring::default_provider()
+        });
+        Ok(Self {
+            certificate,
+            key,
+            clientcas: tls.clientcas.iter().map(PathBuf::from).collect(),
+            versions: versions(tls.minimumtls.as_deref())?,
+            provider,
+            client_auth,
+            reload_interval: tls.reloadinterval.unwrap_or(Duration::from_secs(2)),
+            expiry_warning: tls
+                .expirywarning
+                .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            host: http_host.and_then(https_host),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_https_urls() {
+        assert_eq!(
+            https_host("https://Reg.Example:5000/x"),
+            Some("reg.example".into())
+        );
+        assert_eq!(https_host("https://[::1]:5000"), Some("::1".into()));
+        assert_eq!(https_host("https://u:p@h"), Some("h".into()));
+        assert_eq!(https_host("http://h"), None);
+    }
+
+    #[test]
+    fn go_suites_map() {
+        let s = cipher_suites(&["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into()]).unwrap();
+        assert!(s.contains(&cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        assert!(s.contains(&cs::TLS13_AES_128_GCM_SHA256));
+        assert!(!s.contains(&cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384));
+        let e = cipher_suites(&["TLS_RSA_WITH_AES_128_CBC_SHA".into()]).unwrap_err();
+        assert!(e.to_string().contains("TLS_RSA_WITH_AES_128_CBC_SHA"));
+        assert!(
+            versions(Some("tls1.1"))
+                .unwrap_err()
+                .to_string()
+                .contains("rustls")
+        );
+    }
+}
