@@ -149,18 +149,53 @@ pub fn origin(
     peer: Option<IpAddr>,
     trusted: &TrustedProxies,
 ) -> Option<String> {
+    origin_on(
+        headers,
+        Connection {
+            peer,
+            ..Connection::default()
+        },
+        trusted,
+    )
+}
+
+/// A request extension marking a connection that portcullis itself
+/// terminated TLS on (inserted by the TLS accept loop).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsConnection;
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connection<'a> {
+    pub peer: Option<IpAddr>,
+    /// portcullis terminated TLS on this connection.
+    pub tls: bool,
+    /// The request URI's authority (HTTP/2 sends `:authority`, not `Host`).
+    pub authority: Option<&'a str>,
+}
+
+/// [`origin`] knowing the connection: the scheme is `https` when portcullis
+/// itself serves TLS, and the host falls back to the URI's authority.
+#[must_use]
+pub fn origin_on(
+    headers: &HeaderMap,
+    conn: Connection<'_>,
+    trusted: &TrustedProxies,
+) -> Option<String> {
+    let own_scheme = if conn.tls { "https" } else { "http" };
     let host_header = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or(conn.authority)
         .filter(|h| valid_host(h))
         .map(str::to_owned);
-    if trusted.trusts(peer) {
+    if trusted.trusts(conn.peer) {
         let fwd = parse(headers);
         let host = fwd.host.or(host_header)?;
-        let proto = fwd.proto.unwrap_or_else(|| "http".to_owned());
+        let proto = fwd.proto.unwrap_or_else(|| own_scheme.to_owned());
         return Some(format!("{proto}://{host}"));
     }
-    host_header.map(|h| format!("http://{h}"))
+    host_header.map(|h| format!("{own_scheme}://{h}"))
 }
 
 /// The client's address for logs: the forwarded one when `peer` is a

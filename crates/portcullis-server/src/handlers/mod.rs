@@ -32,6 +32,10 @@ pub(crate) struct Ctx {
     pub caller: Caller,
     /// The TCP peer, when the server was built with `ConnectInfo`.
     pub peer: Option<std::net::IpAddr>,
+    /// portcullis terminated TLS on this request's connection.
+    pub tls: bool,
+    /// The request URI's authority (HTTP/2 has no `Host` header).
+    pub authority: Option<String>,
 }
 
 impl Ctx {
@@ -59,7 +63,12 @@ impl Ctx {
         if let Some(host) = &urls.host {
             return format!("{}{path}", host.trim_end_matches('/'));
         }
-        match crate::proxy::origin(&self.headers, self.peer, &urls.trusted_proxies) {
+        let conn = crate::proxy::Connection {
+            peer: self.peer,
+            tls: self.tls,
+            authority: self.authority.as_deref(),
+        };
+        match crate::proxy::origin_on(&self.headers, conn, &urls.trusted_proxies) {
             Some(origin) => format!("{origin}{path}"),
             None => path,
         }
@@ -112,6 +121,11 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
+    let tls = parts
+        .extensions
+        .get::<crate::proxy::TlsConnection>()
+        .is_some();
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
     let ctx = Ctx {
         state,
         method: parts.method,
@@ -119,6 +133,8 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         query,
         caller,
         peer,
+        tls,
+        authority,
     };
     let route = match route::parse(rest) {
         Ok(r) => r,

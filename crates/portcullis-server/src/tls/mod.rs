@@ -218,6 +218,7 @@ where
                 if let Some(p) = peer {
                     req.extensions_mut().insert(axum::extract::ConnectInfo(p));
                 }
+                req.extensions_mut().insert(crate::proxy::TlsConnection);
                 req
             })
             .service(router.clone());

@@ -32,6 +32,7 @@ pub mod oci;
 pub mod process;
 pub mod registry;
 pub mod skopeo;
+pub mod tls;
 pub mod token;
 
 pub use docker::{Docker, Dockerd, TestImage};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::Supervised;
+use super::process::{Supervised, run};
 use super::{free_port, http, temp_dir};
 
 /// How long a registry may take to answer `GET /v2/`.
@@ -87,8 +87,14 @@ pub struct RegistryConfig {
     /// Writes `http.host: http://127.0.0.1:PORT` (what portcullis puts in
     /// the realm of its token challenges).
     pub http_host: bool,
+    /// Writes `http.host: https://127.0.0.1:PORT` instead (a registry that
+    /// serves TLS itself).
+    pub https_host: bool,
     /// Top-level sections appended verbatim (an `access:` policy, say).
     pub extra_yaml: Option<String>,
+    /// Lines added verbatim under `http:` (each indented by two spaces):
+    /// `tls:`, `trustedproxies:`...
+    pub http_yaml: Option<String>,
 }
 
 impl RegistryConfig {
@@ -100,7 +106,9 @@ impl RegistryConfig {
             delete: false,
             auth_yaml: None,
             http_host: false,
+            https_host: false,
             extra_yaml: None,
+            http_yaml: None,
         }
     }
 
@@ -132,6 +140,24 @@ impl RegistryConfig {
         self
     }
 
+    /// Sets `http.host` to the registry's own `https://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn https_host(mut self, enabled: bool) -> Self {
+        self.https_host = enabled;
+        self
+    }
+
+    /// Adds `yaml` (lines indented by two spaces) to the `http:` section.
+    #[must_use]
+    pub fn http_yaml(mut self, yaml: impl Into<String>) -> Self {
+        let mut yaml = yaml.into();
+        if !yaml.ends_with('\n') {
+            yaml.push('\n');
+        }
+        self.http_yaml = Some(yaml);
+        self
+    }
+
     /// Appends `yaml` (top-level sections, unindented) to the config.
     #[must_use]
     pub fn extra_yaml(mut self, yaml: impl Into<String>) -> Self {
@@ -141,11 +167,16 @@ impl RegistryConfig {
 
     /// The `config.yml` text, listening on `127.0.0.1:port`.
     pub fn to_yaml(&self, port: u16) -> String {
-        let host = if self.http_host {
+        let mut host = if self.https_host {
+            format!("  host: https://127.0.0.1:{port}\n")
+        } else if self.http_host {
             format!("  host: http://127.0.0.1:{port}\n")
         } else {
             String::new()
         };
+        if let Some(extra) = &self.http_yaml {
+            host.push_str(extra);
+        }
         let mut yaml = format!(
             "version: 0.1\n\
              http:\n  addr: 127.0.0.1:{port}\n{host}\
@@ -187,6 +218,9 @@ pub struct Registry {
     kind: RegistryKind,
     port: u16,
     process: Option<Supervised>,
+    /// The CA that signed its certificate, when it serves HTTPS
+    /// ([`Registry::start_tls`]).
+    ca: Option<PathBuf>,
     /// Holds `config.yml` and the process's output, `registry.log`.
     dir: TempDir,
 }
@@ -195,6 +229,18 @@ impl Registry {
     /// Starts `kind` with `config` and waits until it answers `GET /v2/`
     /// (200 or 401). Panics, showing the log, if it does not.
     pub fn start(kind: RegistryKind, config: &RegistryConfig) -> Self {
+        Self::start_with(kind, config, None)
+    }
+
+    /// Like [`Registry::start`] for a registry that serves HTTPS (its
+    /// config has `http.tls`) with a certificate signed by the CA in the
+    /// PEM file `ca`: ready when `curl --cacert CA https://127.0.0.1:PORT/v2/`
+    /// answers 200 or 401. [`Registry::url`] then gives `https://` URLs.
+    pub fn start_tls(kind: RegistryKind, config: &RegistryConfig, ca: &Path) -> Self {
+        Self::start_with(kind, config, Some(ca))
+    }
+
+    fn start_with(kind: RegistryKind, config: &RegistryConfig, ca: Option<&Path>) -> Self {
         let mut dir = temp_dir();
         let mut last_log = String::new();
         // A port that was free can be taken before the registry binds it:
@@ -217,6 +263,7 @@ impl Registry {
                 kind,
                 port,
                 process: Some(process),
+                ca: ca.map(Path::to_path_buf),
                 dir,
             };
             match registry.wait_ready() {
@@ -245,6 +292,9 @@ impl Registry {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
+        if let Some(ca) = self.ca.clone() {
+            return self.wait_ready_tls(&ca);
+        }
         let client = http();
         let url = self.url("/v2/");
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -264,6 +314,44 @@ impl Registry {
         Err(format!("not ready after {READY_TIMEOUT:?} ({last_error})"))
     }
 
+    /// Readiness over HTTPS, checked by curl trusting only `ca`.
+    fn wait_ready_tls(&mut self, ca: &Path) -> Result<(), String> {
+        let url = self.url("/v2/");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last_error = String::from("no answer yet");
+        while Instant::now() < deadline {
+            let process = self.process.as_mut().expect("registry is running");
+            if let Some(status) = process.try_wait() {
+                return Err(format!("it exited with {status}"));
+            }
+            let out = run(
+                Command::new("curl")
+                    .args(["--silent", "--show-error", "--noproxy", "*"])
+                    .args(["--max-time", "2", "--output", "/dev/null"])
+                    .args(["--write-out", "%{http_code}", "--cacert"])
+                    .arg(ca)
+                    .arg(&url),
+                None,
+                Duration::from_secs(10),
+            );
+            let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if matches!(code.as_str(), "200" | "401") {
+                return Ok(());
+            }
+            last_error = format!(
+                "curl --cacert GET /v2/: {code} {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("not ready after {READY_TIMEOUT:?} ({last_error})"))
+    }
+
+    /// The CA file its certificate chains to, when it serves HTTPS.
+    pub fn ca(&self) -> Option<&Path> {
+        self.ca.as_deref()
+    }
+
     /// The implementation that serves.
     pub fn kind(&self) -> RegistryKind {
         self.kind
@@ -279,9 +367,11 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:PORT` followed by `path`.
+    /// `http://127.0.0.1:PORT` (`https://` when it serves TLS) followed by
+    /// `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// The `config.yml` it was started with (for the `portcullis` CLI's
