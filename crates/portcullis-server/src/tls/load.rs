@@ -327,6 +327,8 @@ pub fn load(settings: &TlsSettings, now: OffsetDateTime) -> Result<Loaded, TlsEr
         )
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Our suite order (fastest first, or the operator's list) wins.
+    config.ignore_client_order = true;
     Ok(Loaded {
         config: Arc::new(config),
         not_after,
