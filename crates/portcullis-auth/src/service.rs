@@ -60,6 +60,7 @@ pub enum ServiceError {
 /// are blocking (bcrypt on a cache miss).
 pub struct TokenService {
     keys: Arc<KeySet>,
+    /// `access.users`, which a token service always has.
     users: Arc<Htpasswd>,
     access: Arc<AccessControl>,
     refresh: Option<Arc<RefreshStore>>,
@@ -71,21 +72,21 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 impl TokenService {
+    /// The service, or `None` when `access` has no htpasswd users to log in.
     #[must_use]
     pub fn new(
         keys: Arc<KeySet>,
-        users: Arc<Htpasswd>,
         access: Arc<AccessControl>,
         refresh: Option<Arc<RefreshStore>>,
         settings: ServiceSettings,
-    ) -> Self {
-        Self {
+    ) -> Option<Self> {
+        Some(Self {
             keys,
-            users,
+            users: access.users.clone()?,
             access,
             refresh,
             settings,
-        }
+        })
     }
 
     #[must_use]
@@ -101,11 +102,6 @@ impl TokenService {
     #[must_use]
     pub fn keys(&self) -> &KeySet {
         &self.keys
-    }
-
-    #[must_use]
-    pub fn users(&self) -> &Arc<Htpasswd> {
-        &self.users
     }
 
     /// Checks that a request names this service (an empty service is allowed,

@@ -10,13 +10,18 @@ pub enum CoreError {
     #[error("blob upload unknown to registry")]
     UploadUnknown,
     #[error("{0}")]
-    UploadInvalid(String),
-    #[error("{0}")]
     DigestInvalid(String),
     #[error("requested range {start}- does not continue the upload, which has {have} bytes")]
     RangeInvalid { start: u64, have: u64 },
     #[error("manifest unknown")]
     ManifestUnknown(String),
+    #[error(
+        "manifest {reference} is a {media_type}, which the client's Accept header does not allow"
+    )]
+    NotAcceptable {
+        reference: String,
+        media_type: String,
+    },
     #[error("{0}")]
     ManifestInvalid(String),
     #[error("manifest references unknown blob {0}")]
@@ -25,10 +30,6 @@ pub enum CoreError {
     ManifestTooLarge { size: u64, limit: u64 },
     #[error("repository name not known to registry")]
     NameUnknown,
-    #[error("{0}")]
-    SizeInvalid(String),
-    #[error("{0}")]
-    PaginationInvalid(String),
     #[error("the registry is in read-only mode (storage.maintenance.readonly.enabled)")]
     ReadOnly,
     #[error("deletion is disabled (set storage.delete.enabled: true to allow it)")]

@@ -21,7 +21,7 @@ pub use listing::{Page, Referrers};
 pub use manifest::{Descriptor, ParsedManifest};
 pub use manifests::{ManifestRead, PutOutcome, digest_of};
 pub use purge::PurgeReport;
-pub use uploads::{UploadState, UploadStatus};
+pub use uploads::UploadStatus;
 
 /// Behaviour switches taken from the configuration.
 #[derive(Debug, Clone)]

@@ -189,6 +189,39 @@ impl Registry {
         Ok(m)
     }
 
+    /// Reads a manifest in a form the client accepts (`accepted`: the media
+    /// types of its `Accept` header). Clients that accept anything, or send no
+    /// `Accept`, get the stored manifest. A client that cannot read an index
+    /// but can read image manifests gets the linux/amd64 entry, as
+    /// distribution does.
+    ///
+    /// # Errors
+    /// `ManifestUnknown`, or `NotAcceptable` when no form fits.
+    pub async fn get_manifest_for(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        accepted: &[String],
+    ) -> Result<ManifestRead, CoreError> {
+        let m = self.get_manifest(name, reference).await?;
+        let ok = |t: &str| accepted.is_empty() || accepted.iter().any(|a| a == t || a == "*/*");
+        if ok(&m.media_type) {
+            return Ok(m);
+        }
+        if MediaType::parse(&m.media_type).is_some_and(MediaType::is_index)
+            && let Some(d) = linux_amd64_entry(&m.bytes)
+        {
+            let child = self.get_manifest(name, &Reference::Digest(d)).await?;
+            if ok(&child.media_type) {
+                return Ok(child);
+            }
+        }
+        Err(CoreError::NotAcceptable {
+            reference: reference.to_string(),
+            media_type: m.media_type,
+        })
+    }
+
     pub(crate) async fn read_manifest(&self, digest: &Digest) -> Result<ManifestRead, CoreError> {
         let bytes = self
             .driver
@@ -259,6 +292,19 @@ impl Registry {
             }
         }
     }
+}
+
+/// The digest of an index's linux/amd64 entry.
+fn linux_amd64_entry(index: &[u8]) -> Option<Digest> {
+    let v: serde_json::Value = serde_json::from_slice(index).ok()?;
+    let entry = v.get("manifests")?.as_array()?.iter().find(|e| {
+        let p = e.get("platform");
+        p.and_then(|p| p.get("os")).and_then(|o| o.as_str()) == Some("linux")
+            && p.and_then(|p| p.get("architecture"))
+                .and_then(|a| a.as_str())
+                == Some("amd64")
+    })?;
+    entry.get("digest")?.as_str()?.parse().ok()
 }
 
 /// The media type to serve for stored manifest bytes.

@@ -48,12 +48,6 @@ pub struct UploadStatus {
     pub size: u64,
 }
 
-/// Identifies a session; only UUIDs are accepted so ids are safe path components.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadState {
-    pub id: String,
-}
-
 fn check_id(id: &str) -> Result<(), CoreError> {
     match uuid::Uuid::try_parse(id) {
         Ok(u) if u.hyphenated().to_string() == id => Ok(()),

@@ -10,14 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
 use portcullis_auth::access::AccessControl;
-use portcullis_auth::identity::{Identity, UserName};
+use portcullis_auth::identity::Identity;
 use portcullis_auth::scope::Grants;
 use portcullis_auth::token::{self, Claims, TokenError};
 use secrecy::SecretString;
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, AuthMode, Bearer};
-use crate::token_cache::Verified;
+use crate::token_cache::{Verified, identity_of};
 
 /// Longest Authorization header we will decode.
 const MAX_AUTH_HEADER: usize = 16 * 1024;
@@ -176,10 +176,6 @@ fn verify_expired(bearer: &Bearer, token: &str, now: SystemTime) -> Option<Claim
     (age <= bearer.upload_grace()).then_some(claims)
 }
 
-fn identity_of(claims: &Claims) -> Identity {
-    UserName::new(&claims.sub).map_or(Identity::Anonymous, Identity::User)
-}
-
 /// Who is calling. In Basic mode a missing or wrong password is a 401 here;
 /// in bearer mode the decision waits for the required access, because the
 /// challenge must name the scope.
@@ -223,7 +219,7 @@ pub(crate) async fn authenticate(
                 )),
                 Err(TokenError::Expired) => match verify_expired(bearer, &token, now) {
                     Some(claims) => Ok(caller(
-                        identity_of(&claims),
+                        identity_of(&claims.sub),
                         TokenState::Expired(Box::new(claims)),
                     )),
                     None => Ok(caller(

@@ -203,7 +203,6 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::BlobUnknown => ApiError::new(Code::BlobUnknown),
             CoreError::UploadUnknown => ApiError::new(Code::BlobUploadUnknown),
-            CoreError::UploadInvalid(m) => ApiError::msg(Code::BlobUploadInvalid, m),
             CoreError::DigestInvalid(m) => ApiError::msg(Code::DigestInvalid, m),
             CoreError::RangeInvalid { have, .. } => {
                 ApiError::msg(Code::RangeInvalid, e.to_string()).header(
@@ -215,6 +214,7 @@ impl From<CoreError> for ApiError {
             CoreError::ManifestUnknown(r) => {
                 ApiError::new(Code::ManifestUnknown).detail(serde_json::json!({ "reference": r }))
             }
+            CoreError::NotAcceptable { .. } => ApiError::msg(Code::ManifestUnknown, e.to_string()),
             CoreError::ManifestInvalid(m) => ApiError::msg(Code::ManifestInvalid, m),
             CoreError::ManifestBlobUnknown(d) => ApiError::msg(
                 Code::ManifestBlobUnknown,
@@ -225,8 +225,6 @@ impl From<CoreError> for ApiError {
                 ApiError::msg(Code::ManifestTooLarge, e.to_string())
             }
             CoreError::NameUnknown => ApiError::new(Code::NameUnknown),
-            CoreError::SizeInvalid(m) => ApiError::msg(Code::SizeInvalid, m),
-            CoreError::PaginationInvalid(m) => ApiError::msg(Code::PaginationNumberInvalid, m),
             CoreError::ReadOnly => ApiError::msg(Code::ReadOnly, e.to_string()),
             CoreError::DeleteDisabled => ApiError::msg(Code::MethodNotAllowed, e.to_string()),
             CoreError::Body(err) => {

@@ -111,7 +111,6 @@ fn auth_mode(
     config: &Config,
     access: &Arc<AccessControl>,
 ) -> Result<(AuthMode, Option<Arc<TokenService>>), ServeError> {
-    let users = access.users.clone();
     let mut verifiers = Vec::new();
     let mut service = None;
     let mut realm = None;
@@ -119,9 +118,6 @@ fn auth_mode(
     let mut audience = None;
     let mut grace = std::time::Duration::from_secs(6 * 3600);
     if let Some(ts) = &config.auth.tokenserver {
-        let users = users.clone().ok_or_else(|| {
-            config_err("auth.tokenserver")("needs auth.htpasswd.path for its users".into())
-        })?;
         let keys = keys::load_or_generate(config, ts)
             .map_err(|e| config_err("auth.tokenserver.keys")(e.to_string()))?;
         verifiers.push(Verifier::new(
@@ -144,13 +140,10 @@ fn auth_mode(
             ttl: ts.expiration,
             refresh_ttl: refresh.as_ref().map(|_| ts.refresh.expiration),
         };
-        service = Some(Arc::new(TokenService::new(
-            Arc::new(keys),
-            users,
-            access.clone(),
-            refresh,
-            settings,
-        )));
+        let svc = TokenService::new(Arc::new(keys), access.clone(), refresh, settings).ok_or_else(
+            || config_err("auth.tokenserver")("needs auth.htpasswd.path for its users".into()),
+        )?;
+        service = Some(Arc::new(svc));
         realm.clone_from(&ts.realm);
         if realm.is_none() {
             realm = config

@@ -22,11 +22,17 @@ pub struct Verified {
     pub exp: u64,
 }
 
+/// The identity a token's `sub` names (empty or invalid: anonymous).
+#[must_use]
+pub fn identity_of(sub: &str) -> Identity {
+    UserName::new(sub).map_or(Identity::Anonymous, Identity::User)
+}
+
 impl Verified {
     #[must_use]
     pub fn from_claims(claims: Claims) -> Self {
         Self {
-            identity: UserName::new(&claims.sub).map_or(Identity::Anonymous, Identity::User),
+            identity: identity_of(&claims.sub),
             grants: Grants::new(claims.access),
             exp: claims.exp,
         }

@@ -5,8 +5,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
-use portcullis_core::ManifestRead;
-use portcullis_types::{MediaType, Reference, RepoName};
+use portcullis_types::{Reference, RepoName};
 
 use super::{Ctx, hv};
 use crate::error::{ApiError, Code};
@@ -41,57 +40,12 @@ fn accepted(ctx: &Ctx) -> Vec<String> {
         .collect()
 }
 
-/// Picks what to serve. Clients that accept anything (or send no `Accept`)
-/// get the stored manifest. A client that cannot read an index but can read
-/// image manifests gets the linux/amd64 entry, as distribution does.
-async fn negotiate(
-    ctx: &Ctx,
-    name: &RepoName,
-    m: ManifestRead,
-    reference: &Reference,
-) -> Result<ManifestRead, ApiError> {
-    let accept = accepted(ctx);
-    let ok = |t: &str| accept.is_empty() || accept.iter().any(|a| a == t || a == "*/*");
-    if ok(&m.media_type) {
-        return Ok(m);
-    }
-    let is_index = MediaType::parse(&m.media_type).is_some_and(MediaType::is_index);
-    if is_index
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m.bytes)
-        && let Some(list) = v.get("manifests").and_then(|l| l.as_array())
-    {
-        let pick = list.iter().find(|e| {
-            let p = e.get("platform");
-            p.and_then(|p| p.get("os")).and_then(|o| o.as_str()) == Some("linux")
-                && p.and_then(|p| p.get("architecture"))
-                    .and_then(|a| a.as_str())
-                    == Some("amd64")
-        });
-        if let Some(d) = pick.and_then(|e| e.get("digest")).and_then(|d| d.as_str())
-            && let Ok(d) = d.parse()
-        {
-            let child = ctx
-                .state
-                .registry
-                .get_manifest(name, &Reference::Digest(d))
-                .await?;
-            if ok(&child.media_type) {
-                return Ok(child);
-            }
-        }
-    }
-    Err(ApiError::msg(
-        Code::ManifestUnknown,
-        format!(
-            "manifest {reference} is a {}, which the client's Accept header does not allow",
-            m.media_type
-        ),
-    ))
-}
-
 async fn get(ctx: &Ctx, name: &RepoName, reference: &Reference) -> Result<Response, ApiError> {
-    let m = ctx.state.registry.get_manifest(name, reference).await?;
-    let m = negotiate(ctx, name, m, reference).await?;
+    let m = ctx
+        .state
+        .registry
+        .get_manifest_for(name, reference, &accepted(ctx))
+        .await?;
     let headers = [
         (header::CONTENT_TYPE, hv(&m.media_type)),
         (header::CONTENT_LENGTH, hv(&m.bytes.len().to_string())),
