@@ -129,6 +129,60 @@ impl AccessControl {
     }
 }
 
+/// Why a verified client certificate's name gives no identity.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateLoginError {
+    #[error("the certificate names `{0}`, which is not a valid user name")]
+    InvalidName(String),
+    #[error("the certificate names `{0}`, who is not a user of this registry")]
+    UnknownUser(String),
+    #[error("the certificate names robot `{0}`, which does not exist, was revoked or has expired, or whose owner is gone")]
+    UnknownRobot(String),
+}
+
+impl AccessControl {
+    /// The identity a verified client certificate's name stands for (the
+    /// client CA vouches for the name; `http.tls.clientidentity` says which
+    /// name). `<owner>+<name>` is a robot, which must be live and whose
+    /// owner must still exist; any other name is a user, who must be in the
+    /// htpasswd file when there is one. Blocking: may read the robot store.
+    ///
+    /// # Errors
+    /// Why the name gives no identity; the caller must refuse the request.
+    pub fn certificate_login(&self, name: &str) -> Result<Identity, CertificateLoginError> {
+        let user = |n: &str| {
+            crate::identity::UserName::new(n)
+                .map_err(|_| CertificateLoginError::InvalidName(n.to_owned()))
+        };
+        let exists = |n: &str| {
+            self.users
+                .as_ref()
+                .is_none_or(|u| u.password_fingerprint(n).is_some())
+        };
+        if let Some((owner, _)) = name.split_once(crate::robots::LOGIN_SEPARATOR) {
+            let unknown = || CertificateLoginError::UnknownRobot(name.to_owned());
+            let robots = self.robots.as_ref().ok_or_else(unknown)?;
+            let robot = robots
+                .find_login(name, std::time::SystemTime::now())
+                .map_err(|_| unknown())?;
+            if !exists(owner) {
+                return Err(unknown());
+            }
+            return Ok(Identity::Robot(crate::identity::RobotIdentity {
+                name: robot.name,
+                owner: user(owner)?,
+                repositories: robot.repositories,
+                actions: robot.actions,
+            }));
+        }
+        let name_ok = user(name)?;
+        if !exists(name) {
+            return Err(CertificateLoginError::UnknownUser(name.to_owned()));
+        }
+        Ok(Identity::User(name_ok))
+    }
+}
+
 impl AccessControl {
     /// Whether `identity` may call `/v2/_catalog` at all (what it lists is
     /// filtered by pull). A rule granting `catalog` allows it; without one,

@@ -428,6 +428,32 @@ impl RobotStore {
         if !same(&robot.hash, &presented) || robot.login() != login {
             return Err(RobotError::Unknown);
         }
+        self.record_use(&mut st, id, now)
+    }
+
+    /// The live robot whose login is `login`, for a caller whose identity
+    /// was established another way (a verified client certificate naming
+    /// `<owner>+<name>`). Records the use like a login.
+    ///
+    /// # Errors
+    /// `Unknown` (no such robot, or revoked), `Expired`, or a store that
+    /// cannot be read.
+    #[instrument(skip_all)]
+    pub fn find_login(&self, login: &str, now: SystemTime) -> Result<Robot, RobotError> {
+        let mut st = self.state.lock();
+        self.reload(&mut st, false)?;
+        let id = st
+            .robots
+            .values()
+            .find(|r| r.login() == login)
+            .map(|r| r.id.clone())
+            .ok_or(RobotError::Unknown)?;
+        self.record_use(&mut st, &id, now)
+    }
+
+    /// Checks expiry and records a use of robot `id` (present in `st`).
+    fn record_use(&self, st: &mut State, id: &str, now: SystemTime) -> Result<Robot, RobotError> {
+        let robot = st.robots.get_mut(id).ok_or(RobotError::Unknown)?;
         if robot.is_expired(now) {
             return Err(RobotError::Expired);
         }
@@ -443,7 +469,7 @@ impl RobotStore {
                 .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
         if due {
             // Last-use times are best effort; a failed write must not fail the login.
-            if let Err(e) = self.write(&mut st, now) {
+            if let Err(e) = self.write(st, now) {
                 tracing::warn!(error = %e, "could not record robot token use");
             }
         }

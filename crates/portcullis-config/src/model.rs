@@ -247,6 +247,10 @@ pub struct TlsConfig {
     /// portcullis: `none`, `optional` or `required`; `required` when
     /// `clientcas` is set (as in distribution), otherwise `none`.
     pub clientauth: Option<String>,
+    /// portcullis: which name of a verified client certificate identifies
+    /// the caller for the policy: `none` (default), `cn`, `san-dns`,
+    /// `san-email` or `san-uri`. A name `owner+robot` is a robot account.
+    pub clientidentity: Option<String>,
     /// portcullis: how often the certificate, key and client CA files are
     /// checked for changes; default 2s, `0s` turns polling off (SIGHUP still
     /// reloads).

@@ -286,7 +286,9 @@ const HTTP: &[Field] = &[
         "portcullis stops accepting on SIGINT and lets open requests finish",
     ),
     used("tls", Shape::Map(TLS)),
-    ignored(
+    // The debug listener: Prometheus metrics and /debug/health. distribution
+    // also serves pprof and expvar there, with no keys of their own.
+    used(
         "debug",
         Shape::Map(&[
             used("addr", Shape::Str),
@@ -295,7 +297,6 @@ const HTTP: &[Field] = &[
                 Shape::Map(&[used("enabled", Shape::Bool), used("path", Shape::Str)]),
             ),
         ]),
-        "portcullis has no separate debug server",
     ),
     used("headers", Shape::MapOf(&Shape::StrList)),
     // portcullis's own: peers whose forwarded headers are believed.
@@ -321,6 +322,10 @@ const TLS: &[Field] = &[
     used("minimumtls", Shape::Str),
     used("ciphersuites", Shape::StrList),
     used("clientauth", Shape::Enum(&["none", "optional", "required"])),
+    used(
+        "clientidentity",
+        Shape::Enum(&["none", "cn", "san-dns", "san-email", "san-uri"]),
+    ),
     used("reloadinterval", Shape::Duration),
     used("expirywarning", Shape::Duration),
     ignored(

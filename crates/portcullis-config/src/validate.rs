@@ -14,7 +14,7 @@ use crate::addr::parse_listen_addr;
 use crate::check::place;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
-    Config, HtpasswdConfig, StorageDriver, TlsConfig, TokenConfig, TokenServerConfig,
+    Config, DebugConfig, HtpasswdConfig, StorageDriver, TlsConfig, TokenConfig, TokenServerConfig,
 };
 use crate::schema;
 
@@ -475,7 +475,38 @@ impl Validator<'_> {
         if let Some(tls) = &http.tls {
             self.tls(tls);
         }
+        if let Some(debug) = &http.debug {
+            self.debug(debug);
+        }
         self.plaintext_credentials();
+    }
+
+    /// `http.debug`: the debug listener's address and the metrics path.
+    fn debug(&mut self, debug: &DebugConfig) {
+        // An empty address means no debug listener, as in distribution.
+        if !debug.addr.is_empty()
+            && let Err(message) = parse_listen_addr("tcp", &debug.addr)
+        {
+            self.err(
+                "http.debug.addr",
+                message,
+                "write a TCP address such as `localhost:5001`; keep it off public interfaces, since it serves metrics without authentication",
+            );
+        }
+        let path = &debug.prometheus.path;
+        // Empty means the default, /metrics.
+        if !path.is_empty()
+            && (!path.starts_with('/')
+                || path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#'))
+        {
+            self.err(
+                "http.debug.prometheus.path",
+                format!("`{path}` is not a URL path"),
+                "write a path starting with `/`, such as `/metrics`",
+            );
+        }
     }
 
     /// The HTTPS-by-default guardrail: credentials (any `auth` method) are
@@ -573,6 +604,7 @@ impl Validator<'_> {
                 "list the CA files in http.tls.clientcas",
             );
         }
+        self.client_identity(tls);
         for (i, suite) in tls.ciphersuites.iter().enumerate() {
             if !CIPHER_SUITES.contains(&suite.as_str()) {
                 let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
@@ -584,6 +616,38 @@ impl Validator<'_> {
                     "use Go's cipher suite names, such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
                 );
             }
+        }
+    }
+
+    /// `http.tls.clientidentity` needs verified client certificates, and a
+    /// policy that portcullis itself decides (not an external token issuer).
+    fn client_identity(&mut self, tls: &TlsConfig) {
+        let Some(mode) = tls.clientidentity.as_deref() else {
+            return;
+        };
+        if mode.eq_ignore_ascii_case("none") {
+            return;
+        }
+        let key = "http.tls.clientidentity";
+        let auth_none = tls
+            .clientauth
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("none"));
+        if tls.clientcas.is_empty() || auth_none {
+            self.err(
+                key,
+                format!("`{mode}` needs verified client certificates"),
+                "list the client CA files in http.tls.clientcas and set http.tls.clientauth to optional or required",
+            );
+        }
+        let auth = &self.config.auth;
+        let external_issuer_only = auth.token.is_some() && auth.tokenserver.is_none();
+        if external_issuer_only {
+            self.err(
+                key,
+                "an external token issuer (auth.token) decides what callers may do, so a certificate identity would be ignored",
+                "remove http.tls.clientidentity, or issue tokens with portcullis (auth.tokenserver)",
+            );
         }
     }
 

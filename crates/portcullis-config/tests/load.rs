@@ -272,18 +272,19 @@ fn distribution_full_example_loads_with_warnings() {
     );
     // Only the top of an ignored section is reported.
     assert!(!w.contains("reporting.bugsnag"), "{w}");
-    for key in [
-        "log.fields",
-        "http.draintimeout",
-        "http.debug",
-        "http.http2",
-    ] {
+    for key in ["log.fields", "http.draintimeout", "http.http2"] {
         assert!(
             w.contains(&format!(": {key}: ")),
             "no warning for {key} in:\n{w}"
         );
     }
-    assert_eq!(loaded.warnings.len(), 18, "{w}");
+    // The debug listener is implemented.
+    assert!(!w.contains("http.debug"), "{w}");
+    let debug = c.http.debug.as_ref().unwrap();
+    assert_eq!(debug.addr, "localhost:5001");
+    assert!(debug.prometheus.enabled);
+    assert_eq!(debug.prometheus.path, "/metrics");
+    assert_eq!(loaded.warnings.len(), 17, "{w}");
 }
 
 #[test]

@@ -328,3 +328,100 @@ fn trusted_proxies_must_be_addresses_or_cidrs() {
     assert_eq!(errors[0].key, "http.trustedproxies[3]");
     assert_eq!(errors[1].key, "http.trustedproxies[4]");
 }
+
+#[test]
+fn debug_listener_address_and_metrics_path() {
+    let with = |debug: &str| {
+        load(&format!(
+            "version: 0.1\nstorage: inmemory\nhttp:\n  addr: :5000\n  debug:\n{debug}"
+        ))
+    };
+    for good in [
+        "    addr: localhost:5001\n    prometheus:\n      enabled: true\n",
+        "    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n      path: /internal/metrics\n",
+        "    addr: \"[::1]:0\"\n",
+        // No address: no debug listener, as in distribution.
+        "    prometheus:\n      enabled: true\n",
+        // An empty path means /metrics.
+        "    addr: :5001\n    prometheus:\n      path: \"\"\n",
+    ] {
+        with(good)
+            .validate()
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    let c = with("    addr: localhost\n");
+    let errors = validate_errors(&c);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = find(&errors, "http.debug.addr");
+    assert_eq!(e.line, Some(6));
+    assert!(e.message.contains("has no port"), "{e}");
+    assert!(e.fix.contains("localhost:5001"), "{e}");
+    assert!(
+        e.to_string().starts_with("config.yml:6: http.debug.addr:"),
+        "{e}"
+    );
+
+    let c = with("    addr: \"::1:5001\"\n");
+    assert!(
+        find(&validate_errors(&c), "http.debug.addr")
+            .message
+            .contains("[::1]:5001")
+    );
+
+    for bad in ["metrics", "/met rics", "/metrics?x=1"] {
+        let c = with(&format!(
+            "    addr: localhost:5001\n    prometheus:\n      enabled: true\n      path: \"{bad}\"\n"
+        ));
+        let errors = validate_errors(&c);
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        let e = find(&errors, "http.debug.prometheus.path");
+        assert_eq!(e.line, Some(9), "{bad}");
+        assert!(e.message.contains(bad), "{e}");
+        assert!(e.fix.contains("starting with `/`"), "{e}");
+    }
+}
+
+#[test]
+fn debug_keys_are_checked_when_loading() {
+    let errors = Config::from_yaml(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: maybe\n    pprof:\n      enabled: true\n",
+        "config.yml",
+        &[],
+    )
+    .unwrap_err()
+    .0;
+    let enabled = find(&errors, "http.debug.prometheus.enabled");
+    assert_eq!(enabled.line, Some(7));
+    let unknown = find(&errors, "http.debug.pprof");
+    assert_eq!(unknown.line, Some(8));
+    assert_eq!(unknown.message, "unknown key");
+
+    // The environment sets them too.
+    let loaded = Config::from_yaml(
+        "version: 0.1\nstorage: inmemory\n",
+        "config.yml",
+        &[
+            ("REGISTRY_HTTP_DEBUG_ADDR".to_owned(), "localhost:5001".to_owned()),
+            (
+                "REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".to_owned(),
+                "true".to_owned(),
+            ),
+        ],
+    )
+    .unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let debug = loaded.config.http.debug.as_ref().unwrap();
+    assert_eq!(debug.addr, "localhost:5001");
+    assert!(debug.prometheus.enabled);
+    assert_eq!(debug.prometheus.path, "/metrics");
+    let c = Config::from_yaml(
+        "version: 0.1\nstorage: inmemory\n",
+        "config.yml",
+        &[("REGISTRY_HTTP_DEBUG_ADDR".to_owned(), "nope".to_owned())],
+    )
+    .unwrap()
+    .config;
+    let e = find(&validate_errors(&c), "http.debug.addr").clone();
+    assert_eq!(e.line, None);
+    assert!(e.to_string().contains("REGISTRY_HTTP_DEBUG_ADDR"), "{e}");
+}

@@ -17,6 +17,7 @@ use secrecy::SecretString;
 
 use crate::error::{ApiError, Code};
 use crate::state::{AppState, AuthMode, Bearer};
+use crate::tls::ClientCertificate;
 use crate::token_cache::{Verified, identity_of};
 
 /// Longest Authorization header we will decode.
@@ -37,6 +38,38 @@ pub(crate) enum TokenState {
 pub(crate) struct Caller {
     pub identity: Identity,
     pub token: TokenState,
+    /// The identity comes from a verified client certificate
+    /// (`http.tls.clientidentity`), with no `Authorization` header.
+    pub by_certificate: bool,
+}
+
+/// The identity a connection's client certificate names (no `Authorization`
+/// header was sent). A certificate that names nobody usable is refused with
+/// a 403 saying why: the client presented an identity, so it is not asked to
+/// authenticate again.
+pub(crate) async fn certificate_identity(
+    access: &Arc<AccessControl>,
+    certificate: &ClientCertificate,
+) -> Result<Identity, ApiError> {
+    let refuse = |why: String| {
+        tracing::info!(decision = %why, "client certificate refused");
+        ApiError::msg(Code::Denied, format!("client certificate: {why}"))
+    };
+    let name = certificate.name.clone().map_err(refuse)?;
+    let result = if name.contains(portcullis_auth::robots::LOGIN_SEPARATOR) {
+        // A robot: the store is a file read, so off the async threads.
+        let access = access.clone();
+        match tokio::task::spawn_blocking(move || access.certificate_login(&name)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "certificate login task failed");
+                return Err(ApiError::new(Code::Unknown));
+            }
+        }
+    } else {
+        access.certificate_login(&name)
+    };
+    result.map_err(|e| refuse(e.to_string()))
 }
 
 pub(crate) fn basic_challenge(realm: &str, msg: &str) -> ApiError {
@@ -183,8 +216,25 @@ fn verify_expired(bearer: &Bearer, token: &str, now: SystemTime) -> Option<Claim
 pub(crate) async fn authenticate(
     state: &Arc<AppState>,
     headers: &HeaderMap,
+    certificate: Option<&ClientCertificate>,
 ) -> Result<Caller, ApiError> {
-    let caller = |identity, token| Caller { identity, token };
+    let caller = |identity, token| Caller {
+        identity,
+        token,
+        by_certificate: false,
+    };
+    // Explicit credentials win; without them a verified client certificate
+    // that names someone identifies the caller in every mode.
+    if let Some(cert) = certificate
+        && headers.get(header::AUTHORIZATION).is_none()
+    {
+        let identity = certificate_identity(&state.access, cert).await?;
+        return Ok(Caller {
+            identity,
+            token: TokenState::Absent,
+            by_certificate: true,
+        });
+    }
     match &state.auth {
         AuthMode::None => Ok(caller(Identity::Anonymous, TokenState::Absent)),
         AuthMode::Basic { realm } => match basic_credentials(headers) {

@@ -1,6 +1,6 @@
 //! Authorization: checks the access the central computation says a request
-//! needs against what the caller has. In Basic mode an authenticated user
-//! may do everything (per-repository policy comes later); in bearer mode the
+//! needs against what the caller has. In Basic mode (and for callers a
+//! client certificate identifies) the policy decides; in bearer mode the
 //! token's `access` claim decides, and a refusal is a 401 challenge that
 //! names the scope the client must ask for.
 
@@ -160,9 +160,13 @@ pub(crate) fn challenge_unauthenticated(
         (AuthMode::Basic { realm }, _) if matches!(caller.identity, Identity::Anonymous) => {
             Some(basic_challenge(realm, "authentication required"))
         }
-        (AuthMode::Bearer(bearer), TokenState::Absent | TokenState::Invalid(_)) => Some(
-            bearer_challenge(bearer, request_base, None, None, "authentication required"),
-        ),
+        (AuthMode::Bearer(bearer), TokenState::Absent | TokenState::Invalid(_))
+            if !caller.by_certificate =>
+        {
+            Some(
+                bearer_challenge(bearer, request_base, None, None, "authentication required"),
+            )
+        }
         _ => None,
     }
 }
@@ -185,6 +189,17 @@ pub(crate) fn authorize(
     let scope = (!scope.is_empty()).then_some(scope.as_str());
     let challenge =
         |error: Option<&str>, msg: &str| bearer_challenge(bearer, request_base, scope, error, msg);
+    if caller.by_certificate {
+        // No token: the policy decides for the certificate's identity, and
+        // upload sessions stay bound to it as they would be to a token's.
+        if !session_bound(bearer, caller, route, upload_state) {
+            return Err(ApiError::msg(
+                Code::Denied,
+                "this upload session belongs to another user or lacks its signed state",
+            ));
+        }
+        return by_policy(state, caller, required, None);
+    }
     match &caller.token {
         TokenState::Absent => Err(challenge(None, "authentication required")),
         TokenState::Invalid(e) => Err(challenge(Some("invalid_token"), &e.to_string())),

@@ -1,10 +1,12 @@
 //! Headers on every response: the API version and the configured
-//! `http.headers`; and a request log line with a request id.
+//! `http.headers`; a request log line with a request id and the client's
+//! address (see [`crate::proxy::client_addr`]); and the request metrics.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -21,6 +23,13 @@ pub(crate) async fn add_headers(
     let method = req.method().clone();
     let path = req.uri().path().chars().take(512).collect::<String>();
     let id = uuid::Uuid::new_v4().simple().to_string();
+    let client = state.access_log.then(|| {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        crate::proxy::client_addr(req.headers(), peer, &state.urls.trusted_proxies)
+    });
     let span = tracing::info_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span).await;
     let h = resp.headers_mut();
@@ -34,10 +43,15 @@ pub(crate) async fn add_headers(
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert("x-request-id", v);
     }
-    let status = resp.status().as_u16();
-    if !state.access_log {
-        return resp;
+    let elapsed = started.elapsed();
+    if let Some(metrics) = &state.metrics {
+        metrics.record_request(&method, resp.status(), elapsed);
     }
-    tracing::info!(request_id = %id, %method, path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    let Some(client) = client else {
+        return resp;
+    };
+    let status = resp.status().as_u16();
+    let client = client.as_deref().unwrap_or("-");
+    tracing::info!(request_id = %id, %method, path, status, client, elapsed_ms = elapsed.as_millis() as u64, "request");
     resp
 }

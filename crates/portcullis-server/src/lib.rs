@@ -8,6 +8,7 @@ pub mod error;
 mod handlers;
 mod headers;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod route;

@@ -198,20 +198,117 @@ pub fn origin_on(
     host_header.map(|h| format!("{own_scheme}://{h}"))
 }
 
-/// The client's address for logs: the forwarded one when `peer` is a
-/// trusted proxy and says it, else the peer's.
+/// The client's address for logs; `None` when the peer is unknown (a unix
+/// socket).
+///
+/// From a peer that is not a trusted proxy, the peer's address: its
+/// forwarded headers are ignored. From a trusted proxy, the forwarded chain
+/// (RFC 7239 `Forwarded: for=`, or `X-Forwarded-For` when no `Forwarded`
+/// element has a `for`) is read from the right, the end written by the proxy
+/// nearest portcullis: each address within `http.trustedproxies` is another
+/// proxy of ours and is passed over, and the first one that is not is the
+/// client. Whatever stands left of it was written by that client, and could
+/// be anything. An entry that is not an address stops the walk: an
+/// obfuscated RFC 7239 node (`unknown`, `_hidden`) is logged as written,
+/// anything else leaves the last address known to be good.
 #[must_use]
 pub fn client_addr(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     trusted: &TrustedProxies,
 ) -> Option<String> {
-    if trusted.trusts(peer)
-        && let Some(client) = parse(headers).client
-    {
+    let peer = peer?;
+    let mut client = peer.to_string();
+    if !trusted.trusts(Some(peer)) {
         return Some(client);
     }
-    peer.map(|p| p.to_string())
+    for hop in forwarded_for(headers).into_iter().rev() {
+        match hop {
+            Hop::Ip(ip) => {
+                client = ip.to_string();
+                if !trusted.trusts(Some(ip)) {
+                    break;
+                }
+            }
+            Hop::Hidden(name) => {
+                client = name;
+                break;
+            }
+            Hop::Invalid => break,
+        }
+    }
+    Some(client)
+}
+
+/// One entry of a forwarded chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hop {
+    Ip(IpAddr),
+    /// RFC 7239's `unknown` or an obfuscated `_name`.
+    Hidden(String),
+    Invalid,
+}
+
+/// The forwarded chain, client first: every `Forwarded` element's `for`
+/// (across all `Forwarded` lines), or, when none has one, every
+/// `X-Forwarded-For` entry.
+fn forwarded_for(headers: &HeaderMap) -> Vec<Hop> {
+    let elements = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or(","))
+            .flat_map(|v| v.split(','))
+            .map(|e| e.trim().to_owned())
+            .collect()
+    };
+    let forwarded: Vec<Option<Hop>> = elements("forwarded")
+        .iter()
+        .map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("for").then(|| hop(v))
+            })
+        })
+        .collect();
+    if forwarded.iter().any(Option::is_some) {
+        // An element without `for` says nothing about who sent it.
+        return forwarded
+            .into_iter()
+            .map(|h| h.unwrap_or(Hop::Invalid))
+            .collect();
+    }
+    elements("x-forwarded-for").iter().map(|e| hop(e)).collect()
+}
+
+/// Reads `192.0.2.7`, `192.0.2.7:4711`, `2001:db8::1`, `[2001:db8::1]`,
+/// `"[2001:db8::1]:4711"`, `unknown` or `_hidden`.
+fn hop(text: &str) -> Hop {
+    let text = text.trim().trim_matches('"').trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Hop::Ip(ip);
+    }
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Hop::Ip(addr.ip());
+    }
+    if let Some(ip) = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
+    {
+        return Hop::Ip(IpAddr::V6(ip));
+    }
+    let obfuscated = text.len() <= 64
+        && text.strip_prefix('_').is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if obfuscated || text.eq_ignore_ascii_case("unknown") {
+        return Hop::Hidden(text.to_owned());
+    }
+    Hop::Invalid
 }
 
 /// A host we are willing to echo into `Location` and `Link`: a DNS name,
@@ -305,6 +402,107 @@ mod tests {
             ("x-forwarded-host", "evil.example/path?x"),
         ]);
         assert_eq!(parse(&h), Forwarded::default());
+    }
+
+    #[test]
+    fn client_is_the_right_most_untrusted_hop() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned(), "fd00::/8".to_owned()]).unwrap();
+        let client = |peer: &str, pairs: &[(&'static str, &str)]| {
+            client_addr(&headers(pairs), ip(peer), &t)
+        };
+        // The client prepended a made-up address; the proxy appended the real one.
+        assert_eq!(
+            client("10.0.0.2", &[("x-forwarded-for", "1.1.1.1, 203.0.113.9")]).as_deref(),
+            Some("203.0.113.9")
+        );
+        // Through two proxies of ours.
+        assert_eq!(
+            client(
+                "10.0.0.2",
+                &[("x-forwarded-for", "1.1.1.1, 203.0.113.9, 10.0.0.3")]
+            )
+            .as_deref(),
+            Some("203.0.113.9")
+        );
+        // Several header lines are one list.
+        let mut h = headers(&[("x-forwarded-for", "1.1.1.1")]);
+        h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(
+            client_addr(&h, ip("10.0.0.2"), &t).as_deref(),
+            Some("203.0.113.9")
+        );
+        // Everyone is ours: the one nearest the client.
+        assert_eq!(
+            client("10.0.0.2", &[("x-forwarded-for", "10.9.9.9, 10.0.0.3")]).as_deref(),
+            Some("10.9.9.9")
+        );
+        // RFC 7239, with ports and brackets; it wins over X-Forwarded-For.
+        assert_eq!(
+            client(
+                "fd00::7",
+                &[
+                    (
+                        "forwarded",
+                        "for=198.51.100.1, for=\"[2001:db8::1]:4711\";proto=https, for=\"[fd00::3]\""
+                    ),
+                    ("x-forwarded-for", "192.0.2.99"),
+                ]
+            )
+            .as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            client("10.0.0.2", &[("x-forwarded-for", "203.0.113.9:4711")]).as_deref(),
+            Some("203.0.113.9")
+        );
+        // `Forwarded` without `for` leaves X-Forwarded-For in charge.
+        assert_eq!(
+            client(
+                "10.0.0.2",
+                &[("forwarded", "proto=https"), ("x-forwarded-for", "203.0.113.9")]
+            )
+            .as_deref(),
+            Some("203.0.113.9")
+        );
+        // Obfuscated nodes are logged as written; garbage stops at the last
+        // good address; an element without `for` counts as garbage.
+        assert_eq!(
+            client("10.0.0.2", &[("forwarded", "for=_gateway, for=10.0.0.3")]).as_deref(),
+            Some("_gateway")
+        );
+        assert_eq!(
+            client("10.0.0.2", &[("x-forwarded-for", "203.0.113.9, evil\" x=1, 10.0.0.3")])
+                .as_deref(),
+            Some("10.0.0.3")
+        );
+        assert_eq!(
+            client("10.0.0.2", &[("x-forwarded-for", "")]).as_deref(),
+            Some("10.0.0.2")
+        );
+        assert_eq!(
+            client("10.0.0.2", &[("forwarded", "for=1.1.1.1, proto=https")]).as_deref(),
+            Some("10.0.0.2")
+        );
+        // No forwarded headers: the proxy itself.
+        assert_eq!(client("10.0.0.2", &[]).as_deref(), Some("10.0.0.2"));
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_choose_the_logged_client() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).unwrap();
+        let h = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("forwarded", "for=10.0.0.1"),
+        ]);
+        assert_eq!(
+            client_addr(&h, ip("192.0.2.1"), &t).as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(
+            client_addr(&h, ip("192.0.2.1"), &TrustedProxies::default()).as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(client_addr(&h, None, &t), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use portcullis_auth::service::{ServiceSettings, TokenService};
 use portcullis_auth::token::{Algorithm, Verifier};
 use portcullis_auth::upload::UploadStates;
 
+use crate::metrics::Metrics;
 use crate::{AppState, AuthMode, Bearer, UrlPolicy, app, keys};
 
 /// Errors while assembling or starting the server.
@@ -25,6 +26,10 @@ pub enum ServeError {
         "cannot listen on {addr}: {cause}. Fix: choose a free port in http.addr (or REGISTRY_HTTP_ADDR)"
     )]
     Bind { addr: String, cause: std::io::Error },
+    #[error(
+        "http.debug.addr: cannot listen on {addr}: {cause}. Fix: choose a free port in http.debug.addr (or REGISTRY_HTTP_DEBUG_ADDR), different from http.addr"
+    )]
+    DebugBind { addr: String, cause: std::io::Error },
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("server error: {0}")]
@@ -80,6 +85,7 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         },
         headers,
         access_log: !config.log.accesslog.disabled,
+        metrics: metrics_for(config),
         token_service,
         access,
         enforce_policy,
@@ -87,6 +93,14 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
             .unwrap_or(usize::MAX)
             .max(1),
     })
+}
+
+/// The metrics, when the debug listener serves them (`http.debug.addr` and
+/// `http.debug.prometheus.enabled`); otherwise nothing is recorded.
+fn metrics_for(config: &Config) -> Option<Arc<Metrics>> {
+    let debug = config.http.debug.as_ref()?;
+    (!debug.addr.is_empty() && debug.prometheus.enabled)
+        .then(|| Arc::new(Metrics::new(config.http.tls.is_some())))
 }
 
 fn config_err(key: &'static str) -> impl Fn(String) -> ServeError {
@@ -296,12 +310,15 @@ pub fn spawn_upload_purger(config: &Config, registry: Registry) {
 ///
 /// # Errors
 /// The first problem with the TLS settings or files.
-pub fn tls_reloader(config: &Config) -> Result<Option<Arc<crate::tls::TlsReloader>>, ServeError> {
+pub fn tls_reloader(
+    config: &Config,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<Option<Arc<crate::tls::TlsReloader>>, ServeError> {
     let Some(tls) = &config.http.tls else {
         return Ok(None);
     };
     let settings = crate::tls::TlsSettings::from_config(tls, config.http.host.as_deref())?;
-    let reloader = crate::tls::TlsReloader::new(settings)?;
+    let reloader = crate::tls::TlsReloader::new(settings, metrics)?;
     reloader.spawn_watchers();
     Ok(Some(reloader))
 }
@@ -329,7 +346,8 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
             message,
         })?;
     // Checked before binding so a bad certificate fails the start at once.
-    let tls = tls_reloader(config)?;
+    let tls = tls_reloader(config, state.metrics.clone())?;
+    let debug = DebugServer::start(config, state.metrics.clone()).await?;
     let drain = config
         .http
         .draintimeout
@@ -379,5 +397,75 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
             }
         }
     }
+    if let Some(debug) = debug {
+        debug.stop().await;
+    }
     Ok(())
+}
+
+/// The debug listener (`http.debug.addr`): plain HTTP, separate from the
+/// registry's listener, serving the metrics and `/debug/health`. It stops
+/// when [`DebugServer::stop`] is called or when it is dropped.
+struct DebugServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DebugServer {
+    /// Binds and starts the debug listener when `http.debug.addr` is set.
+    async fn start(config: &Config, metrics: Option<Arc<Metrics>>) -> Result<Option<Self>, ServeError> {
+        let Some(debug) = &config.http.debug else {
+            return Ok(None);
+        };
+        if debug.addr.is_empty() {
+            if debug.prometheus.enabled {
+                tracing::warn!(
+                    "http.debug.prometheus.enabled has no effect without http.debug.addr; set http.debug.addr (such as localhost:5001) to serve metrics"
+                );
+            }
+            return Ok(None);
+        }
+        let (host, port) = match portcullis_config::parse_listen_addr("tcp", &debug.addr) {
+            Ok(ListenAddr::Tcp { host, port }) => (host.unwrap_or_else(|| "0.0.0.0".to_owned()), port),
+            Ok(ListenAddr::Unix(_)) => {
+                return Err(config_err("http.debug.addr")(
+                    "must be a TCP address, such as localhost:5001".to_owned(),
+                ));
+            }
+            Err(message) => return Err(config_err("http.debug.addr")(message)),
+        };
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+            .await
+            .map_err(|cause| ServeError::DebugBind {
+                addr: debug.addr.clone(),
+                cause,
+            })?;
+        let local = listener.local_addr()?;
+        let path = debug.prometheus.path.clone();
+        if metrics.is_some() {
+            tracing::info!(addr = %local, path = %path, "debug server listening; Prometheus metrics enabled");
+        } else {
+            tracing::info!(
+                addr = %local,
+                "debug server listening; it serves only /debug/health (set http.debug.prometheus.enabled for metrics)"
+            );
+        }
+        let app = crate::metrics::debug_app(metrics, &path);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "debug server failed");
+            }
+        });
+        Ok(Some(Self { stop, task }))
+    }
+
+    /// Stops accepting and waits briefly for open requests.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+    }
 }

@@ -69,6 +69,8 @@ pub struct AppState {
     pub headers: HeaderMap,
     /// One log line per request unless `log.accesslog.disabled`.
     pub access_log: bool,
+    /// Request metrics, when they are served (`http.debug.prometheus`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// `catalog.maxentries`: the largest catalog page.
     pub catalog_max: usize,
     /// The built-in token service (`/token`, `/.well-known/jwks.json`).

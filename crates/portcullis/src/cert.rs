@@ -6,6 +6,9 @@
 //! complete chain) and `server.key` (0600). With `--ca DIR` the CA in
 //! `DIR/ca.crt` and `DIR/ca.key` signs the new certificate instead, so a
 //! server certificate is renewed without clients trusting anything new.
+//!
+//! `portcullis cert client` (in [`client`]) signs client certificates with
+//! the same CA, for `http.tls.clientidentity`.
 
 use std::fs;
 use std::io::Write;
@@ -22,6 +25,8 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
+
+mod client;
 
 /// How long a new CA is valid.
 const CA_DAYS: i64 = 3650;
@@ -49,6 +54,26 @@ pub enum CertCommand {
         #[arg(long, default_value_t = 5000)]
         port: u16,
     },
+    /// Sign a client certificate with the CA (client.cert, client.key): its CN names a user,
+    /// or a robot as OWNER+ROBOT, for `http.tls.clientidentity`.
+    Client {
+        /// Who the certificate identifies: a user name, or OWNER+ROBOT for a robot token.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The CA that signs it: DIR/ca.crt and DIR/ca.key, from `cert generate`.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// Where to write client.cert and client.key (replaced if present: renewal).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// How many days the client certificate is valid.
+        #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+        /// An e-mail address to add as a subject alternative name (repeatable),
+        /// for `clientidentity: san-email`.
+        #[arg(long = "san-email", value_name = "EMAIL")]
+        emails: Vec<String>,
+    },
 }
 
 pub fn run(command: CertCommand) -> anyhow::Result<ExitCode> {
@@ -69,6 +94,24 @@ pub fn run(command: CertCommand) -> anyhow::Result<ExitCode> {
                 days,
             })?;
             print!("{}", instructions(&written, &hosts, &ips, port));
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCommand::Client {
+            name,
+            ca,
+            out,
+            days,
+            emails,
+        } => {
+            let req = client::ClientRequest {
+                name: &name,
+                ca: &ca,
+                out: &out,
+                days,
+                emails: &emails,
+            };
+            client::generate(&req)?;
+            print!("{}", client::instructions(&req));
             Ok(ExitCode::SUCCESS)
         }
     }

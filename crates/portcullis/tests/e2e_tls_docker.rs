@@ -5,9 +5,10 @@
 //! --ca`) and copied over the served files, portcullis serves the new one
 //! without a restart and a new `docker pull` works.
 //!
-//! Not tested here: Docker's x509 error without the CA. The daemon treats
-//! `127.0.0.0/8` registries as insecure and skips certificate verification
-//! for them, and the tests only have loopback addresses.
+//! Docker's x509 error without the CA is tested in `e2e_tls_untrusted.rs`:
+//! the daemon treats `127.0.0.0/8` registries as insecure and skips
+//! certificate verification for them, so that test gives the host a
+//! non-loopback address (a veth pair) and runs the registry there.
 //!
 //! The registry runs the token service with no `http.host`: the realm and
 //! every `Location` must say `https://` because portcullis terminates TLS

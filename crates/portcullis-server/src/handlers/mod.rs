@@ -80,11 +80,12 @@ impl Ctx {
         if let Some(existing) = self.param("_state") {
             return Some(existing.to_owned());
         }
-        let (AuthMode::Bearer(bearer), TokenState::Valid(_)) =
-            (&self.state.auth, &self.caller.token)
-        else {
+        let AuthMode::Bearer(bearer) = &self.state.auth else {
             return None;
         };
+        if !matches!(self.caller.token, TokenState::Valid(_)) && !self.caller.by_certificate {
+            return None;
+        }
         let sub = self.caller.identity.subject();
         Some(
             bearer
@@ -116,7 +117,11 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         .unwrap_or_default();
 
     // Authenticate first so that probing for names or routes needs credentials.
-    let caller = auth::authenticate(&state, &parts.headers).await?;
+    let certificate = parts
+        .extensions
+        .get::<Arc<crate::tls::ClientCertificate>>()
+        .cloned();
+    let caller = auth::authenticate(&state, &parts.headers, certificate.as_deref()).await?;
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

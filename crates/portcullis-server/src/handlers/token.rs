@@ -17,7 +17,8 @@ use portcullis_auth::service::{Issued, ServiceError, TokenService};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::AppState;
-use crate::auth::{basic_credentials, check_password};
+use crate::auth::{basic_credentials, certificate_identity, check_password};
+use crate::tls::ClientCertificate;
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     // OAuth2's fields, plus distribution's `errors` list so that the Docker
@@ -116,6 +117,7 @@ pub(crate) async fn get_token(
     State(state): State<Arc<AppState>>,
     uri: Uri,
     headers: HeaderMap,
+    certificate: Option<axum::Extension<Arc<ClientCertificate>>>,
 ) -> Response {
     let Some(svc) = service(&state) else {
         return not_served();
@@ -142,16 +144,29 @@ pub(crate) async fn get_token(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let identity = match basic_credentials(&headers) {
-        None => Identity::Anonymous,
-        Some(Err(())) => {
+    // A verified client certificate naming someone stands in for Basic
+    // credentials (so `docker pull` works without `docker login`), but gets
+    // no refresh token: that would outlive the certificate.
+    let mut by_certificate = false;
+    let identity = match (basic_credentials(&headers), certificate) {
+        (None, Some(axum::Extension(cert))) => {
+            by_certificate = true;
+            match certificate_identity(svc.access(), &cert).await {
+                Ok(identity) => identity,
+                Err(e) => {
+                    return oauth_error(StatusCode::FORBIDDEN, "access_denied", &e.message);
+                }
+            }
+        }
+        (None, None) => Identity::Anonymous,
+        (Some(Err(())), _) => {
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request",
                 "malformed Basic credentials",
             );
         }
-        Some(Ok((user, pass))) => match check_password(svc.access(), user, pass).await {
+        (Some(Ok((user, pass))), _) => match check_password(svc.access(), user, pass).await {
             Ok(identity) => identity,
             Err(_) => return service_error(&ServiceError::InvalidCredentials),
         },
@@ -166,8 +181,8 @@ pub(crate) async fn get_token(
             "account does not match the credentials",
         );
     }
-    let offline =
-        (param("offline_token") == Some("true")).then(|| param("client_id").unwrap_or("docker"));
+    let offline = (param("offline_token") == Some("true") && !by_certificate)
+        .then(|| param("client_id").unwrap_or("docker"));
     let access = svc.grant(&identity, &scopes);
     match svc.issue(&identity, access, offline, SystemTime::now()) {
         Ok(issued) => issued_response(&issued, false),

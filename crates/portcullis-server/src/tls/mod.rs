@@ -5,6 +5,7 @@
 //! Each accepted connection takes the current `Arc<ServerConfig>`, so a
 //! reload affects new handshakes only; connections already open keep theirs.
 
+mod client_cert;
 mod load;
 mod settings;
 
@@ -20,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+pub use client_cert::{ClientCertificate, ClientIdentity, client_certificate};
 pub use load::{Loaded, load};
 pub use settings::{ClientAuth, TlsSettings};
 
@@ -51,6 +53,8 @@ pub struct TlsReloader {
     settings: TlsSettings,
     current: RwLock<Arc<ServerConfig>>,
     seen: Mutex<Snapshot>,
+    /// Where the certificate's expiry is exported, when metrics are served.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for TlsReloader {
@@ -67,15 +71,26 @@ fn log_loaded(loaded: &Loaded) {
     }
 }
 
+/// Exports the loaded certificate's expiry and the warning window.
+fn record_expiry(metrics: Option<&crate::metrics::Metrics>, settings: &TlsSettings, loaded: &Loaded) {
+    if let Some(m) = metrics {
+        m.set_tls_certificate(loaded.not_after.unix_timestamp(), settings.expiry_warning);
+    }
+}
+
 impl TlsReloader {
     /// Loads and checks the TLS files; any problem stops the start.
     ///
     /// # Errors
     /// The first problem found, naming the key and file.
-    pub fn new(settings: TlsSettings) -> Result<Arc<Self>, TlsError> {
+    pub fn new(
+        settings: TlsSettings,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Result<Arc<Self>, TlsError> {
         let seen = snapshot(&settings);
         let loaded = load(&settings, time::OffsetDateTime::now_utc())?;
         log_loaded(&loaded);
+        record_expiry(metrics.as_deref(), &settings, &loaded);
         tracing::info!(
             certificate = %settings.certificate.display(),
             expires = %loaded.not_after,
@@ -86,6 +101,7 @@ impl TlsReloader {
             current: RwLock::new(loaded.config),
             seen: Mutex::new(seen),
             settings,
+            metrics,
         }))
     }
 
@@ -113,6 +129,7 @@ impl TlsReloader {
         match load(&self.settings, time::OffsetDateTime::now_utc()) {
             Ok(loaded) => {
                 log_loaded(&loaded);
+                record_expiry(self.metrics.as_deref(), &self.settings, &loaded);
                 *self.current.write() = loaded.config;
                 tracing::info!(
                     certificate = %self.settings.certificate.display(),
@@ -209,20 +226,12 @@ where
             () = &mut shutdown => break,
         };
         let acceptor = tls.acceptor();
+        let identify = tls.settings().client_identity;
         // The peer address, as axum's `ConnectInfo`, for trusted-proxy checks.
         let peer = (&addr as &dyn std::any::Any)
             .downcast_ref::<std::net::SocketAddr>()
             .copied();
-        let with_peer = tower::ServiceBuilder::new()
-            .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                if let Some(p) = peer {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(p));
-                }
-                req.extensions_mut().insert(crate::proxy::TlsConnection);
-                req
-            })
-            .service(router.clone());
-        let service = TowerToHyperService::new(with_peer);
+        let router = router.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -237,6 +246,30 @@ where
                     return;
                 }
             };
+            // rustls verified the chain; read the caller's name once per connection.
+            let certificate = match identify {
+                ClientIdentity::None => None,
+                mode => stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|leaf| client_certificate(mode, leaf)),
+            };
+            let with_peer = tower::ServiceBuilder::new()
+                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    let ext = req.extensions_mut();
+                    if let Some(p) = peer {
+                        ext.insert(axum::extract::ConnectInfo(p));
+                    }
+                    ext.insert(crate::proxy::TlsConnection);
+                    if let Some(c) = &certificate {
+                        ext.insert(c.clone());
+                    }
+                    req
+                })
+                .service(router);
+            let service = TowerToHyperService::new(with_peer);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");

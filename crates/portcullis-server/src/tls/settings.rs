@@ -38,6 +38,8 @@ pub struct TlsSettings {
     /// The host name (or IP address) of an `https` `http.host`, which the
     /// certificate must name.
     pub host: Option<String>,
+    /// Which name of a verified client certificate identifies the caller.
+    pub client_identity: super::ClientIdentity,
 }
 
 static TLS12_AND_13: &[&SupportedProtocolVersion] =
@@ -210,6 +212,13 @@ impl TlsSettings {
                 "client certificates cannot be verified without CA certificates. Fix: list the CA files in http.tls.clientcas",
             ));
         }
+        let client_identity = super::ClientIdentity::parse(tls.clientidentity.as_deref())?;
+        if client_identity != super::ClientIdentity::None && client_auth == ClientAuth::None {
+            return Err(TlsError::new(
+                "http.tls.clientidentity",
+                "needs verified client certificates. Fix: list the client CA files in http.tls.clientcas and set http.tls.clientauth to optional or required",
+            ));
+        }
         let suites = cipher_suites(&tls.ciphersuites)?;
         let provider = Arc::new(CryptoProvider {
             cipher_suites: suites,
@@ -227,6 +236,7 @@ impl TlsSettings {
                 .expirywarning
                 .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
             host: http_host.and_then(https_host),
+            client_identity,
         })
     }
 }

@@ -6,7 +6,9 @@
 //!   an external tool can run here, and skips (or, with
 //!   `PORTCULLIS_E2E=required`, fails) with the reason when it cannot;
 //! - [`Registry`]: a registry process (portcullis or the reference
-//!   `docker-registry`) on a free loopback port, killed on drop;
+//!   `docker-registry`) on a free port of `127.0.0.1` (or of the address
+//!   a test chooses), killed on drop; [`netaddr`]: a non-loopback address of the host's own (a veth pair),
+//!   for registries Docker must not treat as insecure;
 //! - [`Docker`] / [`Dockerd`]: a private Docker daemon shared by the tests of
 //!   one binary, and a client with its own `DOCKER_CONFIG` per test;
 //! - [`Skopeo`] and [`oci`]: a skopeo client with its own auth file, and a
@@ -28,6 +30,7 @@
 pub mod authz;
 pub mod docker;
 pub mod hostile;
+pub mod netaddr;
 pub mod oci;
 pub mod process;
 pub mod registry;

@@ -1,9 +1,11 @@
 //! A registry process for tests: portcullis or the reference registry
 //! (`docker-registry`, Debian's distribution 2.8), started from a
-//! distribution-format `config.yml` on a free loopback port, ready when
-//! `GET /v2/` answers, and stopped on drop.
+//! distribution-format `config.yml` on a free port of `127.0.0.1` (or of
+//! the address [`RegistryConfig::listen_ip`] chooses), ready when `GET /v2/`
+//! answers, and stopped on drop.
 
 use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::process::{Supervised, run};
-use super::{free_port, http, temp_dir};
+use super::{http, temp_dir};
 
 /// How long a registry may take to answer `GET /v2/`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -84,12 +86,15 @@ pub struct RegistryConfig {
     /// The body of the `auth:` section, written verbatim (every line already
     /// indented by two spaces). Replaces the section `htpasswd` would write.
     pub auth_yaml: Option<String>,
-    /// Writes `http.host: http://127.0.0.1:PORT` (what portcullis puts in
-    /// the realm of its token challenges).
+    /// Writes `http.host: http://IP:PORT` (what portcullis puts in the
+    /// realm of its token challenges).
     pub http_host: bool,
-    /// Writes `http.host: https://127.0.0.1:PORT` instead (a registry that
-    /// serves TLS itself).
+    /// Writes `http.host: https://IP:PORT` instead (a registry that serves
+    /// TLS itself).
     pub https_host: bool,
+    /// The address it listens on (`http.addr: IP:PORT`); `127.0.0.1`
+    /// unless [`RegistryConfig::listen_ip`] says otherwise.
+    pub listen_ip: IpAddr,
     /// Top-level sections appended verbatim (an `access:` policy, say).
     pub extra_yaml: Option<String>,
     /// Lines added verbatim under `http:` (each indented by two spaces):
@@ -107,6 +112,7 @@ impl RegistryConfig {
             auth_yaml: None,
             http_host: false,
             https_host: false,
+            listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             extra_yaml: None,
             http_yaml: None,
         }
@@ -133,17 +139,26 @@ impl RegistryConfig {
         self
     }
 
-    /// Sets `http.host` to the registry's own `http://127.0.0.1:PORT`.
+    /// Sets `http.host` to the registry's own `http://IP:PORT`.
     #[must_use]
     pub fn http_host(mut self, enabled: bool) -> Self {
         self.http_host = enabled;
         self
     }
 
-    /// Sets `http.host` to the registry's own `https://127.0.0.1:PORT`.
+    /// Sets `http.host` to the registry's own `https://IP:PORT`.
     #[must_use]
     pub fn https_host(mut self, enabled: bool) -> Self {
         self.https_host = enabled;
+        self
+    }
+
+    /// Listens on `ip` instead of `127.0.0.1` (an address of this host, such
+    /// as a [`super::netaddr::LocalAddress`]); [`Registry::host`] and
+    /// [`Registry::url`] then use it too.
+    #[must_use]
+    pub fn listen_ip(mut self, ip: IpAddr) -> Self {
+        self.listen_ip = ip;
         self
     }
 
@@ -165,12 +180,14 @@ impl RegistryConfig {
         self
     }
 
-    /// The `config.yml` text, listening on `127.0.0.1:port`.
+    /// The `config.yml` text, listening on `IP:port` (`127.0.0.1` unless
+    /// [`RegistryConfig::listen_ip`] says otherwise).
     pub fn to_yaml(&self, port: u16) -> String {
+        let addr = SocketAddr::new(self.listen_ip, port);
         let mut host = if self.https_host {
-            format!("  host: https://127.0.0.1:{port}\n")
+            format!("  host: https://{addr}\n")
         } else if self.http_host {
-            format!("  host: http://127.0.0.1:{port}\n")
+            format!("  host: http://{addr}\n")
         } else {
             String::new()
         };
@@ -179,7 +196,7 @@ impl RegistryConfig {
         }
         let mut yaml = format!(
             "version: 0.1\n\
-             http:\n  addr: 127.0.0.1:{port}\n{host}\
+             http:\n  addr: {addr}\n{host}\
              storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: {delete}\n",
             root = yaml_str(&self.root),
             delete = self.delete,
@@ -216,6 +233,8 @@ pub fn yaml_str(path: &Path) -> String {
 /// is failing, the registry's log is printed then.
 pub struct Registry {
     kind: RegistryKind,
+    /// The address it listens on ([`RegistryConfig::listen_ip`]).
+    ip: IpAddr,
     port: u16,
     process: Option<Supervised>,
     /// The CA that signed its certificate, when it serves HTTPS
@@ -234,8 +253,9 @@ impl Registry {
 
     /// Like [`Registry::start`] for a registry that serves HTTPS (its
     /// config has `http.tls`) with a certificate signed by the CA in the
-    /// PEM file `ca`: ready when `curl --cacert CA https://127.0.0.1:PORT/v2/`
-    /// answers 200 or 401. [`Registry::url`] then gives `https://` URLs.
+    /// PEM file `ca`: ready when `curl --cacert CA https://IP:PORT/v2/`
+    /// answers 200 or 401 (so the certificate must name the IP).
+    /// [`Registry::url`] then gives `https://` URLs.
     pub fn start_tls(kind: RegistryKind, config: &RegistryConfig, ca: &Path) -> Self {
         Self::start_with(kind, config, Some(ca))
     }
@@ -246,7 +266,7 @@ impl Registry {
         // A port that was free can be taken before the registry binds it:
         // then try another one.
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = free_port_on(config.listen_ip);
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config.to_yaml(port)).expect("write config.yml");
             let log_path = dir.path().join("registry.log");
@@ -261,6 +281,7 @@ impl Registry {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
             let mut registry = Self {
                 kind,
+                ip: config.listen_ip,
                 port,
                 process: Some(process),
                 ca: ca.map(Path::to_path_buf),
@@ -362,16 +383,22 @@ impl Registry {
         self.port
     }
 
-    /// `127.0.0.1:PORT`, the registry host part of image references.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// The address it listens on, `127.0.0.1` unless
+    /// [`RegistryConfig::listen_ip`] chose another.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 
-    /// `http://127.0.0.1:PORT` (`https://` when it serves TLS) followed by
-    /// `path`.
+    /// `IP:PORT` (`127.0.0.1:PORT` by default), the registry host part of
+    /// image references.
+    pub fn host(&self) -> String {
+        SocketAddr::new(self.ip, self.port).to_string()
+    }
+
+    /// `http://IP:PORT` (`https://` when it serves TLS) followed by `path`.
     pub fn url(&self, path: &str) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+        format!("{scheme}://{}{path}", self.host())
     }
 
     /// The `config.yml` it was started with (for the `portcullis` CLI's
@@ -404,9 +431,9 @@ impl Drop for Registry {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(80).collect();
             eprintln!(
-                "--- {} log on 127.0.0.1:{} (last {} lines) ---",
+                "--- {} log on {} (last {} lines) ---",
                 self.kind.name(),
-                self.port,
+                self.host(),
                 tail.len()
             );
             for line in tail.iter().rev() {
@@ -414,4 +441,13 @@ impl Drop for Registry {
             }
         }
     }
+}
+
+/// A port of `ip` that was free a moment ago (like [`super::free_port`],
+/// which is this for `127.0.0.1`).
+fn free_port_on(ip: IpAddr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
+        .port()
 }

@@ -4,6 +4,7 @@
 //! front of a registry, and curl / openssl views of what is served.
 
 use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread;
@@ -59,6 +60,16 @@ impl Certs {
 /// `portcullis cert generate --host localhost --ip 127.0.0.1 --out OUT`,
 /// with `--ca CA` when renewing under an existing CA.
 pub fn generate(out: &Path, ca: Option<&Path>) -> Certs {
+    generate_for(out, ca, None)
+}
+
+/// Like [`generate`], with `--ip IP` too: a certificate that is also valid
+/// for a registry reached as `IP:PORT`.
+pub fn generate_with_ip(out: &Path, ca: Option<&Path>, ip: IpAddr) -> Certs {
+    generate_for(out, ca, Some(ip))
+}
+
+fn generate_for(out: &Path, ca: Option<&Path>, ip: Option<IpAddr>) -> Certs {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.args([
         "cert",
@@ -70,6 +81,9 @@ pub fn generate(out: &Path, ca: Option<&Path>) -> Certs {
     ])
     .arg("--out")
     .arg(out);
+    if let Some(ip) = ip.filter(|ip| *ip != IpAddr::V4(Ipv4Addr::LOCALHOST)) {
+        cmd.arg("--ip").arg(ip.to_string());
+    }
     if let Some(ca) = ca {
         cmd.arg("--ca").arg(ca);
     }
