@@ -136,7 +136,9 @@ pub enum CertificateLoginError {
     InvalidName(String),
     #[error("the certificate names `{0}`, who is not a user of this registry")]
     UnknownUser(String),
-    #[error("the certificate names robot `{0}`, which does not exist, was revoked or has expired, or whose owner is gone")]
+    #[error(
+        "the certificate names robot `{0}`, which does not exist, was revoked or has expired, or whose owner is gone"
+    )]
     UnknownRobot(String),
 }
 

@@ -401,7 +401,10 @@ fn debug_keys_are_checked_when_loading() {
         "version: 0.1\nstorage: inmemory\n",
         "config.yml",
         &[
-            ("REGISTRY_HTTP_DEBUG_ADDR".to_owned(), "localhost:5001".to_owned()),
+            (
+                "REGISTRY_HTTP_DEBUG_ADDR".to_owned(),
+                "localhost:5001".to_owned(),
+            ),
             (
                 "REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".to_owned(),
                 "true".to_owned(),

@@ -163,9 +163,13 @@ pub(crate) fn challenge_unauthenticated(
         (AuthMode::Bearer(bearer), TokenState::Absent | TokenState::Invalid(_))
             if !caller.by_certificate =>
         {
-            Some(
-                bearer_challenge(bearer, request_base, None, None, "authentication required"),
-            )
+            Some(bearer_challenge(
+                bearer,
+                request_base,
+                None,
+                None,
+                "authentication required",
+            ))
         }
         _ => None,
     }

@@ -203,7 +203,11 @@ async fn debug_handler(State(debug): State<DebugState>, req: Request) -> Respons
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
     if let Some(metrics) = debug.metrics.as_ref().filter(|_| path == debug.path) {
         if !readable {
-            return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET, HEAD")],
+            )
+                .into_response();
         }
         return ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode()).into_response();
     }
@@ -264,7 +268,10 @@ mod tests {
             "{text}"
         );
         m.set_tls_certificate(unix_now() + 365 * day, month);
-        assert!(m.encode().contains("portcullis_tls_certificate_expiring 0\n"));
+        assert!(
+            m.encode()
+                .contains("portcullis_tls_certificate_expiring 0\n")
+        );
         // Re-evaluated at each scrape: the window reached without a reload.
         m.refresh_expiring(unix_now() + 340 * day);
         assert_eq!(m.tls.as_ref().unwrap().expiring.get(), 1);

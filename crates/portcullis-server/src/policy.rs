@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use portcullis_auth::access::AccessControl;
+use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_auth::policy::{Policy, PolicyError, PolicyStore, check_file};
 use portcullis_auth::robots::{RobotError, RobotStore};
 use portcullis_config::Config;
@@ -40,6 +42,26 @@ pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
         .state_dir()
         .map(|dir| RobotStore::open(&dir.join("robots.json")).map(Arc::new))
         .transpose()
+}
+
+/// Users, robot tokens and the policy of a configuration, as `serve` uses
+/// them; the key at fault and why, on failure.
+///
+/// # Errors
+/// A policy that does not parse, an unreadable htpasswd file or robot store.
+pub fn access_control(config: &Config) -> Result<AccessControl, (&'static str, String)> {
+    let users = config
+        .auth
+        .htpasswd
+        .as_ref()
+        .map(|h| Htpasswd::load(&h.path).map(Arc::new))
+        .transpose()
+        .map_err(|e| ("auth.htpasswd.path", e.to_string()))?;
+    Ok(AccessControl {
+        policy: load(config).map_err(|e| ("access", e.to_string()))?,
+        users,
+        robots: robots(config).map_err(|e| ("auth", e.to_string()))?,
+    })
 }
 
 /// Every problem of the configured policy, for `config check`.

@@ -407,9 +407,8 @@ mod tests {
     #[test]
     fn client_is_the_right_most_untrusted_hop() {
         let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned(), "fd00::/8".to_owned()]).unwrap();
-        let client = |peer: &str, pairs: &[(&'static str, &str)]| {
-            client_addr(&headers(pairs), ip(peer), &t)
-        };
+        let client =
+            |peer: &str, pairs: &[(&'static str, &str)]| client_addr(&headers(pairs), ip(peer), &t);
         // The client prepended a made-up address; the proxy appended the real one.
         assert_eq!(
             client("10.0.0.2", &[("x-forwarded-for", "1.1.1.1, 203.0.113.9")]).as_deref(),
@@ -459,7 +458,10 @@ mod tests {
         assert_eq!(
             client(
                 "10.0.0.2",
-                &[("forwarded", "proto=https"), ("x-forwarded-for", "203.0.113.9")]
+                &[
+                    ("forwarded", "proto=https"),
+                    ("x-forwarded-for", "203.0.113.9")
+                ]
             )
             .as_deref(),
             Some("203.0.113.9")
@@ -471,8 +473,11 @@ mod tests {
             Some("_gateway")
         );
         assert_eq!(
-            client("10.0.0.2", &[("x-forwarded-for", "203.0.113.9, evil\" x=1, 10.0.0.3")])
-                .as_deref(),
+            client(
+                "10.0.0.2",
+                &[("x-forwarded-for", "203.0.113.9, evil\" x=1, 10.0.0.3")]
+            )
+            .as_deref(),
             Some("10.0.0.3")
         );
         assert_eq!(

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_config::{Config, ListenAddr};
 use portcullis_core::{Options, Registry};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
@@ -52,11 +51,8 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         automount: config.portcullis.automount,
         manifest_max_bytes: config.portcullis.manifestmaxbytes,
     };
-    let access = Arc::new(AccessControl {
-        policy: crate::policy::load(config).map_err(|e| config_err("access")(e.to_string()))?,
-        users: load_htpasswd(config)?,
-        robots: crate::policy::robots(config).map_err(|e| config_err("auth")(e.to_string()))?,
-    });
+    let access =
+        Arc::new(crate::policy::access_control(config).map_err(|(key, e)| config_err(key)(e))?);
     let (auth, token_service) = auth_mode(config, &access)?;
     let enforce_policy = !matches!(auth, AuthMode::None) || config.access.is_some();
     let mut headers = HeaderMap::new();
@@ -105,19 +101,6 @@ fn metrics_for(config: &Config) -> Option<Arc<Metrics>> {
 
 fn config_err(key: &'static str) -> impl Fn(String) -> ServeError {
     move |message| ServeError::Config { key, message }
-}
-
-fn load_htpasswd(config: &Config) -> Result<Option<Arc<Htpasswd>>, ServeError> {
-    config
-        .auth
-        .htpasswd
-        .as_ref()
-        .map(|h| {
-            Htpasswd::load(&h.path)
-                .map(Arc::new)
-                .map_err(|e| config_err("auth.htpasswd.path")(e.to_string()))
-        })
-        .transpose()
 }
 
 /// The authentication mode and, with `auth.tokenserver`, the token service.
@@ -407,13 +390,16 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
 /// registry's listener, serving the metrics and `/debug/health`. It stops
 /// when [`DebugServer::stop`] is called or when it is dropped.
 struct DebugServer {
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl DebugServer {
     /// Binds and starts the debug listener when `http.debug.addr` is set.
-    async fn start(config: &Config, metrics: Option<Arc<Metrics>>) -> Result<Option<Self>, ServeError> {
+    async fn start(
+        config: &Config,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Option<Self>, ServeError> {
         let Some(debug) = &config.http.debug else {
             return Ok(None);
         };
@@ -426,7 +412,9 @@ impl DebugServer {
             return Ok(None);
         }
         let (host, port) = match portcullis_config::parse_listen_addr("tcp", &debug.addr) {
-            Ok(ListenAddr::Tcp { host, port }) => (host.unwrap_or_else(|| "0.0.0.0".to_owned()), port),
+            Ok(ListenAddr::Tcp { host, port }) => {
+                (host.unwrap_or_else(|| "0.0.0.0".to_owned()), port)
+            }
             Ok(ListenAddr::Unix(_)) => {
                 return Err(config_err("http.debug.addr")(
                     "must be a TCP address, such as localhost:5001".to_owned(),
@@ -441,7 +429,10 @@ impl DebugServer {
                 cause,
             })?;
         let local = listener.local_addr()?;
-        let path = debug.prometheus.path.clone();
+        let path = match debug.prometheus.path.as_str() {
+            "" => "/metrics",
+            path => path,
+        };
         if metrics.is_some() {
             tracing::info!(addr = %local, path = %path, "debug server listening; Prometheus metrics enabled");
         } else {
@@ -450,22 +441,25 @@ impl DebugServer {
                 "debug server listening; it serves only /debug/health (set http.debug.prometheus.enabled for metrics)"
             );
         }
-        let app = crate::metrics::debug_app(metrics, &path);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = crate::metrics::debug_app(metrics, path);
+        let (stop_tx, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "debug server failed");
             }
         });
-        Ok(Some(Self { stop, task }))
+        Ok(Some(Self { stop_tx, task }))
     }
 
     /// Stops accepting and waits briefly for open requests.
     async fn stop(self) {
-        let _ = self.stop.send(());
+        let _ = self.stop_tx.send(());
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
     }
 }

@@ -284,7 +284,10 @@ async fn a_busy_debug_address_stops_the_start() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("http.debug.addr: cannot listen on 127.0.0.1:"), "{e}");
+    assert!(
+        e.starts_with("http.debug.addr: cannot listen on 127.0.0.1:"),
+        "{e}"
+    );
     assert!(e.contains("REGISTRY_HTTP_DEBUG_ADDR"), "{e}");
 
     let mut config = Config::default();
@@ -297,5 +300,8 @@ async fn a_busy_debug_address_stops_the_start() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("http.debug.addr: `localhost` has no port"), "{e}");
+    assert!(
+        e.starts_with("http.debug.addr: `localhost` has no port"),
+        "{e}"
+    );
 }

@@ -52,7 +52,11 @@ async fn start(mode: &str, token_mode: bool) -> Server {
     let hash = bcrypt::hash("secret", 4).unwrap();
     let users = write(d, "htpasswd", &format!("alice:{hash}\nbob:{hash}\n"));
     let root = d.join("root");
-    let tokenserver = if token_mode { "  tokenserver: {}\n" } else { "" };
+    let tokenserver = if token_mode {
+        "  tokenserver: {}\n"
+    } else {
+        ""
+    };
     let yaml = format!(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:0\n  tls:\n    certificate: {cert}\n    key: {key}\n    clientcas: [{cas}]\n    clientauth: optional\n    clientidentity: {mode}\nauth:\n  htpasswd:\n    realm: test\n    path: {users}\n{tokenserver}{POLICY}",
         root = path_str(&root),
@@ -186,7 +190,11 @@ async fn basic_mode_certificate_names_the_user_for_the_policy() {
     let r = s
         .call("GET", "/v2/alice/app/tags/list", Some(&alice), None)
         .await;
-    expect(&r, 404, "alice pulls her own repository (which does not exist yet)");
+    expect(
+        &r,
+        404,
+        "alice pulls her own repository (which does not exist yet)",
+    );
     assert!(r.body.contains("NAME_UNKNOWN"), "{}", r.body);
     let r = s
         .call("POST", "/v2/alice/app/blobs/uploads/", Some(&alice), None)
@@ -227,7 +235,8 @@ async fn basic_mode_certificate_names_the_user_for_the_policy() {
         .await;
     expect(&r, 403, "unknown user's certificate");
     assert!(
-        r.body.contains("`mallory`, who is not a user of this registry"),
+        r.body
+            .contains("`mallory`, who is not a user of this registry"),
         "{}",
         r.body
     );
@@ -319,7 +328,12 @@ async fn token_mode_certificate_at_the_registry_and_the_token_service() {
         .await;
     expect(&r, 404, "alice pulls shared/");
     let r = s
-        .call("DELETE", "/v2/alice/app/manifests/latest", Some(&alice), None)
+        .call(
+            "DELETE",
+            "/v2/alice/app/manifests/latest",
+            Some(&alice),
+            None,
+        )
         .await;
     expect(&r, 403, "alice may not delete");
 

@@ -37,6 +37,10 @@ pub struct ExplainArgs {
     /// A robot token's login (`owner+name`), with the scope it was given.
     #[arg(long, conflicts_with = "anonymous")]
     robot: Option<String>,
+    /// A client certificate (PEM): who it identifies under
+    /// `http.tls.clientidentity`, and whether a client CA signed it.
+    #[arg(long, value_name = "PEM", conflicts_with_all = ["anonymous", "user", "robot"])]
+    certificate: Option<PathBuf>,
     /// The repository (not needed for `catalog`).
     #[arg(long, default_value = "")]
     repo: String,
@@ -65,13 +69,21 @@ pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
     let AccessCommand::Explain(args) = cmd;
     let cfg = crate::cli::load_valid(args.config.as_deref())?;
     let policy = portcullis_server::policy::load(&cfg)?.current();
-    let identity = match (&args.user, &args.robot, args.anonymous) {
-        (Some(u), _, _) => Identity::User(
+    let mut preface = None;
+    let identity = match (&args.user, &args.robot, args.anonymous, &args.certificate) {
+        (Some(u), ..) => Identity::User(
             UserName::new(u).map_err(|e| anyhow::anyhow!("invalid user `{u}`: {e}"))?,
         ),
-        (None, Some(r), _) => robot_identity(&cfg, r)?,
-        (None, None, true) => Identity::Anonymous,
-        (None, None, false) => bail!("give --user NAME, --robot LOGIN or --anonymous"),
+        (None, Some(r), ..) => robot_identity(&cfg, r)?,
+        (None, None, true, _) => Identity::Anonymous,
+        (None, None, false, Some(path)) => {
+            let (identity, says) = crate::access_cert::identify(&cfg, path)?;
+            preface = Some(says);
+            identity
+        }
+        (None, None, false, None) => {
+            bail!("give --user NAME, --robot LOGIN, --certificate PEM or --anonymous")
+        }
     };
     let action = match args.action {
         ActionArg::Pull => PolicyAction::Pull,
@@ -83,6 +95,11 @@ pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
         bail!("give --repo NAME for pull, push and delete");
     }
     let d = access::decide(&policy, &identity, &args.repo, action);
+    if let Some(says) = &preface
+        && !args.json
+    {
+        println!("{says}");
+    }
     if args.json {
         let rule = d
             .rule
@@ -90,7 +107,7 @@ pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
             .map(|r| serde_json::json!({ "source": r.source, "line": r.line, "index": r.index }));
         println!(
             "{}",
-            serde_json::json!({ "allowed": d.allowed, "explanation": d.explanation, "rule": rule })
+            serde_json::json!({ "allowed": d.allowed, "explanation": d.explanation, "rule": rule, "certificate": preface })
         );
     } else {
         println!("{}", d.explanation);

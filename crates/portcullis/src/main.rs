@@ -2,6 +2,7 @@
 //! manage htpasswd users.
 
 mod access;
+mod access_cert;
 mod cert;
 mod cli;
 mod defaults;

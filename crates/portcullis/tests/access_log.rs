@@ -14,7 +14,8 @@ use serde_json::Value;
 
 fn start(http_yaml: Option<&str>) -> (Registry, tempfile::TempDir) {
     let dir = common::temp_dir();
-    let mut config = RegistryConfig::new(dir.path().join("data")).extra_yaml("log:\n  formatter: json\n");
+    let mut config =
+        RegistryConfig::new(dir.path().join("data")).extra_yaml("log:\n  formatter: json\n");
     if let Some(yaml) = http_yaml {
         config = config.http_yaml(yaml);
     }
@@ -32,9 +33,10 @@ fn request(registry: &Registry, path: &str, headers: &[(&str, &str)]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = registry.log();
-        let line = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| {
-            v["fields"]["message"] == "request" && v["fields"]["path"] == path
-        });
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "request" && v["fields"]["path"] == path);
         if let Some(line) = line {
             return line["fields"].clone();
         }

@@ -1,5 +1,7 @@
 //! `portcullis cert generate`: a CA and a server certificate with the right
 //! SANs and modes, and renewal with `--ca` that keeps the CA.
+//! `portcullis cert client`: a client certificate signed by that CA, named
+//! for `http.tls.clientidentity`, and the names it refuses.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -192,4 +194,267 @@ fn bad_input_is_explained() {
     ]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/ca/ca.crt"));
+}
+
+/// The DER of every `CERTIFICATE` block of a PEM file, in order.
+fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
+    let text = std::fs::read(path).unwrap();
+    x509_parser::pem::Pem::iter_from_buffer(&text)
+        .map(|pem| {
+            let pem = pem.unwrap();
+            assert_eq!(pem.label, "CERTIFICATE", "{}", path.display());
+            pem.contents
+        })
+        .collect()
+}
+
+#[test]
+fn client_writes_a_certificate_signed_by_the_ca() {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let out = dir.path().join("alice");
+    let c = ca_dir.to_str().unwrap();
+    ok(&["cert", "generate", "--host", "registry.example", "--out", c]);
+    let stdout = ok(&[
+        "cert",
+        "client",
+        "--name",
+        "alice",
+        "--ca",
+        c,
+        "--out",
+        out.to_str().unwrap(),
+        "--days",
+        "30",
+        "--san-email",
+        "alice@example.com",
+    ]);
+    assert_eq!(mode(&out.join("client.key")), 0o600);
+    assert_eq!(mode(&out.join("client.cert")), 0o644);
+    // What Docker needs next to them in /etc/docker/certs.d, and how to
+    // configure the server.
+    for needle in [
+        "clientcas: [",
+        "/ca.crt]",
+        "clientauth: optional",
+        "clientidentity: cn",
+        "clientidentity: san-email",
+        "/etc/docker/certs.d/HOST:PORT",
+        "client.cert",
+        "--cert ",
+        "--key ",
+        "OWNER+ROBOT",
+    ] {
+        assert!(stdout.contains(needle), "{needle} in:\n{stdout}");
+    }
+
+    // client.cert: the leaf, then the CA certificate.
+    let chain = pem_certs(&out.join("client.cert"));
+    let ca = pem_certs(&ca_dir.join("ca.crt"));
+    assert_eq!(chain.len(), 2, "leaf + CA");
+    assert_eq!(chain[1], ca[0]);
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
+    let (_, ca_cert) = X509Certificate::from_der(&ca[0]).unwrap();
+    leaf.verify_signature(Some(ca_cert.public_key()))
+        .expect("the client certificate is signed by the CA");
+    assert_eq!(leaf.issuer(), ca_cert.subject());
+    assert!(!leaf.is_ca());
+    let cn: Vec<&str> = leaf
+        .subject()
+        .iter_common_name()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(cn, ["alice"]);
+    let eku = leaf.extended_key_usage().unwrap().expect("an EKU").value;
+    assert!(eku.client_auth && !eku.server_auth, "{eku:?}");
+    let ku = leaf.key_usage().unwrap().expect("a key usage").value;
+    assert!(ku.digital_signature() && !ku.key_cert_sign(), "{ku:?}");
+    let san = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .expect("a SAN")
+        .value;
+    assert_eq!(
+        san.general_names,
+        [GeneralName::RFC822Name("alice@example.com")]
+    );
+    let days =
+        (leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp()) / 86_400;
+    assert_eq!(days, 30, "--days 30 (plus the hour of clock skew allowed)");
+    // The key is the certificate's.
+    let key_pem = std::fs::read_to_string(out.join("client.key")).unwrap();
+    let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+    assert_eq!(
+        rcgen::PublicKeyData::subject_public_key_info(&key),
+        leaf.public_key().raw
+    );
+
+    // Again into the same directory: renewal replaces both files.
+    ok(&[
+        "cert",
+        "client",
+        "--name",
+        "alice+ci-bot",
+        "--ca",
+        c,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let renewed = pem_certs(&out.join("client.cert"));
+    assert_ne!(renewed[0], chain[0]);
+    assert_ne!(
+        std::fs::read_to_string(out.join("client.key")).unwrap(),
+        key_pem
+    );
+    assert_eq!(mode(&out.join("client.key")), 0o600);
+    let (_, robot) = X509Certificate::from_der(&renewed[0]).unwrap();
+    assert_eq!(
+        robot
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "alice+ci-bot"
+    );
+    assert!(
+        robot.subject_alternative_name().unwrap().is_none(),
+        "no --san-email, no SAN"
+    );
+    // The CA was only read.
+    assert_eq!(pem_certs(&ca_dir.join("ca.crt")), ca);
+
+    if !openssl() {
+        eprintln!("openssl not installed: openssl verify -purpose skipped");
+        return;
+    }
+    let ca_file = ca_dir.join("ca.crt");
+    let cert_file = out.join("client.cert");
+    let (ca_file, cert_file) = (ca_file.to_str().unwrap(), cert_file.to_str().unwrap());
+    let v = openssl_out(&[
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        ca_file,
+        cert_file,
+    ]);
+    assert!(v.contains("OK"), "{v}");
+    // A client certificate cannot serve.
+    let server = Command::new("openssl")
+        .args([
+            "verify",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            ca_file,
+            cert_file,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !server.status.success(),
+        "a client certificate is no server's"
+    );
+}
+
+#[test]
+fn client_refuses_bad_names_and_a_missing_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let c = ca_dir.to_str().unwrap();
+    ok(&["cert", "generate", "--host", "registry.example", "--out", c]);
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let refused = |args: &[&str], needles: &[&str]| {
+        let r = portcullis(args);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{args:?}: {stderr}");
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "{needle:?} for {args:?} in: {stderr}"
+            );
+        }
+        assert!(
+            !out.join("client.cert").exists() && !out.join("client.key").exists(),
+            "{args:?} wrote files"
+        );
+    };
+    for (name, why) in [
+        ("", "empty"),
+        ("alice:x", "':'"),
+        ("ali\nce", "'\\n'"),
+        ("ali\u{7f}ce", "forbidden character"),
+        ("+robot", "owner"),
+        ("alice+", "robot name"),
+        ("alice+CI", "robot name"),
+    ] {
+        refused(
+            &["cert", "client", "--name", name, "--ca", c, "--out", o],
+            &["--name", "cannot identify anyone", why, "OWNER+ROBOT"],
+        );
+    }
+    refused(
+        &[
+            "cert",
+            "client",
+            "--name",
+            "alice",
+            "--san-email",
+            "not-an-address",
+            "--ca",
+            c,
+            "--out",
+            o,
+        ],
+        &["--san-email", "not-an-address"],
+    );
+    // No CA there: the path, and where a CA comes from.
+    refused(
+        &[
+            "cert",
+            "client",
+            "--name",
+            "alice",
+            "--ca",
+            "/no/such/ca",
+            "--out",
+            o,
+        ],
+        &["/no/such/ca/ca.crt", "cert generate"],
+    );
+    // A directory with a server certificate but no CA key (a --ca copy).
+    let copy = dir.path().join("copy");
+    ok(&[
+        "cert",
+        "generate",
+        "--host",
+        "registry.example",
+        "--ca",
+        c,
+        "--out",
+        copy.to_str().unwrap(),
+    ]);
+    refused(
+        &[
+            "cert",
+            "client",
+            "--name",
+            "alice",
+            "--ca",
+            copy.to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &["ca.key"],
+    );
+    // Usage errors: exit 2.
+    let usage = portcullis(&["cert", "client", "--ca", c, "--out", o]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--name"));
 }

@@ -72,7 +72,11 @@ fn log_loaded(loaded: &Loaded) {
 }
 
 /// Exports the loaded certificate's expiry and the warning window.
-fn record_expiry(metrics: Option<&crate::metrics::Metrics>, settings: &TlsSettings, loaded: &Loaded) {
+fn record_expiry(
+    metrics: Option<&crate::metrics::Metrics>,
+    settings: &TlsSettings,
+    loaded: &Loaded,
+) {
     if let Some(m) = metrics {
         m.set_tls_certificate(loaded.not_after.unix_timestamp(), settings.expiry_warning);
     }

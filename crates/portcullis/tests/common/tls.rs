@@ -1,7 +1,8 @@
 //! HTTPS for end-to-end tests: certificates from `portcullis cert
-//! generate`, the Docker daemon's per-registry trust
-//! (`/etc/docker/certs.d/HOST:PORT/ca.crt`), an nginx that terminates TLS in
-//! front of a registry, and curl / openssl views of what is served.
+//! generate` and client certificates from `portcullis cert client`, the
+//! Docker daemon's per-registry trust (`/etc/docker/certs.d/HOST:PORT/ca.crt`,
+//! and `client.cert` / `client.key` beside it), an nginx that terminates TLS
+//! in front of a registry, and curl / openssl views of what is served.
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
@@ -94,6 +95,53 @@ fn generate_for(out: &Path, ca: Option<&Path>, ip: Option<IpAddr>) -> Certs {
     }
 }
 
+/// The files `portcullis cert client` writes into its `--out` directory.
+#[derive(Clone, Debug)]
+pub struct ClientCert {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl ClientCert {
+    /// `DIR/client.cert` (leaf and CA).
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("client.cert")
+    }
+
+    /// `DIR/client.key`.
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("client.key")
+    }
+
+    /// `--cert DIR/client.cert --key DIR/client.key`, for [`curl`]'s extra
+    /// arguments.
+    pub fn curl_args(&self) -> [String; 4] {
+        let path = |p: PathBuf| p.to_str().expect("UTF-8 path").to_owned();
+        [
+            "--cert".to_owned(),
+            path(self.cert()),
+            "--key".to_owned(),
+            path(self.key()),
+        ]
+    }
+}
+
+/// `portcullis cert client --name NAME --ca CA --out OUT`: a client
+/// certificate for `NAME` signed by the CA in `ca` (a [`Certs::dir`]).
+pub fn client(ca: &Path, name: &str, out: &Path) -> ClientCert {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["cert", "client", "--name", name])
+        .arg("--ca")
+        .arg(ca)
+        .arg("--out")
+        .arg(out);
+    let result = run(&mut cmd, None, Duration::from_secs(30));
+    assert_success("portcullis cert client", &result);
+    ClientCert {
+        dir: out.to_path_buf(),
+    }
+}
+
 fn parse_serial(text: &str) -> Option<String> {
     text.lines()
         .find_map(|line| line.trim().strip_prefix("serial="))
@@ -124,7 +172,8 @@ pub fn served_serial(port: u16) -> String {
 }
 
 /// Trust for the Docker daemon: `/etc/docker/certs.d/HOST:PORT/ca.crt`,
-/// which the daemon reads on each connection. Removed on drop.
+/// which the daemon reads on each connection, and optionally a client
+/// certificate beside it. The directory is removed on drop.
 pub struct DockerTrust {
     dir: PathBuf,
 }
@@ -134,9 +183,39 @@ impl DockerTrust {
     pub fn install(host: &str, ca: &Path) -> Self {
         let dir = Path::new("/etc/docker/certs.d").join(host);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        std::fs::copy(ca, dir.join("ca.crt"))
-            .unwrap_or_else(|e| panic!("copy CA to {}: {e}", dir.display()));
-        Self { dir }
+        // From here on, drop removes the directory, even if a copy fails.
+        let trust = Self { dir };
+        trust.copy(ca, "ca.crt");
+        trust
+    }
+
+    /// Like [`DockerTrust::install`], plus the client certificate `cert`
+    /// (as `client.cert`) and its key `key` (as `client.key`), which the
+    /// daemon presents to `host`.
+    ///
+    /// The daemon reads this directory only for registries it verifies:
+    /// not for `127.0.0.0/8`, which it treats as insecure (so use a
+    /// [`super::netaddr::LocalAddress`]).
+    pub fn install_with_client(host: &str, ca: &Path, cert: &Path, key: &Path) -> Self {
+        let trust = Self::install(host, ca);
+        trust.copy(cert, "client.cert");
+        trust.copy(key, "client.key");
+        trust
+    }
+
+    /// The directory, `/etc/docker/certs.d/HOST:PORT`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn copy(&self, from: &Path, name: &str) {
+        std::fs::copy(from, self.dir.join(name)).unwrap_or_else(|e| {
+            panic!(
+                "copy {} to {}/{name}: {e}",
+                from.display(),
+                self.dir.display()
+            )
+        });
     }
 }
 
