@@ -87,26 +87,26 @@ impl TrustedProxies {
     }
 }
 
-/// What a proxy says about the client's request.
+/// What the trusted proxies say about the client's request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Forwarded {
     /// `http` or `https`.
     pub proto: Option<String>,
     /// The host (and port) the client asked for.
     pub host: Option<String>,
-    /// The client's address, as the proxy wrote it.
-    pub client: Option<String>,
 }
 
-/// Reads the forwarded headers. RFC 7239 `Forwarded` wins over the
-/// `X-Forwarded-*` headers, parameter by parameter; of several proxies, the
-/// first element (the one nearest the client) is used. Invalid values are
-/// dropped.
+/// Reads the forwarded headers of a request that came from a trusted proxy.
+/// RFC 7239 `Forwarded` wins over `X-Forwarded-Proto`/`-Host`, parameter by
+/// parameter. Clients can only prepend to what proxies write, so: of the
+/// `Forwarded` elements, the one written by the outermost of our proxies is
+/// used (walking from the right past elements whose `for` is one of
+/// `trusted`); of the `X-Forwarded-*` values, the right-most. Invalid values
+/// are dropped.
 #[must_use]
-pub fn parse(headers: &HeaderMap) -> Forwarded {
+pub fn parse(headers: &HeaderMap, trusted: &TrustedProxies) -> Forwarded {
     let mut out = Forwarded::default();
-    if let Some(value) = first_value(headers, "forwarded") {
-        let element = value.split(',').next().unwrap_or_default();
+    if let Some(element) = outermost_element(headers, trusted) {
         for pair in element.split(';') {
             let Some((k, v)) = pair.split_once('=') else {
                 continue;
@@ -115,29 +115,54 @@ pub fn parse(headers: &HeaderMap) -> Forwarded {
             match k.trim().to_ascii_lowercase().as_str() {
                 "proto" => out.proto = Some(v),
                 "host" => out.host = Some(v),
-                "for" => out.client = Some(v),
                 _ => {}
             }
         }
     }
-    let first = |name: &str| {
-        first_value(headers, name)
-            .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
+    let last = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_owned())
     };
-    out.proto = out.proto.or_else(|| first("x-forwarded-proto"));
-    out.host = out.host.or_else(|| first("x-forwarded-host"));
-    out.client = out.client.or_else(|| first("x-forwarded-for"));
+    out.proto = out.proto.or_else(|| last("x-forwarded-proto"));
+    out.host = out.host.or_else(|| last("x-forwarded-host"));
     out.proto = out
         .proto
         .map(|p| p.to_ascii_lowercase())
         .filter(|p| p == "http" || p == "https");
     out.host = out.host.filter(|h| valid_host(h));
-    out.client = out.client.filter(|c| !c.is_empty());
     out
 }
 
-fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// The `Forwarded` element our outermost proxy wrote: walking from the
+/// right, the first whose `for` is not a trusted proxy (or has no usable
+/// `for`); the left-most when every one is trusted.
+fn outermost_element(headers: &HeaderMap, trusted: &TrustedProxies) -> Option<String> {
+    let elements: Vec<&str> = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let trusted_hop = |element: &str| {
+        element.split(';').any(|pair| {
+            pair.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("for")
+                    && matches!(hop(v), Hop::Ip(ip) if trusted.trusts(Some(ip)))
+            })
+        })
+    };
+    elements
+        .iter()
+        .rev()
+        .find(|e| !trusted_hop(e))
+        .or(elements.first())
+        .map(|e| (*e).to_owned())
 }
 
 /// The scheme and host of the URL the client used: from the forwarded
@@ -190,7 +215,7 @@ pub fn origin_on(
         .filter(|h| valid_host(h))
         .map(str::to_owned);
     if trusted.trusts(conn.peer) {
-        let fwd = parse(headers);
+        let fwd = parse(headers, trusted);
         let host = fwd.host.or(host_header)?;
         let proto = fwd.proto.unwrap_or_else(|| own_scheme.to_owned());
         return Some(format!("{proto}://{host}"));
@@ -367,32 +392,36 @@ mod tests {
     }
 
     #[test]
-    fn x_forwarded_headers() {
+    fn x_forwarded_headers_take_the_right_most_value() {
         let h = headers(&[
             ("x-forwarded-proto", "HTTPS"),
-            ("x-forwarded-host", "registry.example.com"),
+            ("x-forwarded-host", "evil.example, registry.example.com"),
             ("x-forwarded-for", "203.0.113.9, 10.0.0.2"),
         ]);
-        let f = parse(&h);
+        let f = parse(&h, &TrustedProxies::default());
         assert_eq!(f.proto.as_deref(), Some("https"));
         assert_eq!(f.host.as_deref(), Some("registry.example.com"));
-        assert_eq!(f.client.as_deref(), Some("203.0.113.9"));
     }
 
     #[test]
-    fn rfc7239_wins_and_takes_the_first_element() {
+    fn rfc7239_wins_and_takes_the_element_of_the_outermost_trusted_proxy() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).unwrap();
+        // A client's forged element, then the one our edge proxy wrote
+        // about the client, then the one an inner proxy wrote about the edge.
         let h = headers(&[
             (
                 "forwarded",
-                "for=\"[2001:db8::1]:4711\";proto=https;host=\"reg.example:8443\", for=10.0.0.2;proto=http",
+                "for=6.6.6.6;proto=http;host=evil.example, for=\"[2001:db8::1]:4711\";proto=https;host=\"reg.example:8443\", for=10.0.0.2;proto=http;host=internal",
             ),
             ("x-forwarded-proto", "http"),
             ("x-forwarded-host", "other.example"),
         ]);
-        let f = parse(&h);
+        let f = parse(&h, &t);
         assert_eq!(f.proto.as_deref(), Some("https"));
         assert_eq!(f.host.as_deref(), Some("reg.example:8443"));
-        assert_eq!(f.client.as_deref(), Some("[2001:db8::1]:4711"));
+        // Nothing trusted: the element nearest portcullis.
+        let f = parse(&h, &TrustedProxies::default());
+        assert_eq!(f.host.as_deref(), Some("internal"));
     }
 
     #[test]
@@ -401,7 +430,7 @@ mod tests {
             ("x-forwarded-proto", "javascript"),
             ("x-forwarded-host", "evil.example/path?x"),
         ]);
-        assert_eq!(parse(&h), Forwarded::default());
+        assert_eq!(parse(&h, &TrustedProxies::default()), Forwarded::default());
     }
 
     #[test]

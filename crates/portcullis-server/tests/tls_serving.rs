@@ -294,6 +294,20 @@ fn have(tool: &str) -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
+/// Whether `tool` is installed; without it the test is skipped, unless
+/// `PORTCULLIS_E2E=required` (CI), where a missing tool is a failure.
+fn tool_or_skip(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    assert!(
+        std::env::var("PORTCULLIS_E2E").as_deref() != Ok("required"),
+        "{tool} is not installed and PORTCULLIS_E2E=required"
+    );
+    eprintln!("{tool} is not installed; skipping");
+    false
+}
+
 async fn run(cmd: &str, args: Vec<String>) -> std::process::Output {
     let cmd = cmd.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -309,8 +323,7 @@ async fn run(cmd: &str, args: Vec<String>) -> std::process::Output {
 
 #[tokio::test]
 async fn curl_negotiates_http2() {
-    if !have("curl") {
-        eprintln!("curl is not installed; skipping");
+    if !tool_or_skip("curl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -349,8 +362,7 @@ async fn curl_negotiates_http2() {
 
 #[tokio::test]
 async fn openssl_s_client_versions_and_mtls() {
-    if !have("openssl") {
-        eprintln!("openssl is not installed; skipping");
+    if !tool_or_skip("openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
