@@ -184,7 +184,9 @@ fn check_pattern(pattern: &str) -> Result<(), RobotError> {
     Ok(())
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` is a valid robot name: 1 to 64 of `[a-z0-9_-]`.
+#[must_use]
+pub fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name
             .bytes()

@@ -57,7 +57,7 @@ enum Command {
         #[command(subcommand)]
         command: crate::tokens::TokenCommand,
     },
-    /// TLS certificates: a private CA and a server certificate for HTTPS.
+    /// TLS certificates: a private CA, server certificates for HTTPS, and client certificates (mTLS).
     Cert {
         #[command(subcommand)]
         command: crate::cert::CertCommand,

@@ -243,6 +243,7 @@ fn client_writes_a_certificate_signed_by_the_ca() {
         "clientidentity: cn",
         "clientidentity: san-email",
         "/etc/docker/certs.d/HOST:PORT",
+        "127.0.0.0/8",
         "client.cert",
         "--cert ",
         "--key ",

@@ -20,9 +20,6 @@ use time::{Duration, OffsetDateTime};
 
 use super::{read_ca, serial, write};
 
-/// The longest robot name `portcullis token create` accepts.
-const MAX_ROBOT_NAME_LEN: usize = 64;
-
 /// What to sign.
 pub struct ClientRequest<'a> {
     /// The identity: a user name, or `OWNER+ROBOT`.
@@ -109,14 +106,10 @@ fn check_name(name: &str) -> anyhow::Result<()> {
             )));
         }
         // Robot names are what `portcullis token create --name` accepts.
-        let robot_ok = (1..=MAX_ROBOT_NAME_LEN).contains(&robot.len())
-            && robot
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !robot_ok {
+        if !portcullis_auth::robots::valid_name(robot) {
             return Err(invalid(format!(
                 "the robot name `{robot}` after `{LOGIN_SEPARATOR}` must be 1 to \
-                 {MAX_ROBOT_NAME_LEN} lower-case letters, digits, `-` and `_`"
+                 64 lower-case letters, digits, `-` and `_`"
             )));
         }
     }
@@ -158,7 +151,9 @@ pub fn instructions(req: &ClientRequest<'_>) -> String {
     s.push_str(&format!(
         "\nDocker (no `docker login` needed; push and pull act as `{name}`):\n  \
          sudo mkdir -p /etc/docker/certs.d/HOST:PORT\n  \
-         sudo cp {c}/ca.crt {o}/client.cert {o}/client.key /etc/docker/certs.d/HOST:PORT/\n\n\
+         sudo cp {c}/ca.crt {o}/client.cert {o}/client.key /etc/docker/certs.d/HOST:PORT/\n  \
+         (Docker reads that directory only for registries it verifies: not for 127.0.0.0/8\n  \
+         or `insecure-registries`, where it sends no client certificate.)\n\n\
          curl:\n  \
          curl --cacert {c}/ca.crt --cert {o}/client.cert --key {o}/client.key https://HOST:PORT/v2/_catalog\n\n"
     ));
