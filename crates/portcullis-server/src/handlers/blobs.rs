@@ -3,73 +3,10 @@
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use portcullis_storage::ByteStream;
 use portcullis_types::{Digest, RepoName};
 
 use super::{Ctx, hv};
 use crate::error::{ApiError, Code};
-
-/// Body chunk size over TLS: an HTTP/2 DATA frame is a 9-byte header plus
-/// its payload, so a 16,375-byte chunk makes each frame exactly one full
-/// 16 KiB TLS record. With larger chunks every 16 KiB frame (16,393 bytes)
-/// became a full record plus a 9-byte one, doubling the records (and the
-/// client's reads and decryptions) per byte.
-const TLS_CHUNK: usize = 16 * 1024 - 9;
-
-/// Re-cuts `stream` into [`TLS_CHUNK`]-sized pieces. Whole pieces share the
-/// storage's buffers; only a piece straddling two buffers is copied.
-fn tls_chunks(stream: ByteStream) -> ByteStream {
-    struct State {
-        inner: ByteStream,
-        buf: Bytes,
-        done: bool,
-    }
-    let state = State {
-        inner: stream,
-        buf: Bytes::new(),
-        done: false,
-    };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.buf.len() >= TLS_CHUNK {
-                let piece = st.buf.split_to(TLS_CHUNK);
-                return Some((Ok(piece), st));
-            }
-            if st.done {
-                if st.buf.is_empty() {
-                    return None;
-                }
-                let rest = std::mem::take(&mut st.buf);
-                return Some((Ok(rest), st));
-            }
-            match st.inner.next().await {
-                Some(Ok(next)) if st.buf.is_empty() => st.buf = next,
-                Some(Ok(next)) => {
-                    let mut joined =
-                        BytesMut::with_capacity(st.buf.len() + next.len().min(TLS_CHUNK));
-                    joined.extend_from_slice(&st.buf);
-                    let take = (TLS_CHUNK - st.buf.len()).min(next.len());
-                    joined.extend_from_slice(&next[..take]);
-                    let mut next = next;
-                    let _ = next.split_to(take);
-                    if joined.len() == TLS_CHUNK {
-                        st.buf = next;
-                        return Some((Ok(joined.freeze()), st));
-                    }
-                    st.buf = joined.freeze();
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    st.buf = Bytes::new();
-                    return Some((Err(e), st));
-                }
-                None => st.done = true,
-            }
-        }
-    }))
-}
 
 /// A byte range `[start, end]` (inclusive) inside a blob of `size` bytes.
 fn parse_range(value: &str, size: u64) -> Result<(u64, u64), ()> {
@@ -156,8 +93,7 @@ pub(crate) async fn handle(
     let body = if ctx.method == Method::HEAD {
         Body::empty()
     } else {
-        let stream = reg.blob_stream(name, digest, start, len).await?;
-        Body::from_stream(if ctx.tls { tls_chunks(stream) } else { stream })
+        Body::from_stream(reg.blob_stream(name, digest, start, len).await?)
     };
     builder.body(body).map_err(|_| ApiError::new(Code::Unknown))
 }
