@@ -46,18 +46,7 @@ fn config(debug_port: u16, path: &str) -> Config {
 
 /// Starts the server; returns the main port.
 async fn start(config: Config) -> u16 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        if let Err(e) = portcullis_server::serve(&config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        {
-            panic!("server failed: {e}");
-        }
-    });
-    let addr = rx.await.expect("server did not start");
-    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+    pki::serve(config).await
 }
 
 /// A certificate for localhost whose notAfter is `days` from now (to the

@@ -69,19 +69,8 @@ async fn start(mode: &str, token_mode: bool) -> Server {
         .expect("config loads")
         .config;
     config.validate().expect("config is valid");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        if let Err(e) = portcullis_server::serve(&config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        {
-            panic!("server failed: {e}");
-        }
-    });
-    let addr = rx.await.expect("server did not start");
     Server {
-        port: addr.rsplit_once(':').unwrap().1.parse().unwrap(),
+        port: pki::serve(config).await,
         server_ca,
         client_ca,
         root,

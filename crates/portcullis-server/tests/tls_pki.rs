@@ -108,3 +108,20 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
 pub fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
+
+/// Serves `config` (whose `http.addr` should use port 0) in the background;
+/// returns the port it listens on.
+pub async fn serve(config: portcullis_config::Config) -> u16 {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Err(e) = portcullis_server::serve(&config, move |addr| {
+            let _ = tx.send(addr);
+        })
+        .await
+        {
+            panic!("server failed: {e}");
+        }
+    });
+    let addr = rx.await.expect("server did not start");
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}

@@ -28,18 +28,7 @@ async fn start(tls: TlsConfig) -> u16 {
     let mut config = Config::default();
     config.http.addr = "127.0.0.1:0".into();
     config.http.tls = Some(tls);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        if let Err(e) = portcullis_server::serve(&config, move |addr| {
-            let _ = tx.send(addr);
-        })
-        .await
-        {
-            panic!("server failed: {e}");
-        }
-    });
-    let addr = rx.await.expect("server did not start");
-    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+    pki::serve(config).await
 }
 
 fn tls_files(dir: &Path, leaf: &Leaf) -> TlsConfig {

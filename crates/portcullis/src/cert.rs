@@ -205,28 +205,20 @@ pub fn generate(req: &Request<'_>) -> anyhow::Result<Written> {
         .context("cannot use the CA certificate to sign")?;
 
     // The server certificate.
-    let key = KeyPair::generate().context("cannot generate the server key")?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
     let cn = req
         .hosts
         .first()
         .cloned()
         .or_else(|| req.ips.first().map(ToString::to_string))
         .unwrap_or_default();
-    dn.push(DnType::CommonName, cn);
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(i64::from(req.days));
-    params.serial_number = Some(serial());
-    let cert = params
-        .signed_by(&key, &issuer)
-        .context("cannot sign the server certificate")?;
+    let (cert, key) = sign_leaf(
+        &issuer,
+        &cn,
+        sans,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        req.days,
+    )
+    .context("cannot sign the server certificate")?;
 
     let out = req.out;
     if new_ca {
@@ -252,6 +244,34 @@ pub fn generate(req: &Request<'_>) -> anyhow::Result<Written> {
         out: out.to_path_buf(),
         new_ca,
     })
+}
+
+/// A new key and an end-entity certificate for it, signed by `issuer`:
+/// common name `cn`, `sans`, one extended key usage, valid from an hour ago
+/// for `days`.
+fn sign_leaf(
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
+    cn: &str,
+    sans: Vec<SanType>,
+    usage: ExtendedKeyUsagePurpose,
+    days: u32,
+) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+    let now = OffsetDateTime::now_utc();
+    let key = KeyPair::generate().context("cannot generate a key")?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(i64::from(days));
+    params.serial_number = Some(serial());
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert, key))
 }
 
 /// Reads `DIR/ca.crt` and `DIR/ca.key`, and checks that they belong together.

@@ -12,13 +12,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use portcullis_auth::identity::UserName;
 use portcullis_auth::robots::LOGIN_SEPARATOR;
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use time::{Duration, OffsetDateTime};
+use rcgen::{ExtendedKeyUsagePurpose, Issuer, SanType};
 
-use super::{read_ca, serial, write};
+use super::{read_ca, sign_leaf, write};
 
 /// What to sign.
 pub struct ClientRequest<'a> {
@@ -59,23 +55,14 @@ pub fn generate(req: &ClientRequest<'_>) -> anyhow::Result<()> {
     let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, &ca_key)
         .context("cannot use the CA certificate to sign")?;
 
-    let now = OffsetDateTime::now_utc();
-    let key = KeyPair::generate().context("cannot generate the client key")?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, req.name);
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(i64::from(req.days));
-    params.serial_number = Some(serial());
-    let cert = params
-        .signed_by(&key, &issuer)
-        .context("cannot sign the client certificate")?;
+    let (cert, key) = sign_leaf(
+        &issuer,
+        req.name,
+        sans,
+        ExtendedKeyUsagePurpose::ClientAuth,
+        req.days,
+    )
+    .context("cannot sign the client certificate")?;
 
     std::fs::create_dir_all(req.out)
         .with_context(|| format!("cannot create {}", req.out.display()))?;
