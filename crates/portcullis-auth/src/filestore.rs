@@ -55,3 +55,91 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data).and_then(|()| f.sync_all())?;
     fs::rename(&tmp, path)
 }
+
+/// Why a store file could not be used; each store maps it to its own error.
+pub(crate) enum FileError {
+    Io(std::io::Error),
+    Corrupt(String),
+}
+
+/// A stored record: keyed by its id, and remembering its last use.
+pub(crate) trait Entry: Clone + serde::Serialize + serde::de::DeserializeOwned {
+    fn id(&self) -> &str;
+    fn last_used(&self) -> u64;
+    fn set_last_used(&mut self, secs: u64);
+}
+
+/// The in-memory side of a small JSON store: `{"<key>": [records]}` on
+/// disk, re-read when the file changes, written whole and atomically.
+pub(crate) struct Records<E> {
+    pub entries: std::collections::BTreeMap<String, E>,
+    stamp: Stamp,
+    pub last_flush: Option<SystemTime>,
+    /// Last-use times changed since the last write.
+    pub dirty: bool,
+}
+
+impl<E> Default for Records<E> {
+    fn default() -> Self {
+        Self {
+            entries: std::collections::BTreeMap::new(),
+            stamp: None,
+            last_flush: None,
+            dirty: false,
+        }
+    }
+}
+
+impl<E: Entry> Records<E> {
+    /// Re-reads `path` if it changed since we last read or wrote it (or
+    /// always, with `force`). A missing file is an empty store. Last-use
+    /// times from memory win when newer.
+    pub fn reload(&mut self, path: &Path, key: &str, force: bool) -> Result<(), FileError> {
+        let now_stamp = stamp(path);
+        if !force && now_stamp == self.stamp {
+            return Ok(());
+        }
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.entries.clear();
+                self.stamp = None;
+                return Ok(());
+            }
+            Err(e) => return Err(FileError::Io(e)),
+        };
+        let mut file: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| FileError::Corrupt(e.to_string()))?;
+        let list: Vec<E> = match file.remove(key) {
+            Some(v) => serde_json::from_value(v).map_err(|e| FileError::Corrupt(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut entries: std::collections::BTreeMap<String, E> =
+            list.into_iter().map(|r| (r.id().to_owned(), r)).collect();
+        for (id, r) in &mut entries {
+            if let Some(old) = self.entries.get(id) {
+                r.set_last_used(r.last_used().max(old.last_used()));
+            }
+        }
+        self.entries = entries;
+        self.stamp = now_stamp;
+        Ok(())
+    }
+
+    /// Writes every record to `path` (mode 0600, atomically).
+    pub fn write(&mut self, path: &Path, key: &str, now: SystemTime) -> Result<(), FileError> {
+        let list: Vec<&E> = self.entries.values().collect();
+        let mut body = serde_json::Map::new();
+        body.insert(
+            key.to_owned(),
+            serde_json::to_value(list).map_err(|e| FileError::Corrupt(e.to_string()))?,
+        );
+        let json =
+            serde_json::to_vec_pretty(&body).map_err(|e| FileError::Corrupt(e.to_string()))?;
+        write_private(path, &json).map_err(FileError::Io)?;
+        self.stamp = stamp(path);
+        self.last_flush = Some(now);
+        self.dirty = false;
+        Ok(())
+    }
+}

@@ -13,8 +13,6 @@
 //! (`token revoke`) share it: every operation re-reads the file when it
 //! changed on disk, and last-use times are written at most once a minute.
 
-use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -24,7 +22,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::filestore::{hash_hex, same, secs, stamp, write_private};
+use crate::filestore::{Entry, FileError, Records, hash_hex, same, secs};
 use crate::identity::UserName;
 
 const PREFIX: &str = "pcr1";
@@ -67,17 +65,21 @@ pub struct Record {
     pub password_fingerprint: String,
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct FileFormat {
-    tokens: Vec<Record>,
-}
+type State = Records<Record>;
 
-#[derive(Default)]
-struct State {
-    records: BTreeMap<String, Record>,
-    stamp: Option<(u64, u64, i64, i64)>,
-    last_flush: Option<SystemTime>,
-    dirty: bool,
+/// The key of the store file's record list.
+const FILE_KEY: &str = "tokens";
+
+impl Entry for Record {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn last_used(&self) -> u64 {
+        self.last_used
+    }
+    fn set_last_used(&mut self, secs: u64) {
+        self.last_used = secs;
+    }
 }
 
 /// The store; share it in an `Arc`. Blocking file I/O, small and rare.
@@ -123,55 +125,25 @@ impl RefreshStore {
         }
     }
 
-    /// Re-reads the file if it changed since we last read or wrote it. Last-use
-    /// times from memory win when newer.
-    fn reload(&self, st: &mut State, force: bool) -> Result<(), RefreshError> {
-        let now_stamp = stamp(&self.path);
-        if !force && now_stamp == st.stamp {
-            return Ok(());
-        }
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                st.records.clear();
-                st.stamp = None;
-                return Ok(());
-            }
-            Err(e) => return Err(self.io(e)),
-        };
-        let parsed: FileFormat =
-            serde_json::from_str(&text).map_err(|e| RefreshError::Corrupt {
+    fn file_error(&self, e: FileError) -> RefreshError {
+        match e {
+            FileError::Io(source) => self.io(source),
+            FileError::Corrupt(message) => RefreshError::Corrupt {
                 path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        let mut records: BTreeMap<String, Record> = parsed
-            .tokens
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        for (id, r) in &mut records {
-            if let Some(old) = st.records.get(id) {
-                r.last_used = r.last_used.max(old.last_used);
-            }
+                message,
+            },
         }
-        st.records = records;
-        st.stamp = now_stamp;
-        Ok(())
+    }
+
+    /// Re-reads the file if it changed since we last read or wrote it.
+    fn reload(&self, st: &mut State, force: bool) -> Result<(), RefreshError> {
+        st.reload(&self.path, FILE_KEY, force)
+            .map_err(|e| self.file_error(e))
     }
 
     fn write(&self, st: &mut State, now: SystemTime) -> Result<(), RefreshError> {
-        let body = FileFormat {
-            tokens: st.records.values().cloned().collect(),
-        };
-        let json = serde_json::to_vec_pretty(&body).map_err(|e| RefreshError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        write_private(&self.path, &json).map_err(|e| self.io(e))?;
-        st.stamp = stamp(&self.path);
-        st.last_flush = Some(now);
-        st.dirty = false;
-        Ok(())
+        st.write(&self.path, FILE_KEY, now)
+            .map_err(|e| self.file_error(e))
     }
 
     /// Issues a new token for `user` and returns it (shown to the client once).
@@ -204,7 +176,7 @@ impl RefreshStore {
         };
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        st.records.insert(id.clone(), record);
+        st.entries.insert(id.clone(), record);
         self.write(&mut st, now)?;
         Ok(SecretString::from(format!("{PREFIX}.{id}.{secret}")))
     }
@@ -230,7 +202,7 @@ impl RefreshStore {
         }
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        let record = st.records.get_mut(id).ok_or(RefreshError::Unknown)?;
+        let record = st.entries.get_mut(id).ok_or(RefreshError::Unknown)?;
         if !same(&record.hash, &hash_hex(secret)) {
             return Err(RefreshError::Unknown);
         }
@@ -262,7 +234,7 @@ impl RefreshStore {
     pub fn list(&self) -> Result<Vec<Record>, RefreshError> {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        let mut v: Vec<Record> = st.records.values().cloned().collect();
+        let mut v: Vec<Record> = st.entries.values().cloned().collect();
         v.sort_by_key(|r| (r.created, r.id.clone()));
         Ok(v)
     }
@@ -275,9 +247,9 @@ impl RefreshStore {
     ) -> Result<usize, RefreshError> {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        let before = st.records.len();
-        st.records.retain(|_, r| !pred(r));
-        let removed = before - st.records.len();
+        let before = st.entries.len();
+        st.entries.retain(|_, r| !pred(r));
+        let removed = before - st.entries.len();
         if removed > 0 {
             self.write(&mut st, now)?;
         }
@@ -316,6 +288,8 @@ impl RefreshStore {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn user(n: &str) -> UserName {

@@ -23,8 +23,6 @@
 //! when it changed on disk, and last-use times are written at most once a
 //! minute.
 
-use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -35,7 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use crate::filestore::{hash_hex, same, secs, stamp, write_private};
+use crate::filestore::{Entry, FileError, Records, hash_hex, same, secs};
 use crate::identity::UserName;
 
 /// Every robot secret starts with this.
@@ -193,17 +191,21 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct FileFormat {
-    robots: Vec<Robot>,
-}
+type State = Records<Robot>;
 
-#[derive(Default)]
-struct State {
-    robots: BTreeMap<String, Robot>,
-    stamp: Option<(u64, u64, i64, i64)>,
-    last_flush: Option<SystemTime>,
-    dirty: bool,
+/// The key of the store file's record list.
+const FILE_KEY: &str = "robots";
+
+impl Entry for Robot {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn last_used(&self) -> u64 {
+        self.last_used
+    }
+    fn set_last_used(&mut self, secs: u64) {
+        self.last_used = secs;
+    }
 }
 
 /// The store; share it in an `Arc`. Blocking file I/O, small and rare.
@@ -266,54 +268,25 @@ impl RobotStore {
         }
     }
 
+    fn file_error(&self, e: FileError) -> RobotError {
+        match e {
+            FileError::Io(source) => self.io(source),
+            FileError::Corrupt(message) => RobotError::Corrupt {
+                path: self.path.clone(),
+                message,
+            },
+        }
+    }
+
     /// Re-reads the file if it changed since we last read or wrote it.
-    /// Last-use times from memory win when newer.
     fn reload(&self, st: &mut State, force: bool) -> Result<(), RobotError> {
-        let now_stamp = stamp(&self.path);
-        if !force && now_stamp == st.stamp {
-            return Ok(());
-        }
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                st.robots.clear();
-                st.stamp = None;
-                return Ok(());
-            }
-            Err(e) => return Err(self.io(e)),
-        };
-        let parsed: FileFormat = serde_json::from_str(&text).map_err(|e| RobotError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        let mut robots: BTreeMap<String, Robot> = parsed
-            .robots
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        for (id, r) in &mut robots {
-            if let Some(old) = st.robots.get(id) {
-                r.last_used = r.last_used.max(old.last_used);
-            }
-        }
-        st.robots = robots;
-        st.stamp = now_stamp;
-        Ok(())
+        st.reload(&self.path, FILE_KEY, force)
+            .map_err(|e| self.file_error(e))
     }
 
     fn write(&self, st: &mut State, now: SystemTime) -> Result<(), RobotError> {
-        let body = FileFormat {
-            robots: st.robots.values().cloned().collect(),
-        };
-        let json = serde_json::to_vec_pretty(&body).map_err(|e| RobotError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        write_private(&self.path, &json).map_err(|e| self.io(e))?;
-        st.stamp = stamp(&self.path);
-        st.last_flush = Some(now);
-        st.dirty = false;
-        Ok(())
+        st.write(&self.path, FILE_KEY, now)
+            .map_err(|e| self.file_error(e))
     }
 
     /// Creates a robot and returns it with its secret, which exists nowhere
@@ -388,13 +361,13 @@ impl RobotStore {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
         if st
-            .robots
+            .entries
             .values()
             .any(|r| r.owner == owner && r.name == name)
         {
             return Err(RobotError::Exists(robot.login()));
         }
-        st.robots.insert(id.clone(), robot.clone());
+        st.entries.insert(id.clone(), robot.clone());
         self.write(&mut st, now)?;
         Ok((
             robot,
@@ -426,7 +399,7 @@ impl RobotStore {
         let presented = hash_hex(secret);
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        let robot = st.robots.get_mut(id).ok_or(RobotError::Unknown)?;
+        let robot = st.entries.get_mut(id).ok_or(RobotError::Unknown)?;
         if !same(&robot.hash, &presented) || robot.login() != login {
             return Err(RobotError::Unknown);
         }
@@ -445,7 +418,7 @@ impl RobotStore {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
         let id = st
-            .robots
+            .entries
             .values()
             .find(|r| r.login() == login)
             .map(|r| r.id.clone())
@@ -455,7 +428,7 @@ impl RobotStore {
 
     /// Checks expiry and records a use of robot `id` (present in `st`).
     fn record_use(&self, st: &mut State, id: &str, now: SystemTime) -> Result<Robot, RobotError> {
-        let robot = st.robots.get_mut(id).ok_or(RobotError::Unknown)?;
+        let robot = st.entries.get_mut(id).ok_or(RobotError::Unknown)?;
         if robot.is_expired(now) {
             return Err(RobotError::Expired);
         }
@@ -485,7 +458,7 @@ impl RobotStore {
     pub fn list(&self) -> Result<Vec<Robot>, RobotError> {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        let mut v: Vec<Robot> = st.robots.values().cloned().collect();
+        let mut v: Vec<Robot> = st.entries.values().cloned().collect();
         v.sort_by_key(|r| (r.created, r.id.clone()));
         Ok(v)
     }
@@ -497,9 +470,9 @@ impl RobotStore {
     ) -> Result<usize, RobotError> {
         let mut st = self.state.lock();
         self.reload(&mut st, false)?;
-        let before = st.robots.len();
-        st.robots.retain(|_, r| !pred(r));
-        let removed = before - st.robots.len();
+        let before = st.entries.len();
+        st.entries.retain(|_, r| !pred(r));
+        let removed = before - st.entries.len();
         if removed > 0 {
             self.write(&mut st, now)?;
         }
@@ -538,6 +511,8 @@ impl RobotStore {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {
