@@ -57,8 +57,11 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// Why a store file could not be used; each store maps it to its own error.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum FileError {
+    #[error("{0}")]
     Io(std::io::Error),
+    #[error("corrupt: {0}")]
     Corrupt(String),
 }
 
@@ -140,6 +143,96 @@ impl<E: Entry> Records<E> {
         self.stamp = stamp(path);
         self.last_flush = Some(now);
         self.dirty = false;
+        Ok(())
+    }
+}
+
+/// How often last-use times are written at most.
+pub(crate) const LAST_USE_FLUSH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A small JSON store of [`Entry`] records, shared in an `Arc`: one file,
+/// a lock, re-read when another process changed the file. Blocking I/O,
+/// small and rare.
+pub(crate) struct JsonStore<E> {
+    path: std::path::PathBuf,
+    /// The key of the file's record list.
+    key: &'static str,
+    state: parking_lot::Mutex<Records<E>>,
+}
+
+impl<E: Entry> JsonStore<E> {
+    /// Opens (or prepares to create) the store at `path`.
+    pub fn open(path: &Path, key: &'static str) -> Result<Self, FileError> {
+        let mut records = Records::default();
+        records.reload(path, key, true)?;
+        Ok(Self {
+            path: path.to_owned(),
+            key,
+            state: parking_lot::Mutex::new(records),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The records, locked and up to date with the file.
+    pub fn lock(&self) -> Result<parking_lot::MutexGuard<'_, Records<E>>, FileError> {
+        let mut st = self.state.lock();
+        st.reload(&self.path, self.key, false)?;
+        Ok(st)
+    }
+
+    /// Writes the locked records.
+    pub fn write(&self, st: &mut Records<E>, now: SystemTime) -> Result<(), FileError> {
+        st.write(&self.path, self.key, now)
+    }
+
+    /// Notes that a record's last use changed: written now when `at_once`
+    /// or a minute after the last write, else later by [`Self::flush`].
+    /// Last-use times are best effort: a failed write is only logged.
+    pub fn note_use(&self, st: &mut Records<E>, now: SystemTime, at_once: bool) {
+        st.dirty = true;
+        let due = at_once
+            || st
+                .last_flush
+                .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
+        if due && let Err(e) = self.write(st, now) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not record a last use");
+        }
+    }
+
+    /// Every record, ordered by `key`.
+    pub fn list_by<K: Ord>(&self, key: impl Fn(&E) -> K) -> Result<Vec<E>, FileError> {
+        let st = self.lock()?;
+        let mut v: Vec<E> = st.entries.values().cloned().collect();
+        v.sort_by_key(|e| key(e));
+        Ok(v)
+    }
+
+    /// Removes the records matching `pred`; returns how many.
+    pub fn revoke_where(
+        &self,
+        pred: impl Fn(&E) -> bool,
+        now: SystemTime,
+    ) -> Result<usize, FileError> {
+        let mut st = self.lock()?;
+        let before = st.entries.len();
+        st.entries.retain(|_, r| !pred(r));
+        let removed = before - st.entries.len();
+        if removed > 0 {
+            self.write(&mut st, now)?;
+        }
+        Ok(removed)
+    }
+
+    /// Writes pending last-use times (e.g. at shutdown).
+    pub fn flush(&self, now: SystemTime) -> Result<(), FileError> {
+        let mut st = self.state.lock();
+        if st.dirty {
+            st.reload(&self.path, self.key, false)?;
+            self.write(&mut st, now)?;
+        }
         Ok(())
     }
 }

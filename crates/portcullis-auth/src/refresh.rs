@@ -17,16 +17,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use parking_lot::Mutex;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::filestore::{Entry, FileError, Records, hash_hex, same, secs};
+use crate::filestore::{Entry, FileError, JsonStore, hash_hex, same, secs};
 use crate::identity::UserName;
 
 const PREFIX: &str = "pcr1";
-const LAST_USE_FLUSH: Duration = Duration::from_secs(60);
 
 /// Errors of the refresh-token store.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +63,6 @@ pub struct Record {
     pub password_fingerprint: String,
 }
 
-type State = Records<Record>;
-
 /// The key of the store file's record list.
 const FILE_KEY: &str = "tokens";
 
@@ -84,15 +80,27 @@ impl Entry for Record {
 
 /// The store; share it in an `Arc`. Blocking file I/O, small and rare.
 pub struct RefreshStore {
-    path: PathBuf,
-    state: Mutex<State>,
+    store: JsonStore<Record>,
 }
 
 impl std::fmt::Debug for RefreshStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshStore")
-            .field("path", &self.path)
+            .field("path", &self.store.path())
             .finish_non_exhaustive()
+    }
+}
+
+fn file_error(path: &Path, e: FileError) -> RefreshError {
+    match e {
+        FileError::Io(source) => RefreshError::Io {
+            path: path.to_owned(),
+            source,
+        },
+        FileError::Corrupt(message) => RefreshError::Corrupt {
+            path: path.to_owned(),
+            message,
+        },
     }
 }
 
@@ -102,48 +110,17 @@ impl RefreshStore {
     /// # Errors
     /// When the file exists but cannot be read or parsed.
     pub fn open(path: &Path) -> Result<Self, RefreshError> {
-        let store = Self {
-            path: path.to_owned(),
-            state: Mutex::new(State::default()),
-        };
-        {
-            let mut st = store.state.lock();
-            store.reload(&mut st, true)?;
-        }
-        Ok(store)
+        let store = JsonStore::open(path, FILE_KEY).map_err(|e| file_error(path, e))?;
+        Ok(Self { store })
     }
 
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.path()
     }
 
-    fn io(&self, source: std::io::Error) -> RefreshError {
-        RefreshError::Io {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
-    fn file_error(&self, e: FileError) -> RefreshError {
-        match e {
-            FileError::Io(source) => self.io(source),
-            FileError::Corrupt(message) => RefreshError::Corrupt {
-                path: self.path.clone(),
-                message,
-            },
-        }
-    }
-
-    /// Re-reads the file if it changed since we last read or wrote it.
-    fn reload(&self, st: &mut State, force: bool) -> Result<(), RefreshError> {
-        st.reload(&self.path, FILE_KEY, force)
-            .map_err(|e| self.file_error(e))
-    }
-
-    fn write(&self, st: &mut State, now: SystemTime) -> Result<(), RefreshError> {
-        st.write(&self.path, FILE_KEY, now)
-            .map_err(|e| self.file_error(e))
+    fn err(&self, e: FileError) -> RefreshError {
+        file_error(self.store.path(), e)
     }
 
     /// Issues a new token for `user` and returns it (shown to the client once).
@@ -174,10 +151,9 @@ impl RefreshStore {
             expires: secs(now + ttl),
             password_fingerprint: password_fingerprint.to_owned(),
         };
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
+        let mut st = self.store.lock().map_err(|e| self.err(e))?;
         st.entries.insert(id.clone(), record);
-        self.write(&mut st, now)?;
+        self.store.write(&mut st, now).map_err(|e| self.err(e))?;
         Ok(SecretString::from(format!("{PREFIX}.{id}.{secret}")))
     }
 
@@ -200,8 +176,7 @@ impl RefreshStore {
         if id.len() != 16 || secret.len() > 64 {
             return Err(RefreshError::Malformed);
         }
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
+        let mut st = self.store.lock().map_err(|e| self.err(e))?;
         let record = st.entries.get_mut(id).ok_or(RefreshError::Unknown)?;
         if !same(&record.hash, &hash_hex(secret)) {
             return Err(RefreshError::Unknown);
@@ -214,16 +189,7 @@ impl RefreshStore {
         }
         record.last_used = secs(now);
         let out = record.clone();
-        st.dirty = true;
-        let due = st
-            .last_flush
-            .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
-        if due {
-            // Last-use times are best effort; a failed write must not fail the login.
-            if let Err(e) = self.write(&mut st, now) {
-                tracing::warn!(error = %e, "could not record refresh token use");
-            }
-        }
+        self.store.note_use(&mut st, now, false);
         Ok(out)
     }
 
@@ -232,11 +198,9 @@ impl RefreshStore {
     /// # Errors
     /// When the file cannot be read.
     pub fn list(&self) -> Result<Vec<Record>, RefreshError> {
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
-        let mut v: Vec<Record> = st.entries.values().cloned().collect();
-        v.sort_by_key(|r| (r.created, r.id.clone()));
-        Ok(v)
+        self.store
+            .list_by(|r| (r.created, r.id.clone()))
+            .map_err(|e| self.err(e))
     }
 
     /// Revokes the tokens matching `pred`; returns how many.
@@ -245,15 +209,7 @@ impl RefreshStore {
         pred: impl Fn(&Record) -> bool,
         now: SystemTime,
     ) -> Result<usize, RefreshError> {
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
-        let before = st.entries.len();
-        st.entries.retain(|_, r| !pred(r));
-        let removed = before - st.entries.len();
-        if removed > 0 {
-            self.write(&mut st, now)?;
-        }
-        Ok(removed)
+        self.store.revoke_where(pred, now).map_err(|e| self.err(e))
     }
 
     /// Revokes every token of a user.
@@ -277,12 +233,7 @@ impl RefreshStore {
     /// # Errors
     /// When the store cannot be written.
     pub fn flush(&self, now: SystemTime) -> Result<(), RefreshError> {
-        let mut st = self.state.lock();
-        if st.dirty {
-            self.reload(&mut st, false)?;
-            self.write(&mut st, now)?;
-        }
-        Ok(())
+        self.store.flush(now).map_err(|e| self.err(e))
     }
 }
 

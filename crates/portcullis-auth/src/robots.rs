@@ -27,13 +27,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use parking_lot::Mutex;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use crate::filestore::{Entry, FileError, Records, hash_hex, same, secs};
+use crate::filestore::{Entry, FileError, JsonStore, Records, hash_hex, same, secs};
 use crate::identity::UserName;
 
 /// Every robot secret starts with this.
@@ -49,7 +48,6 @@ const SECRET_TOTAL_LEN: usize = SECRET_PREFIX.len() + ID_LEN + 1 + SECRET_LEN;
 const MAX_NAME_LEN: usize = 64;
 const MAX_PATTERNS: usize = 64;
 const MAX_PATTERN_LEN: usize = 255;
-const LAST_USE_FLUSH: Duration = Duration::from_secs(60);
 
 /// Errors of the robot store. Wrong secret, wrong login name and revoked
 /// robot are one error ([`RobotError::Unknown`]) on purpose.
@@ -191,8 +189,6 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-type State = Records<Robot>;
-
 /// The key of the store file's record list.
 const FILE_KEY: &str = "robots";
 
@@ -210,14 +206,13 @@ impl Entry for Robot {
 
 /// The store; share it in an `Arc`. Blocking file I/O, small and rare.
 pub struct RobotStore {
-    path: PathBuf,
-    state: Mutex<State>,
+    store: JsonStore<Robot>,
 }
 
 impl std::fmt::Debug for RobotStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RobotStore")
-            .field("path", &self.path)
+            .field("path", &self.store.path())
             .finish_non_exhaustive()
     }
 }
@@ -239,54 +234,36 @@ fn split_secret(s: &str) -> Option<(&str, &str)> {
     (id_ok && secret_ok).then_some((id, secret))
 }
 
+fn file_error(path: &Path, e: FileError) -> RobotError {
+    match e {
+        FileError::Io(source) => RobotError::Io {
+            path: path.to_owned(),
+            source,
+        },
+        FileError::Corrupt(message) => RobotError::Corrupt {
+            path: path.to_owned(),
+            message,
+        },
+    }
+}
+
 impl RobotStore {
     /// Opens (or prepares to create) the store at `path`.
     ///
     /// # Errors
     /// When the file exists but cannot be read or parsed.
     pub fn open(path: &Path) -> Result<Self, RobotError> {
-        let store = Self {
-            path: path.to_owned(),
-            state: Mutex::new(State::default()),
-        };
-        {
-            let mut st = store.state.lock();
-            store.reload(&mut st, true)?;
-        }
-        Ok(store)
+        let store = JsonStore::open(path, FILE_KEY).map_err(|e| file_error(path, e))?;
+        Ok(Self { store })
     }
 
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.path()
     }
 
-    fn io(&self, source: std::io::Error) -> RobotError {
-        RobotError::Io {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
-    fn file_error(&self, e: FileError) -> RobotError {
-        match e {
-            FileError::Io(source) => self.io(source),
-            FileError::Corrupt(message) => RobotError::Corrupt {
-                path: self.path.clone(),
-                message,
-            },
-        }
-    }
-
-    /// Re-reads the file if it changed since we last read or wrote it.
-    fn reload(&self, st: &mut State, force: bool) -> Result<(), RobotError> {
-        st.reload(&self.path, FILE_KEY, force)
-            .map_err(|e| self.file_error(e))
-    }
-
-    fn write(&self, st: &mut State, now: SystemTime) -> Result<(), RobotError> {
-        st.write(&self.path, FILE_KEY, now)
-            .map_err(|e| self.file_error(e))
+    fn err(&self, e: FileError) -> RobotError {
+        file_error(self.store.path(), e)
     }
 
     /// Creates a robot and returns it with its secret, which exists nowhere
@@ -358,8 +335,7 @@ impl RobotStore {
             expires,
             hash: hash_hex(&secret),
         };
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
+        let mut st = self.store.lock().map_err(|e| self.err(e))?;
         if st
             .entries
             .values()
@@ -368,7 +344,7 @@ impl RobotStore {
             return Err(RobotError::Exists(robot.login()));
         }
         st.entries.insert(id.clone(), robot.clone());
-        self.write(&mut st, now)?;
+        self.store.write(&mut st, now).map_err(|e| self.err(e))?;
         Ok((
             robot,
             SecretString::from(format!("{SECRET_PREFIX}{id}_{secret}")),
@@ -397,8 +373,7 @@ impl RobotStore {
     ) -> Result<Robot, RobotError> {
         let (id, secret) = split_secret(secret.expose_secret()).ok_or(RobotError::Malformed)?;
         let presented = hash_hex(secret);
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
+        let mut st = self.store.lock().map_err(|e| self.err(e))?;
         let robot = st.entries.get_mut(id).ok_or(RobotError::Unknown)?;
         if !same(&robot.hash, &presented) || robot.login() != login {
             return Err(RobotError::Unknown);
@@ -415,8 +390,7 @@ impl RobotStore {
     /// cannot be read.
     #[instrument(skip_all)]
     pub fn find_login(&self, login: &str, now: SystemTime) -> Result<Robot, RobotError> {
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
+        let mut st = self.store.lock().map_err(|e| self.err(e))?;
         let id = st
             .entries
             .values()
@@ -427,7 +401,12 @@ impl RobotStore {
     }
 
     /// Checks expiry and records a use of robot `id` (present in `st`).
-    fn record_use(&self, st: &mut State, id: &str, now: SystemTime) -> Result<Robot, RobotError> {
+    fn record_use(
+        &self,
+        st: &mut Records<Robot>,
+        id: &str,
+        now: SystemTime,
+    ) -> Result<Robot, RobotError> {
         let robot = st.entries.get_mut(id).ok_or(RobotError::Unknown)?;
         if robot.is_expired(now) {
             return Err(RobotError::Expired);
@@ -437,17 +416,7 @@ impl RobotStore {
         let first_use = robot.last_used == 0;
         robot.last_used = secs(now);
         let out = robot.clone();
-        st.dirty = true;
-        let due = first_use
-            || st
-                .last_flush
-                .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= LAST_USE_FLUSH);
-        if due {
-            // Last-use times are best effort; a failed write must not fail the login.
-            if let Err(e) = self.write(st, now) {
-                tracing::warn!(error = %e, "could not record robot token use");
-            }
-        }
+        self.store.note_use(st, now, first_use);
         Ok(out)
     }
 
@@ -456,11 +425,9 @@ impl RobotStore {
     /// # Errors
     /// When the file cannot be read.
     pub fn list(&self) -> Result<Vec<Robot>, RobotError> {
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
-        let mut v: Vec<Robot> = st.entries.values().cloned().collect();
-        v.sort_by_key(|r| (r.created, r.id.clone()));
-        Ok(v)
+        self.store
+            .list_by(|r| (r.created, r.id.clone()))
+            .map_err(|e| self.err(e))
     }
 
     fn revoke_where(
@@ -468,15 +435,7 @@ impl RobotStore {
         pred: impl Fn(&Robot) -> bool,
         now: SystemTime,
     ) -> Result<usize, RobotError> {
-        let mut st = self.state.lock();
-        self.reload(&mut st, false)?;
-        let before = st.entries.len();
-        st.entries.retain(|_, r| !pred(r));
-        let removed = before - st.entries.len();
-        if removed > 0 {
-            self.write(&mut st, now)?;
-        }
-        Ok(removed)
+        self.store.revoke_where(pred, now).map_err(|e| self.err(e))
     }
 
     /// Revokes the robot with this id or login name; returns how many (0 or 1).
@@ -500,12 +459,7 @@ impl RobotStore {
     /// # Errors
     /// When the store cannot be written.
     pub fn flush(&self, now: SystemTime) -> Result<(), RobotError> {
-        let mut st = self.state.lock();
-        if st.dirty {
-            self.reload(&mut st, false)?;
-            self.write(&mut st, now)?;
-        }
-        Ok(())
+        self.store.flush(now).map_err(|e| self.err(e))
     }
 }
 
@@ -781,7 +735,7 @@ mod tests {
         let soonish = now + Duration::from_secs(30);
         store.authenticate("alice+ci", &secret, soonish).unwrap();
         assert_eq!(on_disk(), secs(now));
-        let later = now + LAST_USE_FLUSH;
+        let later = now + crate::filestore::LAST_USE_FLUSH;
         store.authenticate("alice+ci", &secret, later).unwrap();
         assert_eq!(on_disk(), secs(later));
         let soon = later + Duration::from_secs(1);
