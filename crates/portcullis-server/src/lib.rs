@@ -4,6 +4,7 @@
 pub mod access;
 mod auth;
 mod authorize;
+mod early;
 pub mod error;
 mod handlers;
 mod headers;
@@ -45,5 +46,6 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             headers::add_headers,
         ))
+        .layer(axum::middleware::from_fn(early::guard))
         .with_state(state)
 }

@@ -40,12 +40,56 @@ fn name(parts: &[&str]) -> Result<RepoName, ApiError> {
     Ok(parts.join("/").parse::<RepoName>()?)
 }
 
-/// Parses the path after `/v2/` (without a query string).
+/// Parses the path after `/v2/` (without a query string) for a write.
 ///
 /// # Errors
 /// `NAME_INVALID`, `DIGEST_INVALID`, `TAG_INVALID` for malformed parts, and
 /// `NOT_FOUND` for paths that are no endpoint.
 pub fn parse(rest: &str) -> Result<Route, ApiError> {
+    parse_as(rest, Intent::Write)
+}
+
+/// Whether a request only reads (GET, HEAD) or may change something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Read,
+    Write,
+}
+
+impl Intent {
+    #[must_use]
+    pub fn of(method: &http::Method) -> Self {
+        if matches!(*method, http::Method::GET | http::Method::HEAD) {
+            Intent::Read
+        } else {
+            Intent::Write
+        }
+    }
+}
+
+/// Parses the path after `/v2/` for a request of the given intent.
+///
+/// A read of a manifest or blob whose reference is not a valid tag or digest
+/// asks for something that cannot exist, so it is answered as unknown (404
+/// `MANIFEST_UNKNOWN` / `BLOB_UNKNOWN`, as distribution's router does and the
+/// OCI conformance suite expects); a write of such a reference stays a 400
+/// that names what is malformed.
+///
+/// # Errors
+/// As [`parse`], with the read mapping above.
+pub fn parse_as(rest: &str, intent: Intent) -> Result<Route, ApiError> {
+    let unknown = |code: Code, what: &'static str| {
+        move |e: ApiError| match intent {
+            Intent::Write => e,
+            Intent::Read => ApiError::msg(
+                code,
+                format!(
+                    "no such {what}: {}, so nothing by that name can exist",
+                    e.message
+                ),
+            ),
+        }
+    };
     if rest.is_empty() {
         return Ok(Route::Base);
     }
@@ -68,7 +112,11 @@ pub fn parse(rest: &str) -> Result<Route, ApiError> {
     }
     if n >= 3 && parts[n - 2] == "manifests" {
         let repo = name(&parts[..n - 2])?;
-        return Ok(Route::Manifest(repo, parts[n - 1].parse()?));
+        let reference = parts[n - 1]
+            .parse::<portcullis_types::Reference>()
+            .map_err(ApiError::from)
+            .map_err(unknown(Code::ManifestUnknown, "manifest"))?;
+        return Ok(Route::Manifest(repo, reference));
     }
     if n >= 4 && parts[n - 3] == "blobs" && parts[n - 2] == "uploads" {
         let repo = name(&parts[..n - 3])?;
@@ -83,7 +131,11 @@ pub fn parse(rest: &str) -> Result<Route, ApiError> {
         if parts[n - 1] == "uploads" {
             return Ok(Route::UploadStart(repo));
         }
-        return Ok(Route::Blob(repo, parts[n - 1].parse()?));
+        let digest = parts[n - 1]
+            .parse::<Digest>()
+            .map_err(ApiError::from)
+            .map_err(unknown(Code::BlobUnknown, "blob"))?;
+        return Ok(Route::Blob(repo, digest));
     }
     if n >= 3 && parts[n - 2] == "referrers" {
         let repo = name(&parts[..n - 2])?;
@@ -141,5 +193,23 @@ mod tests {
             Code::TagInvalid
         );
         assert_eq!(parse("a/unknown").unwrap_err().code, Code::NotFound);
+    }
+
+    #[test]
+    fn reads_of_impossible_references_are_unknown() {
+        let read = |p: &str| parse_as(p, Intent::Read).unwrap_err().code;
+        assert_eq!(
+            read("a/manifests/.INVALID_MANIFEST_NAME"),
+            Code::ManifestUnknown
+        );
+        assert_eq!(read("a/blobs/sha256:totallywrong"), Code::BlobUnknown);
+        // The name is still checked first, and writes keep the precise 400.
+        assert_eq!(read("A/manifests/x"), Code::NameInvalid);
+        assert_eq!(
+            parse_as("a/manifests/.INVALID_MANIFEST_NAME", Intent::Write)
+                .unwrap_err()
+                .code,
+            Code::TagInvalid
+        );
     }
 }

@@ -107,10 +107,25 @@ async fn malformed_digests_are_digest_invalid() {
     reg.push_image("app", "v1", "x").await;
     for d in bad_digests() {
         let shown: String = d.chars().take(40).collect();
+        // A read of something that cannot exist is simply unknown (the
+        // OCI conformance suite and distribution's router agree).
+        for (method, path, code) in [
+            (Method::GET, format!("/v2/app/blobs/{d}"), "BLOB_UNKNOWN"),
+            (Method::HEAD, format!("/v2/app/blobs/{d}"), "BLOB_UNKNOWN"),
+            (
+                Method::GET,
+                format!("/v2/app/manifests/{d}"),
+                "MANIFEST_UNKNOWN",
+            ),
+        ] {
+            let r = reg.call(method.clone(), &path, &[], Body::empty()).await;
+            assert_eq!(r.status.as_u16(), 404, "{method} {shown}");
+            if method != Method::HEAD {
+                r.expect_error(404, code);
+            }
+        }
         for (method, path) in [
-            (Method::GET, format!("/v2/app/blobs/{d}")),
             (Method::DELETE, format!("/v2/app/blobs/{d}")),
-            (Method::GET, format!("/v2/app/manifests/{d}")),
             (Method::PUT, format!("/v2/app/manifests/{d}")),
             (Method::GET, format!("/v2/app/referrers/{d}")),
             (Method::POST, format!("/v2/app/blobs/uploads/?digest={d}")),
@@ -137,6 +152,9 @@ async fn malformed_digests_are_digest_invalid() {
 async fn blob_path_without_algorithm_is_digest_invalid() {
     let reg = Reg::memory();
     reg.get("/v2/app/blobs/notadigest")
+        .await
+        .expect_error(404, "BLOB_UNKNOWN");
+    reg.delete("/v2/app/blobs/notadigest")
         .await
         .expect_error(400, "DIGEST_INVALID");
 }
@@ -175,14 +193,19 @@ async fn malformed_tags_are_tag_invalid() {
     ] {
         let shown: String = tag.chars().take(40).collect();
         let r = reg.get(&format!("/v2/app/manifests/{tag}")).await;
-        assert_eq!(r.status.as_u16(), 400, "{shown}");
-        r.expect_error(400, "TAG_INVALID");
+        assert_eq!(r.status.as_u16(), 404, "{shown}");
+        r.expect_error(404, "MANIFEST_UNKNOWN");
+        let r = reg.head(&format!("/v2/app/manifests/{tag}")).await;
+        assert_eq!(r.status.as_u16(), 404, "HEAD {shown}");
         reg.put_manifest("app", tag, OCI_MANIFEST, &m)
             .await
             .expect_error(400, "TAG_INVALID");
     }
     // An empty reference.
     reg.get("/v2/app/manifests/")
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
+    reg.call(Method::DELETE, "/v2/app/manifests/", &[], Body::empty())
         .await
         .expect_error(400, "TAG_INVALID");
     // 128 characters is the limit, and `_` may start a tag.

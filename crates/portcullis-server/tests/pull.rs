@@ -301,3 +301,23 @@ async fn index_is_negotiated_down_for_clients_that_cannot_read_it() {
     assert_eq!(r.header("docker-content-digest"), child);
     assert_eq!(&r.body[..], &child_bytes[..]);
 }
+
+/// The conformance suite's "nonexistent manifest" is a reference that is not
+/// a valid tag: GET and HEAD must answer 404, as for any unknown manifest.
+#[tokio::test]
+async fn conformance_invalid_manifest_name_is_unknown_on_read() {
+    let reg = Reg::memory();
+    let (_, m) = reg.push_image("conformance/app", "v1", "c").await;
+    let uri = "/v2/conformance/app/manifests/.INVALID_MANIFEST_NAME";
+    reg.get(uri).await.expect_error(404, "MANIFEST_UNKNOWN");
+    let r = reg.head(uri).await;
+    assert_eq!(r.status.as_u16(), 404);
+    reg.put_manifest(
+        "conformance/app",
+        ".INVALID_MANIFEST_NAME",
+        OCI_MANIFEST,
+        &m,
+    )
+    .await
+    .expect_error(400, "TAG_INVALID");
+}

@@ -141,7 +141,7 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         tls,
         authority,
     };
-    let route = match route::parse(rest) {
+    let route = match route::parse_as(rest, route::Intent::of(&ctx.method)) {
         Ok(r) => r,
         Err(e) => {
             return Err(
