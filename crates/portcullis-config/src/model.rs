@@ -641,6 +641,15 @@ pub struct PortcullisConfig {
     pub automount: bool,
     /// Largest manifest accepted, in bytes. Default 4 MiB.
     pub manifestmaxbytes: u64,
+    /// How long a client has to send a request's headers, counted from the
+    /// moment the connection is ready for a request (so it also closes idle
+    /// keep-alive connections). Default 30 s.
+    #[serde(with = "go")]
+    pub headertimeout: Duration,
+    /// Permission bits of the unix socket when `http.net` is `unix`, as an
+    /// octal string. Default `0666`, which is what a loopback TCP port
+    /// allows; set `0660` and the socket's group to restrict it.
+    pub socketmode: String,
 }
 
 impl Default for PortcullisConfig {
@@ -648,6 +657,18 @@ impl Default for PortcullisConfig {
         Self {
             automount: false,
             manifestmaxbytes: 4 * 1024 * 1024,
+            headertimeout: Duration::from_secs(30),
+            socketmode: "0666".to_owned(),
         }
+    }
+}
+
+impl PortcullisConfig {
+    /// `socketmode` as permission bits, when it is an octal number up to 0777.
+    #[must_use]
+    pub fn socket_mode(&self) -> Option<u32> {
+        u32::from_str_radix(self.socketmode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
     }
 }

@@ -372,6 +372,8 @@ const CATALOG: &[Field] = &[used("maxentries", Shape::Uint(u32::MAX as u64))];
 const PORTCULLIS: &[Field] = &[
     used("automount", Shape::Bool),
     used("manifestmaxbytes", Shape::Uint(u64::MAX)),
+    used("headertimeout", Shape::Duration),
+    used("socketmode", Shape::Str),
 ];
 
 /// The field called `name` among `fields`.

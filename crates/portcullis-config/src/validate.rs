@@ -659,6 +659,26 @@ impl Validator<'_> {
                 "set it to the largest manifest to accept, such as 4194304 (4 MiB)",
             );
         }
+        let timeout = self.config.portcullis.headertimeout;
+        if timeout < std::time::Duration::from_secs(1) {
+            self.err(
+                "portcullis.headertimeout",
+                format!(
+                    "{timeout:?} is too short for a client to send its request headers (a bare number is read as nanoseconds)"
+                ),
+                "give it a unit, such as 30s (the default)",
+            );
+        }
+        if self.config.portcullis.socket_mode().is_none() {
+            self.err(
+                "portcullis.socketmode",
+                format!(
+                    "{:?} is not an octal permission mode",
+                    self.config.portcullis.socketmode
+                ),
+                "write it as an octal number such as \"0660\" (owner and group) or \"0666\" (everyone, the default)",
+            );
+        }
     }
 }
 

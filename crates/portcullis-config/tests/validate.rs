@@ -225,6 +225,28 @@ fn unsupported_driver_fails_validation() {
 }
 
 #[test]
+fn header_timeout_and_socket_mode() {
+    let c = load("version: 0.1\nstorage: inmemory\nportcullis:\n  headertimeout: 5\n");
+    let errors = validate_errors(&c);
+    let e = find(&errors, "portcullis.headertimeout");
+    assert_eq!(e.line, Some(4));
+    assert!(e.to_string().contains("nanoseconds"), "{e}");
+    let c = load("version: 0.1\nstorage: inmemory\nportcullis:\n  socketmode: \"rw-rw-\"\n");
+    let errors = validate_errors(&c);
+    let e = find(&errors, "portcullis.socketmode");
+    assert_eq!(e.line, Some(4));
+    let c = load(
+        "version: 0.1\nstorage: inmemory\nportcullis:\n  socketmode: \"0660\"\n  headertimeout: 2m\n",
+    );
+    assert!(c.validate().is_ok());
+    assert_eq!(c.portcullis.socket_mode(), Some(0o660));
+    assert_eq!(
+        c.portcullis.headertimeout,
+        std::time::Duration::from_secs(120)
+    );
+}
+
+#[test]
 fn limits_and_version() {
     let c = load("version: 0.1\nstorage: inmemory\nportcullis:\n  manifestmaxbytes: 0\n");
     assert_eq!(

@@ -9,6 +9,7 @@ pub mod error;
 mod handlers;
 mod headers;
 pub mod keys;
+pub mod listen;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

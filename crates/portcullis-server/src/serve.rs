@@ -331,10 +331,13 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
     // Checked before binding so a bad certificate fails the start at once.
     let tls = tls_reloader(config, state.metrics.clone())?;
     let debug = DebugServer::start(config, state.metrics.clone()).await?;
-    let drain = config
-        .http
-        .draintimeout
-        .unwrap_or(std::time::Duration::from_secs(30));
+    let timeouts = crate::listen::Timeouts {
+        header: config.portcullis.headertimeout,
+        drain: config
+            .http
+            .draintimeout
+            .unwrap_or(std::time::Duration::from_secs(30)),
+    };
     let bind_err = |cause| ServeError::Bind {
         addr: config.http.addr.clone(),
         cause,
@@ -342,6 +345,11 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    match crate::listen::raise_descriptor_limit() {
+        Some(limit) => tracing::debug!(limit, "file descriptor limit"),
+        None => tracing::debug!("could not raise the file descriptor limit"),
+    }
+    let router = router(config, state);
     match addr {
         ListenAddr::Tcp { host, port } => {
             let host = host.unwrap_or_else(|| "0.0.0.0".to_owned());
@@ -349,41 +357,34 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
                 .await
                 .map_err(bind_err)?;
             on_ready(listener.local_addr()?.to_string());
-            match tls {
-                Some(tls) => {
-                    crate::tls::serve_tls(listener, router(config, state), tls, shutdown, drain)
-                        .await?;
-                }
-                None => {
-                    let app = router(config, state)
-                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await?;
-                }
-            }
+            crate::listen::serve(listener, router, tls, shutdown, timeouts).await?;
         }
         ListenAddr::Unix(path) => {
-            let _ = std::fs::remove_file(&path);
-            let listener = tokio::net::UnixListener::bind(&path).map_err(bind_err)?;
+            // Bound under a temporary name and given its mode before it
+            // appears at `path`, so no client ever sees the wrong mode.
+            let staged = path.with_extension("portcullis-staged");
+            let _ = std::fs::remove_file(&staged);
+            let listener = tokio::net::UnixListener::bind(&staged).map_err(bind_err)?;
+            let mode = config.portcullis.socket_mode().unwrap_or(0o666);
+            set_mode(&staged, mode).map_err(|cause| ServeError::Config {
+                key: "portcullis.socketmode",
+                message: format!("cannot set mode {mode:o} on {}: {cause}", staged.display()),
+            })?;
+            std::fs::rename(&staged, &path).map_err(bind_err)?;
             on_ready(path.display().to_string());
-            match tls {
-                Some(tls) => {
-                    crate::tls::serve_tls(listener, router(config, state), tls, shutdown, drain)
-                        .await?;
-                }
-                None => {
-                    axum::serve(listener, router(config, state))
-                        .with_graceful_shutdown(shutdown)
-                        .await?;
-                }
-            }
+            crate::listen::serve(listener, router, tls, shutdown, timeouts).await?;
         }
     }
     if let Some(debug) = debug {
         debug.stop().await;
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// The debug listener (`http.debug.addr`): plain HTTP, separate from the

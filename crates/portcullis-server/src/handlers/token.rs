@@ -190,18 +190,44 @@ pub(crate) async fn get_token(
     }
 }
 
+/// The largest `POST /token` form read.
+const MAX_FORM: usize = 64 * 1024;
+
 /// `POST /token`, an OAuth2 form with `grant_type=password|refresh_token`.
-pub(crate) async fn post_token(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub(crate) async fn post_token(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Body,
+) -> Response {
     let Some(svc) = service(&state).cloned() else {
         return not_served();
     };
-    if body.len() > 64 * 1024 {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+    // Capped while it is read, before anyone is authenticated: a client
+    // cannot make the server buffer more than the limit.
+    let too_large = || {
+        oauth_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
-            "the form is too large",
-        );
-    }
+            &format!("the form is larger than {} KiB", MAX_FORM / 1024),
+        )
+    };
+    let body: Bytes = {
+        use http_body_util::BodyExt;
+        // A declared Content-Length over the limit is refused unread.
+        if hyper::body::Body::size_hint(&body).lower() > MAX_FORM as u64 {
+            return too_large();
+        }
+        match http_body_util::Limited::new(body, MAX_FORM).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Err(e) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("the form could not be read: {e}"),
+                );
+            }
+        }
+    };
     let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let Some(client_id) = field("client_id") else {

@@ -1,6 +1,6 @@
 //! TLS termination with rustls (`http.tls`): startup checks, hot reload of
 //! the certificate, key and client CAs, client certificates, and the accept
-//! loop serving HTTP/1.1 and HTTP/2 (ALPN) over TLS.
+//! acceptor the listener (`crate::listen`) takes for each connection.
 //!
 //! Each accepted connection takes the current `Arc<ServerConfig>`, so a
 //! reload affects new handshakes only; connections already open keep theirs.
@@ -9,14 +9,8 @@ mod client_cert;
 mod load;
 mod settings;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use parking_lot::{Mutex, RwLock};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
@@ -41,9 +35,6 @@ impl TlsError {
         }
     }
 }
-
-/// How long a client has to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The contents of every file the settings point at, to notice changes.
 type Snapshot = Vec<Option<Vec<u8>>>;
@@ -203,89 +194,4 @@ fn snapshot(settings: &TlsSettings) -> Snapshot {
         .chain(settings.clientcas.iter())
         .map(|p| std::fs::read(p).ok())
         .collect()
-}
-
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then
-/// waits up to `drain` for open connections to finish.
-///
-/// # Errors
-/// Never at present; the accept loop logs and retries accept errors.
-pub async fn serve_tls<L>(
-    mut listener: L,
-    router: axum::Router,
-    tls: Arc<TlsReloader>,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: 'static,
-{
-    let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    tokio::pin!(shutdown);
-    loop {
-        let (io, addr) = tokio::select! {
-            conn = listener.accept() => conn,
-            () = &mut shutdown => break,
-        };
-        let acceptor = tls.acceptor();
-        let identify = tls.settings().client_identity;
-        // The peer address, as axum's `ConnectInfo`, for trusted-proxy checks.
-        let peer = (&addr as &dyn std::any::Any)
-            .downcast_ref::<std::net::SocketAddr>()
-            .copied();
-        let router = router.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
-            };
-            // rustls verified the chain; read the caller's name once per connection.
-            let certificate = match identify {
-                ClientIdentity::None => None,
-                mode => stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .map(|leaf| client_certificate(mode, leaf)),
-            };
-            let with_peer = tower::ServiceBuilder::new()
-                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                    let ext = req.extensions_mut();
-                    if let Some(p) = peer {
-                        ext.insert(axum::extract::ConnectInfo(p));
-                    }
-                    ext.insert(crate::proxy::TlsConnection);
-                    if let Some(c) = &certificate {
-                        ext.insert(c.clone());
-                    }
-                    req
-                })
-                .service(router);
-            let service = TowerToHyperService::new(with_peer);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {drain:?}; closing them");
-    }
-    Ok(())
 }
