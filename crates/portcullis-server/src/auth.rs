@@ -72,6 +72,32 @@ pub(crate) async fn certificate_identity(
     result.map_err(|e| refuse(e.to_string()))
 }
 
+/// A bearer token's subject as the identity the policy should see: a token
+/// issued to a robot (`owner+name`) names the robot, whose scope narrows
+/// what it may do (the catalog, which a token's grants do not cover), as long
+/// as it is still live and its owner exists; a robot that is gone sees only
+/// what anonymous callers see. Other identities pass through.
+pub(crate) async fn policy_identity(state: &Arc<AppState>, caller: &Caller) -> Identity {
+    let Identity::User(user) = &caller.identity else {
+        return caller.identity.clone();
+    };
+    let from_token = matches!(caller.token, TokenState::Valid(_) | TokenState::Expired(_));
+    if !from_token
+        || !user
+            .as_str()
+            .contains(portcullis_auth::robots::LOGIN_SEPARATOR)
+        || state.access.robots.is_none()
+    {
+        return caller.identity.clone();
+    }
+    let access = state.access.clone();
+    let login = user.as_str().to_owned();
+    match tokio::task::spawn_blocking(move || access.certificate_login(&login)).await {
+        Ok(Ok(robot @ Identity::Robot(_))) => robot,
+        Ok(_) | Err(_) => Identity::Anonymous,
+    }
+}
+
 pub(crate) fn basic_challenge(realm: &str, msg: &str) -> ApiError {
     let realm = realm.replace(['"', '\\'], "");
     ApiError::msg(Code::Unauthorized, msg).header(
@@ -198,7 +224,12 @@ fn verify_uncached(bearer: &Bearer, token: &str, now: SystemTime) -> Result<Clai
 
 /// For an expired token: its claims if it verifies at the last instant it
 /// was valid (so signature, issuer and audience are all checked).
-fn verify_expired(bearer: &Bearer, token: &str, now: SystemTime) -> Option<Claims> {
+fn verify_expired(
+    bearer: &Bearer,
+    grace: Duration,
+    token: &str,
+    now: SystemTime,
+) -> Option<Claims> {
     let unverified = token::decode_unverified(token).ok()?;
     let exp = unverified.claims.exp?;
     let at = UNIX_EPOCH + Duration::from_secs(exp.saturating_sub(1));
@@ -206,7 +237,7 @@ fn verify_expired(bearer: &Bearer, token: &str, now: SystemTime) -> Option<Claim
     let age = now
         .duration_since(UNIX_EPOCH + Duration::from_secs(claims.exp))
         .unwrap_or_default();
-    (age <= bearer.upload_grace()).then_some(claims)
+    (age <= grace).then_some(claims)
 }
 
 /// Who is calling. In Basic mode a missing or wrong password is a 401 here;
@@ -267,16 +298,18 @@ pub(crate) async fn authenticate(
                     v.identity.clone(),
                     TokenState::Valid(v.grants.clone()),
                 )),
-                Err(TokenError::Expired) => match verify_expired(bearer, &token, now) {
-                    Some(claims) => Ok(caller(
-                        identity_of(&claims.sub),
-                        TokenState::Expired(Box::new(claims)),
-                    )),
-                    None => Ok(caller(
-                        Identity::Anonymous,
-                        TokenState::Invalid(TokenError::Expired),
-                    )),
-                },
+                Err(TokenError::Expired) => {
+                    match verify_expired(bearer, state.uploads.grace(), &token, now) {
+                        Some(claims) => Ok(caller(
+                            identity_of(&claims.sub),
+                            TokenState::Expired(Box::new(claims)),
+                        )),
+                        None => Ok(caller(
+                            Identity::Anonymous,
+                            TokenState::Invalid(TokenError::Expired),
+                        )),
+                    }
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "bearer token rejected");
                     Ok(caller(Identity::Anonymous, TokenState::Invalid(e)))

@@ -15,7 +15,7 @@ use crate::access::Required;
 use crate::auth::{Caller, TokenState, basic_challenge, bearer_challenge};
 use crate::error::{ApiError, Code};
 use crate::route::Route;
-use crate::state::{AppState, AuthMode, Bearer};
+use crate::state::{AppState, AuthMode};
 
 /// The token scopes that cover `required` (space-separated in a challenge).
 #[must_use]
@@ -59,7 +59,7 @@ fn allowed(grants: &Grants, required: &Required) -> bool {
 
 /// An expired token still opens its own upload session within the grace
 /// period, when the session's signed `_state` binds it to that subject.
-fn upload_grace(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<&str>) -> bool {
+fn upload_grace(app: &AppState, caller: &Caller, route: &Route, state: Option<&str>) -> bool {
     let (TokenState::Expired(claims), Route::Upload(name, id), Some(st)) =
         (&caller.token, route, state)
     else {
@@ -67,7 +67,7 @@ fn upload_grace(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<&
     };
     let grants = Grants::new(claims.access.clone());
     grants.allows("repository", name.as_str(), Action::Push.as_str())
-        && bearer
+        && app
             .uploads
             .check(st, &claims.sub, name.as_str(), id, SystemTime::now())
 }
@@ -136,15 +136,24 @@ fn by_policy(
     }
 }
 
-/// Upload sessions opened with a token are bound to its subject: every
-/// request on the session must carry the session's signed `_state` for the
-/// caller. Other routes are not sessions.
-fn session_bound(bearer: &Bearer, caller: &Caller, route: &Route, state: Option<&str>) -> bool {
+/// Upload sessions are bound to the identity that opened them (a token's
+/// subject, a Basic-mode user or robot, a certificate's name): every request
+/// on the session must carry the session's signed `_state` for the caller.
+/// Other routes are not sessions.
+fn session_bound(app: &AppState, caller: &Caller, route: &Route, state: Option<&str>) -> bool {
     let Route::Upload(name, id) = route else {
         return true;
     };
     let sub = caller.identity.subject();
-    state.is_some_and(|st| bearer.uploads.bound_to(st, &sub, name.as_str(), id))
+    state.is_some_and(|st| app.uploads.bound_to(st, &sub, name.as_str(), id))
+}
+
+/// The refusal of a request on someone else's upload session.
+fn foreign_session() -> ApiError {
+    ApiError::msg(
+        Code::Denied,
+        "this upload session belongs to another user or lacks its signed state (_state in the Location URL); start a new upload",
+    )
 }
 
 /// The authentication challenge for a caller who has not authenticated,
@@ -186,7 +195,12 @@ pub(crate) fn authorize(
 ) -> Result<(), ApiError> {
     let bearer = match &state.auth {
         AuthMode::Bearer(bearer) => bearer,
-        AuthMode::Basic { realm } => return by_policy(state, caller, required, Some(realm)),
+        AuthMode::Basic { realm } => {
+            if !session_bound(state, caller, route, upload_state) {
+                return Err(foreign_session());
+            }
+            return by_policy(state, caller, required, Some(realm));
+        }
         AuthMode::None => return by_policy(state, caller, required, None),
     };
     let scope = scopes(required).join(" ");
@@ -196,11 +210,8 @@ pub(crate) fn authorize(
     if caller.by_certificate {
         // No token: the policy decides for the certificate's identity, and
         // upload sessions stay bound to it as they would be to a token's.
-        if !session_bound(bearer, caller, route, upload_state) {
-            return Err(ApiError::msg(
-                Code::Denied,
-                "this upload session belongs to another user or lacks its signed state",
-            ));
+        if !session_bound(state, caller, route, upload_state) {
+            return Err(foreign_session());
         }
         return by_policy(state, caller, required, None);
     }
@@ -208,18 +219,15 @@ pub(crate) fn authorize(
         TokenState::Absent => Err(challenge(None, "authentication required")),
         TokenState::Invalid(e) => Err(challenge(Some("invalid_token"), &e.to_string())),
         TokenState::Expired(_) => {
-            if upload_grace(bearer, caller, route, upload_state) {
+            if upload_grace(state, caller, route, upload_state) {
                 Ok(())
             } else {
                 Err(challenge(Some("invalid_token"), "token has expired"))
             }
         }
         TokenState::Valid(grants) => {
-            if !session_bound(bearer, caller, route, upload_state) {
-                Err(ApiError::msg(
-                    Code::Denied,
-                    "this upload session belongs to another user or lacks its signed state",
-                ))
+            if !session_bound(state, caller, route, upload_state) {
+                Err(foreign_session())
             } else if allowed(grants, required) {
                 Ok(())
             } else {

@@ -53,7 +53,7 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
     };
     let access =
         Arc::new(crate::policy::access_control(config).map_err(|(key, e)| config_err(key)(e))?);
-    let (auth, token_service) = auth_mode(config, &access)?;
+    let (auth, token_service, uploads) = auth_mode(config, &access)?;
     let enforce_policy = !matches!(auth, AuthMode::None) || config.access.is_some();
     let mut headers = HeaderMap::new();
     for (k, values) in &config.http.headers {
@@ -85,6 +85,7 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         token_service,
         access,
         enforce_policy,
+        uploads,
         catalog_max: usize::try_from(config.catalog.maxentries)
             .unwrap_or(usize::MAX)
             .max(1),
@@ -107,7 +108,7 @@ fn config_err(key: &'static str) -> impl Fn(String) -> ServeError {
 fn auth_mode(
     config: &Config,
     access: &Arc<AccessControl>,
-) -> Result<(AuthMode, Option<Arc<TokenService>>), ServeError> {
+) -> Result<(AuthMode, Option<Arc<TokenService>>, UploadStates), ServeError> {
     let mut verifiers = Vec::new();
     let mut service = None;
     let mut realm = None;
@@ -208,36 +209,44 @@ fn auth_mode(
         }
     }
     if let Some(service_name) = audience {
-        let secret: Vec<u8> = match &config.http.secret {
-            Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
-            _ => {
-                tracing::warn!(
-                    "http.secret is not set: upload sessions of long pushes will not survive a restart"
-                );
-                let mut b = vec![0u8; 32];
-                rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-                b
-            }
-        };
         let bearer = Bearer {
             verifiers,
             realm,
             realm_path,
             service: service_name,
-            uploads: UploadStates::new(&secret, grace),
             cache: crate::token_cache::TokenCache::default(),
         };
-        return Ok((AuthMode::Bearer(Box::new(bearer)), service));
+        return Ok((
+            AuthMode::Bearer(Box::new(bearer)),
+            service,
+            upload_states(config, grace),
+        ));
     }
-    Ok(match &config.auth.htpasswd {
-        Some(h) => (
-            AuthMode::Basic {
-                realm: h.realm.clone(),
-            },
-            None,
-        ),
-        None => (AuthMode::None, None),
-    })
+    let mode = match &config.auth.htpasswd {
+        Some(h) => AuthMode::Basic {
+            realm: h.realm.clone(),
+        },
+        None => AuthMode::None,
+    };
+    Ok((mode, None, upload_states(config, grace)))
+}
+
+/// The key that binds upload sessions to their owner (`http.secret`).
+fn upload_states(config: &Config, grace: std::time::Duration) -> UploadStates {
+    if let Some(s) = config.http.secret.as_deref().filter(|s| !s.is_empty()) {
+        return UploadStates::new(s.as_bytes(), grace);
+    }
+    let sessions_are_bound = config.auth.htpasswd.is_some()
+        || config.auth.tokenserver.is_some()
+        || config.auth.token.is_some();
+    if sessions_are_bound {
+        tracing::warn!(
+            "http.secret is not set, so a random one is used: an upload session open when portcullis restarts (or served by another replica) cannot be continued, and clients start that blob again. Set http.secret to the same long random value on every replica, such as the output of `openssl rand -hex 32`"
+        );
+    }
+    let mut b = vec![0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    UploadStates::new(&b, grace)
 }
 
 /// Security settings this build cannot honour stop the start instead of being

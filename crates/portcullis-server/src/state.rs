@@ -2,7 +2,6 @@
 //! URLs are written, and the configured response headers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::HeaderMap;
 use portcullis_auth::access::AccessControl;
@@ -34,17 +33,8 @@ pub struct Bearer {
     pub realm_path: String,
     /// The challenge's service (the audience clients ask tokens for).
     pub service: String,
-    /// Signs upload-session states so long pushes survive token expiry.
-    pub uploads: UploadStates,
     /// Tokens verified recently.
     pub cache: crate::token_cache::TokenCache,
-}
-
-impl Bearer {
-    #[must_use]
-    pub fn upload_grace(&self) -> Duration {
-        self.uploads.grace()
-    }
 }
 
 /// How `Location` and `Link` URLs are written.
@@ -81,4 +71,8 @@ pub struct AppState {
     /// without an `access` section: then everyone may do everything, as in
     /// distribution.
     pub enforce_policy: bool,
+    /// Signs upload-session states: a session is bound to the identity that
+    /// opened it (in Basic and token mode), and an expired token keeps
+    /// working on its own session for the upload grace period.
+    pub uploads: UploadStates,
 }

@@ -298,3 +298,49 @@ async fn configured_headers_are_on_every_response() {
         assert_configured_headers(r);
     }
 }
+
+/// An upload session belongs to the user who opened it, as in token mode:
+/// another user who may push to the repository cannot write to it, nor
+/// can its owner without the session's signed state.
+#[tokio::test]
+async fn upload_sessions_are_bound_to_their_user() {
+    let f = fixture();
+    let alice = basic("alice", "wonderland");
+    let bob = basic("bob", "builder:with:colons");
+    let r = call(
+        &f,
+        Method::POST,
+        "/v2/app/blobs/uploads/",
+        Some(&alice),
+        Body::empty(),
+    )
+    .await;
+    r.expect(202);
+    let location = path_of(&r.location());
+    assert!(location.contains("_state="), "{location}");
+    let patch = |auth: &str, uri: &str| {
+        let headers = [
+            ("authorization", auth),
+            ("content-type", "application/octet-stream"),
+        ];
+        let req = request(Method::PATCH, uri, &headers, &b"abc"[..]);
+        send(&f.app, req)
+    };
+    let r = patch(&bob, &location).await;
+    r.expect_error(403, "DENIED");
+    assert!(
+        r.error_message().contains("another user"),
+        "{}",
+        r.error_message()
+    );
+    // Without its state the session is nobody's.
+    let bare = location.split('?').next().unwrap_or_default().to_owned();
+    patch(&alice, &bare).await.expect_error(403, "DENIED");
+    // Its owner goes on.
+    patch(&alice, &location).await.expect(202);
+    let status = call(&f, Method::GET, &location, Some(&bob), Body::empty()).await;
+    status.expect_error(403, "DENIED");
+    call(&f, Method::GET, &location, Some(&alice), Body::empty())
+        .await
+        .expect(204);
+}

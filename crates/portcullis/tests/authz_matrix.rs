@@ -807,6 +807,24 @@ fn run_robots(mode: Mode) {
             },
         );
     }
+    // The catalog shows a robot what it may pull: its scope ∩ its owner's
+    // rights, plus what anonymous may pull (in token mode the token's
+    // subject `alice+ci` must be the robot, not a user of that name).
+    for (robot, want) in [
+        (&alice_ci, vec!["public/lib", "team/app", "team/secret/x"]),
+        (&bob_ci, vec!["public/lib", "team/app"]),
+    ] {
+        let caller = Caller::new(&registry, mode, robot.who());
+        let reply = caller.catalog("");
+        let cell = format!("[{m}] {} catalog", robot.login);
+        match status(&reply, 200).and_then(|()| repositories(&reply)) {
+            Err(e) => failures.push(format!("{cell}: {e}")),
+            Ok(got) if got != want => {
+                failures.push(format!("{cell}: got {got:?}, expected {want:?}"));
+            }
+            Ok(_) => {}
+        }
+    }
     // Never more than it was given: no delete, even where alice may.
     let caller = Caller::new(&registry, mode, alice_ci.who());
     let reply = caller.delete_manifest("alice/tools", "v1");

@@ -61,7 +61,7 @@ pub(crate) async fn catalog(ctx: &Ctx) -> Result<Response, ApiError> {
         // Only what the caller may pull, read from the index ranges under the
         // policy's prefixes for this caller when it can name them.
         let policy = ctx.state.access.policy.current();
-        let identity = &ctx.caller.identity;
+        let identity = &crate::auth::policy_identity(&ctx.state, &ctx.caller).await;
         let prefixes = policy.pull_prefixes(&access::principal(identity));
         let visible = |repo: &str| access::allows(&policy, identity, repo, PolicyAction::Pull);
         ctx.state

@@ -80,15 +80,19 @@ impl Ctx {
         if let Some(existing) = self.param("_state") {
             return Some(existing.to_owned());
         }
-        let AuthMode::Bearer(bearer) = &self.state.auth else {
-            return None;
-        };
-        if !matches!(self.caller.token, TokenState::Valid(_)) && !self.caller.by_certificate {
-            return None;
+        match &self.state.auth {
+            AuthMode::None => return None,
+            AuthMode::Bearer(_)
+                if !matches!(self.caller.token, TokenState::Valid(_))
+                    && !self.caller.by_certificate =>
+            {
+                return None;
+            }
+            _ => {}
         }
         let sub = self.caller.identity.subject();
         Some(
-            bearer
+            self.state
                 .uploads
                 .sign(&sub, name.as_str(), id, std::time::SystemTime::now()),
         )

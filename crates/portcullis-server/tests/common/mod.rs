@@ -191,7 +191,12 @@ pub fn state_app_with_users(
         token_service: None,
         access: open_access(users),
         enforce_policy,
+        uploads: uploads(),
     })
+}
+
+fn uploads() -> portcullis_auth::upload::UploadStates {
+    portcullis_auth::upload::UploadStates::new(b"test secret", std::time::Duration::from_secs(3600))
 }
 
 fn open_access(
@@ -218,6 +223,7 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         token_service: None,
         access: open_access(None),
         enforce_policy: false,
+        uploads: uploads(),
     })
 }
 
