@@ -16,8 +16,14 @@ pub struct Scope {
 
 /// Why a scope string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("scope `{0}` is malformed; expected `type:name:action[,action]`")]
-pub struct ScopeError(pub String);
+pub enum ScopeError {
+    #[error("scope `{0}` is malformed; expected `type:name:action[,action]`")]
+    Malformed(String),
+    /// A `repository` scope whose name no repository can have: nothing is
+    /// signed for it, so a token never names `a/../b` or `a/**`.
+    #[error("scope `{scope}` names no valid repository: {why}")]
+    InvalidRepository { scope: String, why: String },
+}
 
 impl Scope {
     /// Parses `type[(class)]:name:actions`. The name may itself contain `:`
@@ -26,12 +32,21 @@ impl Scope {
     /// # Errors
     /// When a part is missing or empty.
     pub fn parse(s: &str) -> Result<Self, ScopeError> {
-        let err = || ScopeError(s.chars().take(200).collect());
+        let shown = || s.chars().take(200).collect::<String>();
+        let err = || ScopeError::Malformed(shown());
         let (kind, rest) = s.split_once(':').ok_or_else(err)?;
         let (name, actions) = rest.rsplit_once(':').ok_or_else(err)?;
         let kind = kind.split('(').next().unwrap_or_default();
         if kind.is_empty() || name.is_empty() || s.len() > 1024 {
             return Err(err());
+        }
+        if kind == "repository"
+            && let Err(e) = name.parse::<portcullis_types::RepoName>()
+        {
+            return Err(ScopeError::InvalidRepository {
+                scope: shown(),
+                why: e.to_string(),
+            });
         }
         let actions: BTreeSet<String> = actions
             .split(',')
@@ -101,11 +116,24 @@ mod tests {
             ("repository", "team/app")
         );
         assert_eq!(s.actions.len(), 2);
-        let s = Scope::parse("repository(plugin):host:5000/app:pull").unwrap();
+        let s = Scope::parse("repository(plugin):team/app:pull").unwrap();
         assert_eq!(
             (s.kind.as_str(), s.name.as_str()),
-            ("repository", "host:5000/app")
+            ("repository", "team/app")
         );
+        // Names no repository can have are refused, with the reason.
+        for bad in [
+            "repository:alice/../bob/private:pull",
+            "repository:alice/**:pull",
+            "repository:host:5000/app:pull",
+            "repository:Team/App:pull",
+        ] {
+            let e = Scope::parse(bad).unwrap_err();
+            assert!(
+                matches!(e, ScopeError::InvalidRepository { .. }),
+                "{bad}: {e}"
+            );
+        }
         assert_eq!(
             Scope::parse("registry:catalog:*").unwrap().to_spec(),
             "registry:catalog:*"

@@ -129,7 +129,16 @@ pub(crate) fn bearer_challenge(
         value.push_str(&format!(",scope=\"{}\"", clean(s)));
     }
     if let Some(e) = error {
-        value.push_str(&format!(",error=\"{e}\""));
+        // RFC 6750's description: Go clients (docker, containerd, skopeo,
+        // podman) show it instead of a generic "access denied".
+        let description: String = clean(msg)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(1000)
+            .collect();
+        value.push_str(&format!(
+            ",error=\"{e}\",error_description=\"{description}\""
+        ));
     }
     ApiError::msg(Code::Unauthorized, msg).header(
         header::WWW_AUTHENTICATE,

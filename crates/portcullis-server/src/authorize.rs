@@ -120,20 +120,67 @@ fn by_policy(
             name,
             actions,
             mount_from,
-        } => {
-            let checks = actions
-                .iter()
-                .map(|a| (name, policy_action(*a)))
-                .chain(mount_from.iter().map(|f| (f, PolicyAction::Pull)));
-            for (repo, action) in checks {
-                let d = state.access.decide(&caller.identity, repo.as_str(), action);
-                if !d.allowed {
-                    return Err(refuse(d.explanation));
-                }
-            }
-            Ok(())
+        } => match first_refusal(state, &caller.identity, name, actions, mount_from.as_ref()) {
+            Some(why) => Err(refuse(why)),
+            None => Ok(()),
+        },
+    }
+}
+
+/// The policy's explanation of the first action `identity` may not take,
+/// writes before reads: a push that is refused is explained as a push, not
+/// as the pull that comes with it.
+fn first_refusal(
+    state: &AppState,
+    identity: &Identity,
+    name: &portcullis_types::RepoName,
+    actions: &[Action],
+    mount_from: Option<&portcullis_types::RepoName>,
+) -> Option<String> {
+    let mut ordered: Vec<Action> = actions.to_vec();
+    ordered.sort_by_key(|a| *a == Action::Pull);
+    ordered
+        .iter()
+        .map(|a| (name, policy_action(*a)))
+        .chain(mount_from.map(|f| (f, PolicyAction::Pull)))
+        .map(|(repo, action)| state.access.decide(identity, repo.as_str(), action))
+        .find(|d| !d.allowed)
+        .map(|d| d.explanation)
+}
+
+/// Why a valid token is not enough for `required`, in words the client can
+/// show its user (Go clients print a challenge's `error_description`): the
+/// policy's reason when it refuses the caller, else which scope the token
+/// lacks.
+fn token_shortfall(state: &AppState, caller: &Caller, required: &Required) -> String {
+    let lacks = scopes(required).join(" ");
+    let identity = &caller.identity;
+    if let (
+        true,
+        Required::Repo {
+            name,
+            actions,
+            mount_from,
+        },
+    ) = (state.enforce_policy, required)
+    {
+        if identity
+            .subject()
+            .contains(portcullis_auth::robots::LOGIN_SEPARATOR)
+        {
+            return format!(
+                "the token does not grant {lacks}: robot {} may do only what both its scope and its owner's rights allow",
+                identity.subject()
+            );
+        }
+        if let Some(why) = first_refusal(state, identity, name, actions, mount_from.as_ref()) {
+            return match identity {
+                Identity::Anonymous => format!("{why}; sign in (docker login) first"),
+                _ => why,
+            };
         }
     }
+    format!("the token does not grant {lacks}; request a token with that scope")
 }
 
 /// Upload sessions are bound to the identity that opened them (a token's
@@ -231,10 +278,9 @@ pub(crate) fn authorize(
             } else if allowed(grants, required) {
                 Ok(())
             } else {
-                Err(challenge(
-                    Some("insufficient_scope"),
-                    "the token does not grant the access this request needs",
-                ))
+                let why = token_shortfall(state, caller, required);
+                tracing::info!(subject = %caller.identity.subject(), decision = %why, "access denied");
+                Err(challenge(Some("insufficient_scope"), &why))
             }
         }
     }
