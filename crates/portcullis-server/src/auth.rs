@@ -176,6 +176,22 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, S
     }
 }
 
+/// Why a login failed, for the operator's log only (the client is told
+/// just "invalid username or password"). Never includes the secret.
+fn login_failure(access: &AccessControl, user: &str, pass: &SecretString) -> &'static str {
+    use secrecy::ExposeSecret;
+    if portcullis_auth::robots::RobotStore::looks_like_secret(pass.expose_secret()) {
+        return "the robot token is unknown, revoked or expired, or its owner is no longer a user";
+    }
+    match &access.users {
+        None => "no htpasswd users are configured",
+        Some(users) if users.password_fingerprint(user).is_none() => {
+            "no such user in the htpasswd file"
+        }
+        Some(_) => "wrong password",
+    }
+}
+
 /// Checks a login (a user's password or a robot secret): the cache inline,
 /// bcrypt or the robot store on a blocking thread.
 pub(crate) async fn check_password(
@@ -187,7 +203,16 @@ pub(crate) async fn check_password(
         return Ok(identity);
     }
     let access = access.clone();
-    match tokio::task::spawn_blocking(move || access.login(&user, &pass)).await {
+    let login = move || {
+        let result = access.login(&user, &pass);
+        if result.is_err() {
+            let shown: String = user.chars().filter(|c| !c.is_control()).take(100).collect();
+            let reason = login_failure(&access, &user, &pass);
+            tracing::info!(user = %shown, reason, "authentication failed");
+        }
+        result
+    };
+    match tokio::task::spawn_blocking(login).await {
         Ok(Ok(identity)) => Ok(identity),
         Ok(Err(_)) => Err(ApiError::msg(
             Code::Unauthorized,
@@ -284,7 +309,6 @@ pub(crate) async fn authenticate(
             Some(Ok((user, pass))) => match check_password(&state.access, user, pass).await {
                 Ok(identity) => Ok(caller(identity, TokenState::Absent)),
                 Err(e) if e.code == Code::Unauthorized => {
-                    tracing::info!("basic authentication failed");
                     Err(basic_challenge(realm, "invalid username or password"))
                 }
                 Err(e) => Err(e),

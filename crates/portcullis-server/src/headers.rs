@@ -1,6 +1,8 @@
 //! Headers on every response: the API version and the configured
-//! `http.headers`; a request log line with a request id and the client's
-//! address (see [`crate::proxy::client_addr`]); and the request metrics.
+//! `http.headers`; a request log line with a request id, the client's
+//! address (see [`crate::proxy::client_addr`]), who was calling on which
+//! repository, the user agent and the bytes in and out; and the request
+//! metrics.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +16,38 @@ use tracing::Instrument;
 
 use crate::AppState;
 
+/// What dispatch learns about a request, for its access-log line.
+#[derive(Default)]
+struct Seen {
+    identity: String,
+    repo: String,
+}
+
+/// Where dispatch records who called, on which repository (present on the
+/// request only when the access log is on).
+#[derive(Clone, Default)]
+pub(crate) struct AccessNote(Arc<parking_lot::Mutex<Seen>>);
+
+impl AccessNote {
+    pub(crate) fn identity(&self, subject: String) {
+        self.0.lock().identity = subject;
+    }
+
+    pub(crate) fn repo(&self, repo: &str) {
+        repo.clone_into(&mut self.0.lock().repo);
+    }
+}
+
+fn header_text(h: &axum::http::HeaderMap, name: axum::http::HeaderName) -> String {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(256).collect())
+        .unwrap_or_default()
+}
+
 pub(crate) async fn add_headers(
     State(state): State<Arc<AppState>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
@@ -30,6 +61,18 @@ pub(crate) async fn add_headers(
             .map(|c| c.0.ip());
         crate::proxy::client_addr(req.headers(), peer, &state.urls.trusted_proxies)
     });
+    let note = state.access_log.then(AccessNote::default);
+    let (agent, bytes_in) = match &note {
+        Some(n) => {
+            req.extensions_mut().insert(n.clone());
+            let h = req.headers();
+            (
+                header_text(h, axum::http::header::USER_AGENT),
+                header_text(h, axum::http::header::CONTENT_LENGTH),
+            )
+        }
+        None => Default::default(),
+    };
     let span = tracing::info_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span).await;
     let h = resp.headers_mut();
@@ -47,11 +90,31 @@ pub(crate) async fn add_headers(
     if let Some(metrics) = &state.metrics {
         metrics.record_request(&method, resp.status(), elapsed);
     }
-    let Some(client) = client else {
+    let (Some(client), Some(note)) = (client, note) else {
         return resp;
     };
     let status = resp.status().as_u16();
     let client = client.as_deref().unwrap_or("-");
-    tracing::info!(request_id = %id, %method, path, status, client, elapsed_ms = elapsed.as_millis() as u64, "request");
+    let bytes_out = axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .map_or_else(
+            || header_text(resp.headers(), axum::http::header::CONTENT_LENGTH),
+            |n| n.to_string(),
+        );
+    let seen = note.0.lock();
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    tracing::info!(
+        request_id = %id, %method, path, status, client,
+        user = %dash(&seen.identity), repo = %dash(&seen.repo),
+        user_agent = %dash(&agent), bytes_in = %dash(&bytes_in), bytes_out = %dash(&bytes_out),
+        elapsed_ms = elapsed.as_millis() as u64, "request"
+    );
+    drop(seen);
     resp
 }

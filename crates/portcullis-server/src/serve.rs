@@ -29,7 +29,7 @@ pub enum ServeError {
         "http.debug.addr: cannot listen on {addr}: {cause}. Fix: choose a free port in http.debug.addr (or REGISTRY_HTTP_DEBUG_ADDR), different from http.addr"
     )]
     DebugBind { addr: String, cause: std::io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),

@@ -115,6 +115,15 @@ fn expired_and_not_yet_valid_certificates_give_dates() {
     let e = check(&tls(dir.path(), &old.pem, &old.key_pem), None).unwrap_err();
     assert!(e.contains("expired on 2020-01-01"), "{e}");
     assert!(e.contains("valid from 2019-01-01"), "{e}");
+    // The fix is a command for the same names, once.
+    let dir_text = dir.path().display().to_string();
+    assert!(
+        e.contains(&format!(
+            "portcullis cert generate --ca {dir_text} --out {dir_text} --host localhost"
+        )),
+        "{e}"
+    );
+    assert_eq!(e.matches("expired on").count(), 1, "{e}");
 
     let future = leaf_with(&ca, &["localhost"], |p| {
         p.not_before = rcgen::date_time_ymd(2098, 1, 1);

@@ -138,8 +138,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logging(log: &portcullis_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log.level.as_str()));
+    // Colour codes only for a person at a terminal, never in log files.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match log.formatter {
         LogFormatter::Text => builder.try_init(),

@@ -125,7 +125,14 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         .extensions
         .get::<Arc<crate::tls::ClientCertificate>>()
         .cloned();
+    let note = parts
+        .extensions
+        .get::<crate::headers::AccessNote>()
+        .cloned();
     let caller = auth::authenticate(&state, &parts.headers, certificate.as_deref()).await?;
+    if let Some(n) = &note {
+        n.identity(caller.identity.subject());
+    }
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -154,6 +161,9 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
             );
         }
     };
+    if let (Some(n), Some(repo)) = (&note, route.repo()) {
+        n.repo(repo.as_str());
+    }
     let mount_from = match (&route, ctx.param("from")) {
         (Route::UploadStart(_), Some(from)) if ctx.param("mount").is_some() => {
             Some(from.parse::<RepoName>()?)

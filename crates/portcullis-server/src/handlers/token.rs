@@ -118,6 +118,7 @@ pub(crate) async fn get_token(
     uri: Uri,
     headers: HeaderMap,
     certificate: Option<axum::Extension<Arc<ClientCertificate>>>,
+    note: Option<axum::Extension<crate::headers::AccessNote>>,
 ) -> Response {
     let Some(svc) = service(&state) else {
         return not_served();
@@ -171,6 +172,9 @@ pub(crate) async fn get_token(
             Err(_) => return service_error(&ServiceError::InvalidCredentials),
         },
     };
+    if let Some(axum::Extension(n)) = &note {
+        n.identity(identity.subject());
+    }
     if let (Some(account), Identity::User(u)) = (param("account"), &identity)
         && !account.is_empty()
         && account != u.as_str()
@@ -196,6 +200,7 @@ const MAX_FORM: usize = 64 * 1024;
 /// `POST /token`, an OAuth2 form with `grant_type=password|refresh_token`.
 pub(crate) async fn post_token(
     State(state): State<Arc<AppState>>,
+    note: Option<axum::Extension<crate::headers::AccessNote>>,
     body: axum::body::Body,
 ) -> Response {
     let Some(svc) = service(&state).cloned() else {
@@ -258,6 +263,9 @@ pub(crate) async fn post_token(
             match check_password(svc.access(), user.to_owned(), pass).await {
                 Ok(identity) => {
                     let offline = field("access_type") == Some("offline");
+                    if let Some(axum::Extension(n)) = &note {
+                        n.identity(identity.subject());
+                    }
                     (identity, offline)
                 }
                 Err(_) => return service_error(&ServiceError::InvalidCredentials),

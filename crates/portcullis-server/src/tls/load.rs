@@ -272,12 +272,13 @@ pub fn load(settings: &TlsSettings, now: OffsetDateTime) -> Result<Loaded, TlsEr
         return Err(TlsError::new(
             "http.tls.certificate",
             format!(
-                "the certificate in {} expired on {} (valid from {} to {}; now {}). Fix: renew it",
+                "the certificate in {} expired on {} (valid from {} to {}; now {}). Fix: renew it with the CA that signed it; with a CA made by portcullis: {}",
                 cert_path.display(),
                 date(not_after),
                 date(not_before),
                 date(not_after),
-                date(now)
+                date(now),
+                renew_command(leaf, cert_path)
             ),
         ));
     }
@@ -334,6 +335,38 @@ pub fn load(settings: &TlsSettings, now: OffsetDateTime) -> Result<Loaded, TlsEr
         not_after,
         warnings,
     })
+}
+
+/// The `portcullis cert generate` command that renews `leaf` for the same
+/// names, with the CA kept beside it (as `cert generate` writes them).
+pub fn renew_command(leaf: &X509Certificate<'_>, cert_path: &Path) -> String {
+    let dir = cert_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .display()
+        .to_string();
+    let mut cmd = format!("portcullis cert generate --ca {dir} --out {dir}");
+    if let Ok(Some(san)) = leaf.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => cmd.push_str(&format!(" --host {d}")),
+                GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => <[u8; 4]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    if let Some(ip) = ip {
+                        cmd.push_str(&format!(" --ip {ip}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    cmd.push_str(" (portcullis then reloads it without a restart)");
+    cmd
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod load;
 mod settings;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rustls::ServerConfig;
@@ -44,6 +45,8 @@ pub struct TlsReloader {
     settings: TlsSettings,
     current: RwLock<Arc<ServerConfig>>,
     seen: Mutex<Snapshot>,
+    /// When the served certificate expires.
+    not_after: Mutex<time::OffsetDateTime>,
     /// Where the certificate's expiry is exported, when metrics are served.
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
@@ -93,6 +96,7 @@ impl TlsReloader {
             "TLS enabled"
         );
         Ok(Arc::new(Self {
+            not_after: Mutex::new(loaded.not_after),
             current: RwLock::new(loaded.config),
             seen: Mutex::new(seen),
             settings,
@@ -126,6 +130,7 @@ impl TlsReloader {
                 log_loaded(&loaded);
                 record_expiry(self.metrics.as_deref(), &self.settings, &loaded);
                 *self.current.write() = loaded.config;
+                *self.not_after.lock() = loaded.not_after;
                 tracing::info!(
                     certificate = %self.settings.certificate.display(),
                     expires = %loaded.not_after,
@@ -151,8 +156,51 @@ impl TlsReloader {
         true
     }
 
-    /// Polls the files every `reloadinterval` and reloads on SIGHUP.
+    /// Logs, at the moment it happens, that the served certificate expired
+    /// (clients refuse it from then on), and once when it enters the
+    /// `expirywarning` window. Checks at least once a minute, so a renewal
+    /// picked up by a reload is noticed.
+    fn spawn_expiry_watch(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut expired_reported = None;
+            // Loading already warned about a certificate that expires soon.
+            let mut warned = weak.upgrade().map(|this| *this.not_after.lock());
+            loop {
+                let Some(this) = weak.upgrade() else { break };
+                let expires = *this.not_after.lock();
+                let now = time::OffsetDateTime::now_utc();
+                let path = this.settings.certificate.display().to_string();
+                let warning = this.settings.expiry_warning;
+                drop(this);
+                let left = expires - now;
+                if left <= time::Duration::ZERO {
+                    if expired_reported != Some(expires) {
+                        expired_reported = Some(expires);
+                        tracing::error!(
+                            certificate = %path, %expires,
+                            "the served TLS certificate has expired: clients now refuse to connect (x509: certificate has expired). Fix: renew it (`portcullis config check` prints the command); portcullis picks up the new files without a restart"
+                        );
+                    }
+                } else if left <= warning && warned != Some(expires) {
+                    warned = Some(expires);
+                    tracing::warn!(certificate = %path, %expires, "the served TLS certificate expires soon: renew it");
+                }
+                let wait = if left > time::Duration::ZERO {
+                    Duration::try_from(left).unwrap_or(Duration::from_secs(60))
+                } else {
+                    Duration::from_secs(60)
+                };
+                tokio::time::sleep(wait.clamp(Duration::from_millis(100), Duration::from_secs(60)))
+                    .await;
+            }
+        });
+    }
+
+    /// Polls the files every `reloadinterval`, reloads on SIGHUP, and
+    /// watches the certificate's expiry.
     pub fn spawn_watchers(self: &Arc<Self>) {
+        self.spawn_expiry_watch();
         let interval = self.settings.reload_interval;
         if !interval.is_zero() {
             let weak = Arc::downgrade(self);
