@@ -40,25 +40,28 @@ pub struct Timeouts {
 /// A listener the loop can accept from.
 pub trait Accept: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept(
-        &mut self,
-    ) -> impl Future<Output = std::io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+    /// The stream, the peer's address and this end's address (TCP only).
+    fn accept(&mut self) -> impl Future<Output = std::io::Result<Accepted<Self::Io>>> + Send;
 }
+
+/// An accepted stream with both ends' addresses (TCP only).
+pub type Accepted<I> = (I, Option<SocketAddr>, Option<SocketAddr>);
 
 impl Accept for tokio::net::TcpListener {
     type Io = tokio::net::TcpStream;
-    async fn accept(&mut self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+    async fn accept(&mut self) -> std::io::Result<Accepted<Self::Io>> {
         let (io, addr) = tokio::net::TcpListener::accept(self).await?;
         let _ = io.set_nodelay(true);
-        Ok((io, Some(addr)))
+        let local = io.local_addr().ok();
+        Ok((io, Some(addr), local))
     }
 }
 
 impl Accept for tokio::net::UnixListener {
     type Io = tokio::net::UnixStream;
-    async fn accept(&mut self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+    async fn accept(&mut self) -> std::io::Result<Accepted<Self::Io>> {
         let (io, _) = tokio::net::UnixListener::accept(self).await?;
-        Ok((io, None))
+        Ok((io, None, None))
     }
 }
 
@@ -95,7 +98,7 @@ pub async fn serve<L: Accept>(
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
-        let (io, peer) = match accepted {
+        let (io, peer, local) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 accept_failed(&e, &accept_log).await;
@@ -106,6 +109,7 @@ pub async fn serve<L: Accept>(
             router: router.clone(),
             builder: builder.clone(),
             peer,
+            local,
             header_timeout: timeouts.header,
         };
         let watcher = graceful.watcher();
@@ -113,7 +117,7 @@ pub async fn serve<L: Accept>(
         let handshake_log = handshake_log.clone();
         tokio::spawn(async move {
             let Some(tls) = tls else {
-                conn.serve(io, None, false, watcher).await;
+                conn.serve(io, None, None, watcher).await;
                 return;
             };
             let acceptor = tls.acceptor();
@@ -145,7 +149,8 @@ pub async fn serve<L: Accept>(
                     .and_then(|chain| chain.first())
                     .map(|leaf| client_certificate(mode, leaf)),
             };
-            conn.serve(stream, certificate, true, watcher).await;
+            let sni = stream.get_ref().1.server_name().map(str::to_owned);
+            conn.serve(stream, certificate, Some(sni), watcher).await;
         });
     }
     drop(listener);
@@ -170,6 +175,7 @@ struct Conn {
     router: axum::Router,
     builder: Arc<auto::Builder<TokioExecutor>>,
     peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
     header_timeout: Duration,
 }
 
@@ -178,12 +184,17 @@ impl Conn {
         self,
         io: I,
         certificate: Option<Arc<crate::tls::ClientCertificate>>,
-        tls: bool,
+        tls: Option<Option<String>>,
         watcher: hyper_util::server::graceful::Watcher,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
+        let local = self.local.map(|addr| crate::proxy::LocalEnd {
+            addr,
+            sni: tls.clone().flatten(),
+        });
+        let tls = tls.is_some();
         let with_peer = tower::ServiceBuilder::new()
             .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
                 let ext = req.extensions_mut();
@@ -192,6 +203,9 @@ impl Conn {
                 }
                 if tls {
                     ext.insert(crate::proxy::TlsConnection);
+                }
+                if let Some(l) = &local {
+                    ext.insert(l.clone());
                 }
                 if let Some(c) = &certificate {
                     ext.insert(c.clone());

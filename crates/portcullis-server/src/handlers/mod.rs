@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub tls: bool,
     /// The request URI's authority (HTTP/2 has no `Host` header).
     pub authority: Option<String>,
+    /// This server's end of the connection (from the accept loop).
+    pub local: Option<crate::proxy::LocalEnd>,
 }
 
 impl Ctx {
@@ -67,6 +69,7 @@ impl Ctx {
             peer: self.peer,
             tls: self.tls,
             authority: self.authority.as_deref(),
+            local: self.local.as_ref(),
         };
         match crate::proxy::origin_on(&self.headers, conn, &urls.trusted_proxies) {
             Some(origin) => format!("{origin}{path}"),
@@ -142,6 +145,7 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         .get::<crate::proxy::TlsConnection>()
         .is_some();
     let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+    let local = parts.extensions.get::<crate::proxy::LocalEnd>().cloned();
     let ctx = Ctx {
         state,
         method: parts.method,
@@ -151,6 +155,7 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         peer,
         tls,
         authority,
+        local,
     };
     let route = match route::parse_as(rest, route::Intent::of(&ctx.method)) {
         Ok(r) => r,

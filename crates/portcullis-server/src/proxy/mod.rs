@@ -189,6 +189,58 @@ pub fn origin(
 #[derive(Debug, Clone, Copy)]
 pub struct TlsConnection;
 
+/// A request extension: this server's end of a TCP connection (inserted by
+/// the accept loop), and the name a TLS client asked for (SNI).
+#[derive(Debug, Clone)]
+pub struct LocalEnd {
+    pub addr: std::net::SocketAddr,
+    pub sni: Option<String>,
+}
+
+impl LocalEnd {
+    /// Whether `host` (a `Host` header: `name[:port]`) names this end: its
+    /// IP address and port, `localhost` on a loopback address, or the name
+    /// the TLS client verified our certificate for.
+    #[must_use]
+    pub fn is_named_by(&self, host: &str, tls: bool) -> bool {
+        let (name, port) = split_host(host);
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok(),
+            None => Some(if tls { 443 } else { 80 }),
+        };
+        if self
+            .sni
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+        {
+            return true;
+        }
+        if port != Some(self.addr.port()) {
+            return false;
+        }
+        let ip = self.addr.ip();
+        name.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|n| n == ip)
+            || (ip.is_loopback() && name.eq_ignore_ascii_case("localhost"))
+    }
+}
+
+/// `name` and `port` of `name:port`, `[v6]:port`, `name` or `[v6]`.
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    if host.starts_with('[') {
+        return match host.split_once("]:") {
+            Some((name, port)) => (&host[..name.len() + 1], Some(port)),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        _ => (host, None),
+    }
+}
+
 /// What the server knows about the connection a request came on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Connection<'a> {
@@ -197,6 +249,8 @@ pub struct Connection<'a> {
     pub tls: bool,
     /// The request URI's authority (HTTP/2 sends `:authority`, not `Host`).
     pub authority: Option<&'a str>,
+    /// This server's end of the connection, when known.
+    pub local: Option<&'a LocalEnd>,
 }
 
 /// [`origin`] knowing the connection: the scheme is `https` when portcullis
@@ -220,7 +274,18 @@ pub fn origin_on(
         let proto = fwd.proto.unwrap_or_else(|| own_scheme.to_owned());
         return Some(format!("{proto}://{host}"));
     }
-    host_header.map(|h| format!("{own_scheme}://{h}"))
+    // Without `http.host`, a client's `Host` is believed only when it names
+    // this server; anything else (a forged header, to steer the token realm
+    // elsewhere) gives way to the address the client actually connected to.
+    match (host_header, conn.local) {
+        (Some(h), Some(local)) if !local.is_named_by(&h, conn.tls) => {
+            tracing::debug!(host = %h, local = %local.addr, "Host names another server; using the connection's address (set http.host)");
+            Some(format!("{own_scheme}://{}", local.addr))
+        }
+        (Some(h), _) => Some(format!("{own_scheme}://{h}")),
+        (None, Some(local)) => Some(format!("{own_scheme}://{}", local.addr)),
+        (None, None) => None,
+    }
 }
 
 /// The client's address for logs; `None` when the peer is unknown (a unix
@@ -348,234 +413,4 @@ pub fn valid_host(host: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, v.parse().unwrap());
-        }
-        h
-    }
-
-    fn ip(s: &str) -> Option<IpAddr> {
-        Some(s.parse().unwrap())
-    }
-
-    #[test]
-    fn cidrs() {
-        let c = Cidr::parse("10.0.0.0/8").unwrap();
-        assert!(c.contains("10.1.2.3".parse().unwrap()));
-        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
-        assert!(!c.contains("11.0.0.1".parse().unwrap()));
-        assert!(!c.contains("::1".parse().unwrap()));
-        let one = Cidr::parse("192.168.1.7").unwrap();
-        assert!(one.contains("192.168.1.7".parse().unwrap()));
-        assert!(!one.contains("192.168.1.8".parse().unwrap()));
-        let all = Cidr::parse("0.0.0.0/0").unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        let v6 = Cidr::parse("fd00::/8").unwrap();
-        assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(!v6.contains("fe80::1".parse().unwrap()));
-        for bad in ["nginx", "10.0.0.0/33", "fd00::/129", "10.0.0.0/x", ""] {
-            assert!(Cidr::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn unknown_peer_is_untrusted() {
-        let t = TrustedProxies::parse(&["0.0.0.0/0".to_owned()]).unwrap();
-        assert!(!t.trusts(None));
-        assert!(t.trusts(ip("1.2.3.4")));
-        assert!(!TrustedProxies::default().trusts(ip("127.0.0.1")));
-    }
-
-    #[test]
-    fn x_forwarded_headers_take_the_right_most_value() {
-        let h = headers(&[
-            ("x-forwarded-proto", "HTTPS"),
-            ("x-forwarded-host", "evil.example, registry.example.com"),
-            ("x-forwarded-for", "203.0.113.9, 10.0.0.2"),
-        ]);
-        let f = parse(&h, &TrustedProxies::default());
-        assert_eq!(f.proto.as_deref(), Some("https"));
-        assert_eq!(f.host.as_deref(), Some("registry.example.com"));
-    }
-
-    #[test]
-    fn rfc7239_wins_and_takes_the_element_of_the_outermost_trusted_proxy() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).unwrap();
-        // A client's forged element, then the one our edge proxy wrote
-        // about the client, then the one an inner proxy wrote about the edge.
-        let h = headers(&[
-            (
-                "forwarded",
-                "for=6.6.6.6;proto=http;host=evil.example, for=\"[2001:db8::1]:4711\";proto=https;host=\"reg.example:8443\", for=10.0.0.2;proto=http;host=internal",
-            ),
-            ("x-forwarded-proto", "http"),
-            ("x-forwarded-host", "other.example"),
-        ]);
-        let f = parse(&h, &t);
-        assert_eq!(f.proto.as_deref(), Some("https"));
-        assert_eq!(f.host.as_deref(), Some("reg.example:8443"));
-        // Nothing trusted: the element nearest portcullis.
-        let f = parse(&h, &TrustedProxies::default());
-        assert_eq!(f.host.as_deref(), Some("internal"));
-    }
-
-    #[test]
-    fn invalid_values_are_dropped() {
-        let h = headers(&[
-            ("x-forwarded-proto", "javascript"),
-            ("x-forwarded-host", "evil.example/path?x"),
-        ]);
-        assert_eq!(parse(&h, &TrustedProxies::default()), Forwarded::default());
-    }
-
-    #[test]
-    fn client_is_the_right_most_untrusted_hop() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned(), "fd00::/8".to_owned()]).unwrap();
-        let client =
-            |peer: &str, pairs: &[(&'static str, &str)]| client_addr(&headers(pairs), ip(peer), &t);
-        // The client prepended a made-up address; the proxy appended the real one.
-        assert_eq!(
-            client("10.0.0.2", &[("x-forwarded-for", "1.1.1.1, 203.0.113.9")]).as_deref(),
-            Some("203.0.113.9")
-        );
-        // Through two proxies of ours.
-        assert_eq!(
-            client(
-                "10.0.0.2",
-                &[("x-forwarded-for", "1.1.1.1, 203.0.113.9, 10.0.0.3")]
-            )
-            .as_deref(),
-            Some("203.0.113.9")
-        );
-        // Several header lines are one list.
-        let mut h = headers(&[("x-forwarded-for", "1.1.1.1")]);
-        h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
-        assert_eq!(
-            client_addr(&h, ip("10.0.0.2"), &t).as_deref(),
-            Some("203.0.113.9")
-        );
-        // Everyone is ours: the one nearest the client.
-        assert_eq!(
-            client("10.0.0.2", &[("x-forwarded-for", "10.9.9.9, 10.0.0.3")]).as_deref(),
-            Some("10.9.9.9")
-        );
-        // RFC 7239, with ports and brackets; it wins over X-Forwarded-For.
-        assert_eq!(
-            client(
-                "fd00::7",
-                &[
-                    (
-                        "forwarded",
-                        "for=198.51.100.1, for=\"[2001:db8::1]:4711\";proto=https, for=\"[fd00::3]\""
-                    ),
-                    ("x-forwarded-for", "192.0.2.99"),
-                ]
-            )
-            .as_deref(),
-            Some("2001:db8::1")
-        );
-        assert_eq!(
-            client("10.0.0.2", &[("x-forwarded-for", "203.0.113.9:4711")]).as_deref(),
-            Some("203.0.113.9")
-        );
-        // `Forwarded` without `for` leaves X-Forwarded-For in charge.
-        assert_eq!(
-            client(
-                "10.0.0.2",
-                &[
-                    ("forwarded", "proto=https"),
-                    ("x-forwarded-for", "203.0.113.9")
-                ]
-            )
-            .as_deref(),
-            Some("203.0.113.9")
-        );
-        // Obfuscated nodes are logged as written; garbage stops at the last
-        // good address; an element without `for` counts as garbage.
-        assert_eq!(
-            client("10.0.0.2", &[("forwarded", "for=_gateway, for=10.0.0.3")]).as_deref(),
-            Some("_gateway")
-        );
-        assert_eq!(
-            client(
-                "10.0.0.2",
-                &[("x-forwarded-for", "203.0.113.9, evil\" x=1, 10.0.0.3")]
-            )
-            .as_deref(),
-            Some("10.0.0.3")
-        );
-        assert_eq!(
-            client("10.0.0.2", &[("x-forwarded-for", "")]).as_deref(),
-            Some("10.0.0.2")
-        );
-        assert_eq!(
-            client("10.0.0.2", &[("forwarded", "for=1.1.1.1, proto=https")]).as_deref(),
-            Some("10.0.0.2")
-        );
-        // No forwarded headers: the proxy itself.
-        assert_eq!(client("10.0.0.2", &[]).as_deref(), Some("10.0.0.2"));
-    }
-
-    #[test]
-    fn untrusted_peers_cannot_choose_the_logged_client() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).unwrap();
-        let h = headers(&[
-            ("x-forwarded-for", "10.0.0.1"),
-            ("forwarded", "for=10.0.0.1"),
-        ]);
-        assert_eq!(
-            client_addr(&h, ip("192.0.2.1"), &t).as_deref(),
-            Some("192.0.2.1")
-        );
-        assert_eq!(
-            client_addr(&h, ip("192.0.2.1"), &TrustedProxies::default()).as_deref(),
-            Some("192.0.2.1")
-        );
-        assert_eq!(client_addr(&h, None, &t), None);
-    }
-
-    #[test]
-    fn origin_follows_trust() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).unwrap();
-        let h = headers(&[
-            ("host", "internal:5000"),
-            ("x-forwarded-proto", "https"),
-            ("x-forwarded-host", "registry.example.com"),
-            ("x-forwarded-for", "203.0.113.9"),
-        ]);
-        assert_eq!(
-            origin(&h, ip("10.0.0.2"), &t).as_deref(),
-            Some("https://registry.example.com")
-        );
-        assert_eq!(
-            origin(&h, ip("192.0.2.1"), &t).as_deref(),
-            Some("http://internal:5000")
-        );
-        assert_eq!(
-            origin(&h, None, &t).as_deref(),
-            Some("http://internal:5000")
-        );
-        assert_eq!(
-            client_addr(&h, ip("10.0.0.2"), &t).as_deref(),
-            Some("203.0.113.9")
-        );
-        assert_eq!(
-            client_addr(&h, ip("192.0.2.1"), &t).as_deref(),
-            Some("192.0.2.1")
-        );
-        // Only the scheme forwarded: the Host header is the proxy's.
-        let h = headers(&[
-            ("host", "registry.example.com"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        assert_eq!(
-            origin(&h, ip("10.9.9.9"), &t).as_deref(),
-            Some("https://registry.example.com")
-        );
-    }
-}
+mod tests;
