@@ -64,6 +64,8 @@ pub const PASSWORD: &str = "correct-horse-battery";
 /// - `dockerd`: `dockerd` and `containerd` are on `PATH`;
 /// - `registry`: whatever the registry under test needs
 ///   (`docker-registry` when `PORTCULLIS_TEST_REGISTRY=reference`);
+/// - `python:MODULE`: `python3` can import MODULE (a PyPI client such as
+///   oras-py);
 /// - any other word: a program of that name is on `PATH`
 ///   (`docker`, `skopeo`, `docker-registry`, `htpasswd`, ...).
 ///
@@ -96,6 +98,16 @@ pub fn e2e_gate(needs: &str) -> bool {
                     && find_in_path("docker-registry").is_none()
                 {
                     missing.push("`docker-registry` not found on PATH".to_owned());
+                }
+            }
+            need if need.starts_with("python:") => {
+                let module = &need["python:".len()..];
+                let found = std::process::Command::new("python3")
+                    .args(["-c", &format!("import {module}")])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if !found {
+                    missing.push(format!("python3 cannot import `{module}` (pip install it)"));
                 }
             }
             tool => {
