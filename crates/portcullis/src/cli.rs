@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Config {
             command: ConfigCommand::Check { config, json },
-        } => Ok(check(config.as_deref(), json)),
+        } => Ok(crate::check::run(config.as_deref(), json)),
         Command::User {
             command:
                 UserCommand::Add {
@@ -179,79 +179,6 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         .await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn check(path: Option<&Path>, json: bool) -> ExitCode {
-    let source = path.map_or_else(
-        || defaults::DEFAULT_SOURCE.to_owned(),
-        |p| p.display().to_string(),
-    );
-    let result = load(path).and_then(|l| {
-        l.config.validate()?;
-        check_policy(&l.config)?;
-        Ok(l.warnings)
-    });
-    match (result, json) {
-        (Ok(warnings), false) => {
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
-            println!("{source}: configuration is valid");
-            ExitCode::SUCCESS
-        }
-        (Ok(warnings), true) => {
-            println!(
-                "{}",
-                serde_json::json!({ "source": source, "valid": true, "warnings": warnings })
-            );
-            ExitCode::SUCCESS
-        }
-        (Err(errors), false) => {
-            eprintln!("{source}: {} error(s):\n{errors}", errors.0.len());
-            ExitCode::from(1)
-        }
-        (Err(errors), true) => {
-            let list: Vec<serde_json::Value> = errors
-                .0
-                .iter()
-                .map(|e| serde_json::json!({ "key": e.key, "line": e.line, "message": e.message, "fix": e.fix, "nearest": e.nearest }))
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({ "source": source, "valid": false, "errors": list })
-            );
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// The policy and robot store must load too: their errors are configuration
-/// errors, with their own file and line.
-fn check_policy(config: &Config) -> Result<(), portcullis_config::ConfigErrors> {
-    let mut errors: Vec<portcullis_config::ConfigError> = portcullis_server::policy::check(config)
-        .into_iter()
-        .map(|e| {
-            let (key, message) = e
-                .message
-                .split_once(": ")
-                .map_or(("access".to_owned(), e.message.clone()), |(k, m)| {
-                    (format!("access.{k}"), m.to_owned())
-                });
-            portcullis_config::ConfigError::new(key, message, e.fix).at(e.source, e.line)
-        })
-        .collect();
-    if let Err(e) = portcullis_server::policy::robots(config) {
-        errors.push(portcullis_config::ConfigError::new(
-            "auth",
-            e.to_string(),
-            "repair or remove the robot token store",
-        ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(portcullis_config::ConfigErrors(errors))
-    }
 }
 
 fn read_password() -> anyhow::Result<SecretString> {
