@@ -3,7 +3,10 @@
 //!
 //! Loading and [`portcullis_config::Config::validate`] find what the
 //! configuration says; this module adds what only the files it points at
-//! can tell: the access policy and robot store, and the htpasswd lines.
+//! can tell (the access policy and robot store, the htpasswd lines, and in
+//! `files` the TLS files, the storage root and the keys), and in
+//! `token_server` whether a registry:2 configuration agrees with the
+//! portcullis that issues its tokens.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,6 +15,11 @@ use portcullis_auth::htpasswd;
 use portcullis_config::{Config, ConfigError, ConfigErrors};
 
 use crate::{cli, defaults};
+
+mod files;
+mod token_server;
+
+pub(crate) use files::parse_algorithm;
 
 /// Errors (the configuration cannot be served) and warnings (it can, but
 /// something is wrong).
@@ -22,17 +30,27 @@ struct Findings {
 }
 
 impl Findings {
-    /// Runs every check on a loaded configuration.
-    fn of(config: &Config, warnings: Vec<String>) -> Self {
+    /// Runs every check on a loaded configuration and, with `token_server`,
+    /// compares it with that portcullis configuration.
+    fn of(config: &Config, warnings: Vec<String>, token_server: Option<&Path>) -> Self {
         let mut f = Self {
             errors: Vec::new(),
             warnings,
         };
+        f.warnings.extend(config.advice());
         if let Err(e) = config.validate() {
             f.errors.extend(e.0);
         }
+        f.unsupported(config);
         f.policy(config);
         f.htpasswd(config);
+        f.tls(config);
+        f.storage_root(config);
+        f.signing_keys(config);
+        f.token_issuer(config);
+        if let Some(path) = token_server {
+            f.token_server(config, path);
+        }
         f
     }
 
@@ -85,13 +103,13 @@ impl Findings {
 
 /// Checks the configuration at `path` (or the embedded default) and prints
 /// the findings; exit status 0 when it can be served, 1 otherwise.
-pub(crate) fn run(path: Option<&Path>, json: bool) -> ExitCode {
+pub(crate) fn run(path: Option<&Path>, json: bool, token_server: Option<&Path>) -> ExitCode {
     let source = path.map_or_else(
         || defaults::DEFAULT_SOURCE.to_owned(),
         |p| p.display().to_string(),
     );
     let findings = match cli::load(path) {
-        Ok(loaded) => Findings::of(&loaded.config, loaded.warnings),
+        Ok(loaded) => Findings::of(&loaded.config, loaded.warnings, token_server),
         Err(errors) => Findings {
             errors: errors.0,
             warnings: Vec::new(),

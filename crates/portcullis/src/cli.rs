@@ -73,6 +73,11 @@ enum ConfigCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// The configuration under check is a registry:2-style one whose
+        /// auth.token trusts portcullis: compare its issuer, service, realm,
+        /// rootcertbundle and algorithms with this portcullis configuration.
+        #[arg(long, value_name = "PORTCULLIS_CONFIG")]
+        token_server: Option<PathBuf>,
     },
 }
 
@@ -118,8 +123,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Config {
-            command: ConfigCommand::Check { config, json },
-        } => Ok(crate::check::run(config.as_deref(), json)),
+            command:
+                ConfigCommand::Check {
+                    config,
+                    json,
+                    token_server,
+                },
+        } => Ok(crate::check::run(
+            config.as_deref(),
+            json,
+            token_server.as_deref(),
+        )),
         Command::User {
             command:
                 UserCommand::Add {
