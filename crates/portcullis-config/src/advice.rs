@@ -1,6 +1,8 @@
 //! Warnings about configurations that are valid but probably not what was
 //! meant. `serve` logs them at start and `config check` prints them; they
-//! never stop the start.
+//! never stop the start: `http.host` unset beyond loopback, and `http.secret`
+//! unset with token authentication (what that does is read from the
+//! server's `authorize.rs`: a session's `_state` must verify on every request).
 
 use crate::model::Config;
 use crate::validate::is_loopback;
@@ -23,6 +25,18 @@ pub(crate) fn run(config: &Config) -> Vec<String> {
             ),
         ));
     }
+    let bearer = config.auth.tokenserver.is_some() || config.auth.token.is_some();
+    if bearer && http.secret.as_deref().is_none_or(str::is_empty) {
+        out.push(config.warning_at(
+            "http.secret",
+            "is not set, so a random key made at each start signs upload sessions (their `_state`). \
+             After a restart, or on another replica, every push that was in progress is refused with \
+             403 DENIED (\"this upload session belongs to another user or lacks its signed state\") \
+             and must be run again; its partial data stays on disk until upload purging removes it. \
+             Set http.secret to the same long random string on every replica, such as the output of \
+             `openssl rand -hex 32`",
+        ));
+    }
     out
 }
 
@@ -36,6 +50,34 @@ mod tests {
             .unwrap()
             .config
             .advice()
+    }
+
+    #[test]
+    fn http_secret_is_advised_with_tokens_only() {
+        let token = "auth:\n  token:\n    realm: https://a/token\n    service: s\n    issuer: i\n    rootcertbundle: /b\n";
+        let with = |http: &str, auth: &str| {
+            let yaml = format!(
+                "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: 127.0.0.1:5000\n{http}{auth}"
+            );
+            Config::from_yaml(&yaml, "c.yml", &[])
+                .unwrap()
+                .config
+                .advice()
+        };
+        let w = with("", token);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("c.yml:4: http.secret: is not set"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("403 DENIED") && w[0].contains("openssl rand"),
+            "{}",
+            w[0]
+        );
+        assert!(with("  secret: 0123456789abcdef\n", token).is_empty());
+        assert!(with("", "").is_empty());
     }
 
     #[test]

@@ -179,6 +179,19 @@ impl Config {
         advice::run(self)
     }
 
+    /// Sets a key from a command-line flag, which comes after the file and
+    /// the environment in precedence; messages about the key then name the
+    /// flag. Only `http.addr` (`serve --addr`) for now; other keys are
+    /// ignored.
+    pub fn set_by_flag(&mut self, key: &str, flag: &str, value: String) {
+        if key == "http.addr" {
+            self.http.addr = value;
+            self.meta
+                .origins
+                .insert(key.to_owned(), tree::Loc::flag(flag));
+        }
+    }
+
     /// The line of the configuration file that set `key` (a dotted path such
     /// as `http.addr`), if it was set in the file.
     #[must_use]

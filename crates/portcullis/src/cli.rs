@@ -29,8 +29,13 @@ pub struct Cli {
 enum Command {
     /// Serve the registry (without --config: the embedded default on 127.0.0.1:5000).
     Serve {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default: 127.0.0.1:5000, data under ./data, a generated `admin` user.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Listen on HOST:PORT (or :PORT), overriding http.addr and REGISTRY_HTTP_ADDR.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
     },
     /// Configuration tools.
     Config {
@@ -68,6 +73,8 @@ enum Command {
 enum ConfigCommand {
     /// Check a configuration: exit 0 when valid, 1 with every error listed.
     Check {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         /// Print the result as JSON.
@@ -98,10 +105,12 @@ enum UserCommand {
 /// explains what to fix.
 pub(crate) fn load_valid(path: Option<&Path>) -> anyhow::Result<Config> {
     let loaded = load(path).map_err(|e| anyhow::anyhow!("fix these configuration errors:\n{e}"))?;
-    loaded
-        .config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("fix these configuration errors:\n{e}"))?;
+    if let Err(e) = loaded.config.validate() {
+        bail!(
+            "fix these configuration errors:\n{e}\n(this is {})",
+            read_from(&loaded.config)
+        );
+    }
     Ok(loaded.config)
 }
 
@@ -121,7 +130,7 @@ pub(crate) fn load(path: Option<&Path>) -> Result<Loaded, portcullis_config::Con
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => serve(config.as_deref()),
+        Command::Serve { config, addr } => serve(config.as_deref(), addr),
         Command::Config {
             command:
                 ConfigCommand::Check {
@@ -152,8 +161,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logging(log: &portcullis_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log.level.as_str()));
+    // Colour codes only for a person at a terminal, never in a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match log.formatter {
         LogFormatter::Text => builder.try_init(),
@@ -161,38 +172,89 @@ fn init_logging(log: &portcullis_config::LogConfig) {
     };
 }
 
-fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = match load(path) {
+fn cannot_start(errors: &impl std::fmt::Display) -> ExitCode {
+    eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
+    ExitCode::from(1)
+}
+
+fn serve(path: Option<&Path>, addr: Option<String>) -> anyhow::Result<ExitCode> {
+    let mut loaded = match load(path) {
         Ok(l) => l,
-        Err(errors) => {
-            eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(errors) => return Ok(cannot_start(&errors)),
     };
+    // CLI flags come after the file and REGISTRY_* in precedence.
+    if let Some(addr) = addr {
+        loaded.config.set_by_flag("http.addr", "--addr", addr);
+    }
     init_logging(&loaded.config.log);
-    for w in &loaded.warnings {
+    for w in loaded.warnings.iter().chain(&loaded.config.advice()) {
         tracing::warn!("{w}");
     }
-    if path.is_none()
-        && let Some(h) = &loaded.config.auth.htpasswd
-    {
-        defaults::ensure_admin(&h.path)?;
-    }
+    // The embedded default's admin is created only once everything else
+    // checks out, and announced only once the listener is bound; a start
+    // that fails removes it again, so its password is never shown for
+    // nothing.
+    let admin = match (path, &loaded.config.auth.htpasswd) {
+        (None, Some(h)) if !h.path.exists() => Some(h.path.clone()),
+        _ => None,
+    };
     if let Err(errors) = loaded.config.validate() {
-        eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
-        return Ok(ExitCode::from(1));
+        let errors = portcullis_config::ConfigErrors(
+            errors
+                .0
+                .into_iter()
+                .filter(|e| admin.is_none() || e.key != "auth.htpasswd.path")
+                .collect(),
+        );
+        if !errors.is_empty() {
+            return Ok(cannot_start(&errors));
+        }
     }
+    let admin = match admin {
+        Some(path) => Some(defaults::NewAdmin::create(&path)?),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let config = loaded.config;
-    rt.block_on(async move {
+    let result = rt.block_on(async {
         portcullis_server::serve(&config, |addr| {
+            if let Some(admin) = &admin {
+                admin.announce(&crate::tokens::registry_host(&config, &addr));
+            }
             tracing::info!(%addr, "portcullis is listening");
         })
         .await
-    })?;
+    });
+    if let (Err(_), Some(admin)) = (&result, admin) {
+        admin.roll_back();
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which configuration a command read, for messages about what it did not
+/// find: the file, or the embedded default and where its data lives.
+pub(crate) fn read_from(config: &Config) -> String {
+    let source = config.source();
+    if !source.is_empty() && source != defaults::DEFAULT_SOURCE {
+        return format!("the configuration {source}");
+    }
+    let root = config.storage.filesystem.as_ref().map_or_else(
+        || "memory".to_owned(),
+        |fs| {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(&fs.rootdirectory))
+                .unwrap_or_else(|_| fs.rootdirectory.clone())
+                .display()
+                .to_string()
+        },
+    );
+    format!(
+        "the embedded default configuration (no --config given; its data is under {root}); \
+         pass --config FILE to use your registry's configuration"
+    )
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -13,6 +13,8 @@ use portcullis_server::keys;
 pub enum KeysCommand {
     /// Generate a signing key and its self-signed certificate.
     Generate {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         /// ES256 (default), RS256 or EdDSA, in any case (`rs256` is RS256).
@@ -27,6 +29,8 @@ pub enum KeysCommand {
     },
     /// List the signing key and the verify-only keys.
     List {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -34,6 +38,8 @@ pub enum KeysCommand {
     },
     /// Print the PEM certificates that distribution's `auth.token.rootcertbundle` needs.
     Bundle {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
