@@ -254,6 +254,21 @@ fn signing_keys_that_do_not_load_are_errors() {
         ],
     );
 
+    // A refresh-token store that does not parse.
+    let state = s.root.join("data/portcullis");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("refresh-tokens.json"), "{ not json").unwrap();
+    let config = s.write("config.yml", &head);
+    assert_refused(
+        &check(&config),
+        &[
+            "auth.tokenserver.refresh",
+            "refresh-tokens.json",
+            "docker login",
+        ],
+    );
+    std::fs::remove_file(state.join("refresh-tokens.json")).unwrap();
+
     // A generated key in the data directory that was damaged.
     let keys = s.root.join("data/portcullis/keys");
     std::fs::create_dir_all(&keys).unwrap();

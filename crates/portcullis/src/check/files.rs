@@ -1,10 +1,11 @@
 //! What only the files a configuration points at can tell, checked with the
 //! code `serve` uses at start: the TLS certificate and key (dates, names,
 //! chain, key match), the storage root's writability, the token signing
-//! and verify keys, and `auth.token`'s bundle.
+//! and verify keys and refresh-token store, and `auth.token`'s bundle.
 
 use std::fs::OpenOptions;
 
+use portcullis_auth::refresh::RefreshStore;
 use portcullis_auth::token::{Algorithm, SigningKey, Verifier, VerifyKey};
 use portcullis_config::Config;
 use portcullis_server::tls::{TlsSettings, load};
@@ -128,6 +129,18 @@ impl Findings {
                 )
             };
             self.errors.push(config.error_at(at, e.to_string(), fix));
+        }
+        // `serve` opens the refresh-token store at start.
+        if ts.refresh.enabled
+            && let Some(dir) = config.storage.state_dir()
+            && dir.join("refresh-tokens.json").exists()
+            && let Err(e) = RefreshStore::open(&dir.join("refresh-tokens.json"))
+        {
+            self.errors.push(config.error_at(
+                "auth.tokenserver.refresh",
+                e.to_string(),
+                "restore the file from a backup, or move it away (every refresh token is lost: users run `docker login` again)",
+            ));
         }
         for (i, path) in ts.keys.verify.iter().enumerate() {
             if let Err(e) = VerifyKey::load_cert_pem(path) {
