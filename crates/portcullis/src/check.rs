@@ -32,13 +32,26 @@ struct Findings {
 impl Findings {
     /// Runs every check on a loaded configuration and, with `token_server`,
     /// compares it with that portcullis configuration.
-    fn of(config: &Config, warnings: Vec<String>, token_server: Option<&Path>) -> Self {
+    fn of(
+        config: &Config,
+        path: Option<&Path>,
+        warnings: Vec<String>,
+        token_server: Option<&Path>,
+    ) -> Self {
         let mut f = Self {
             errors: Vec::new(),
             warnings,
         };
         f.warnings.extend(config.advice());
-        if let Err(e) = config.validate() {
+        let admin = defaults::admin_to_create(path, config);
+        if let Some(file) = &admin {
+            f.warnings.push(format!(
+                "{}: no users yet: on its first start `serve` creates the user `admin` in {} and prints its password once",
+                defaults::DEFAULT_SOURCE,
+                file.display()
+            ));
+        }
+        if let Err(e) = defaults::validate(config, admin.as_deref()) {
             f.errors.extend(e.0);
         }
         f.unsupported(config);
@@ -109,7 +122,7 @@ pub(crate) fn run(path: Option<&Path>, json: bool, token_server: Option<&Path>) 
         |p| p.display().to_string(),
     );
     let findings = match cli::load(path) {
-        Ok(loaded) => Findings::of(&loaded.config, loaded.warnings, token_server),
+        Ok(loaded) => Findings::of(&loaded.config, path, loaded.warnings, token_server),
         Err(errors) => Findings {
             errors: errors.0,
             warnings: Vec::new(),

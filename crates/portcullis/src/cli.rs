@@ -194,21 +194,9 @@ fn serve(path: Option<&Path>, addr: Option<String>) -> anyhow::Result<ExitCode> 
     // checks out, and announced only once the listener is bound; a start
     // that fails removes it again, so its password is never shown for
     // nothing.
-    let admin = match (path, &loaded.config.auth.htpasswd) {
-        (None, Some(h)) if !h.path.exists() => Some(h.path.clone()),
-        _ => None,
-    };
-    if let Err(errors) = loaded.config.validate() {
-        let errors = portcullis_config::ConfigErrors(
-            errors
-                .0
-                .into_iter()
-                .filter(|e| admin.is_none() || e.key != "auth.htpasswd.path")
-                .collect(),
-        );
-        if !errors.is_empty() {
-            return Ok(cannot_start(&errors));
-        }
+    let admin = defaults::admin_to_create(path, &loaded.config);
+    if let Err(errors) = defaults::validate(&loaded.config, admin.as_deref()) {
+        return Ok(cannot_start(&errors));
     }
     let admin = match admin {
         Some(path) => Some(defaults::NewAdmin::create(&path)?),

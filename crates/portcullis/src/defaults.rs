@@ -34,6 +34,35 @@ auth:
 /// Source name used in messages about the embedded default.
 pub const DEFAULT_SOURCE: &str = "<embedded default>";
 
+/// With the embedded default (no `--config`), the htpasswd file that `serve`
+/// will create with a generated `admin` on its first start, when it does not
+/// exist yet. Its absence is then not an error.
+pub fn admin_to_create(path: Option<&Path>, config: &portcullis_config::Config) -> Option<PathBuf> {
+    match (path, &config.auth.htpasswd) {
+        (None, Some(h)) if !h.path.exists() => Some(h.path.clone()),
+        _ => None,
+    }
+}
+
+/// Validates `config`, except that the htpasswd file `admin` (see
+/// [`admin_to_create`]) may be missing.
+pub fn validate(
+    config: &portcullis_config::Config,
+    admin: Option<&Path>,
+) -> Result<(), portcullis_config::ConfigErrors> {
+    let Err(errors) = config.validate() else {
+        return Ok(());
+    };
+    portcullis_config::ConfigErrors(
+        errors
+            .0
+            .into_iter()
+            .filter(|e| admin.is_none() || e.key != "auth.htpasswd.path")
+            .collect(),
+    )
+    .into_result()
+}
+
 /// The embedded default's generated `admin` user, created on first start.
 pub struct NewAdmin {
     path: PathBuf,

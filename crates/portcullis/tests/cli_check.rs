@@ -135,3 +135,29 @@ fn serve_starts_with_an_md5_and_a_sha1_line_and_only_that_user_is_refused() {
         "{log}"
     );
 }
+
+#[test]
+fn the_embedded_default_checks_as_valid_before_its_first_start() {
+    // `serve` without --config creates its admin on first start, so the
+    // missing htpasswd file is not an error; and checking writes nothing.
+    let dir = common::temp_dir();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["config", "check"]).current_dir(dir.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = common::run(&mut cmd, None, Duration::from_secs(60));
+    let printed = common::combined_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    assert!(
+        printed.contains("no users yet") && printed.contains("admin"),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "config check wrote files"
+    );
+}
