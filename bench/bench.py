@@ -86,7 +86,9 @@ class Settings:
         self.work_dir = os.environ.get("BENCH_WORKDIR") or ""
         self.results = os.environ.get("BENCH_RESULTS") or os.path.join(HERE, "results", "latest.json")
         self.portcullis_cmd = os.environ.get("BENCH_PORTCULLIS_CMD") or (
-            os.path.join(REPO_ROOT, "target", "release", "portcullis") + " serve --config {config}"
+            # Where run.sh built it: CARGO_TARGET_DIR (relative to the repository) or target/.
+            os.path.join(REPO_ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release", "portcullis")
+            + " serve --config {config}"
         )
         self.reference_cmd = os.environ.get("BENCH_REFERENCE_CMD") or "docker-registry serve {config}"
 

@@ -19,7 +19,10 @@ done
 # Build portcullis (release) when the binary is missing or older than its sources,
 # unless a custom command was given or BENCH_NO_BUILD=1.
 if [[ -z "${BENCH_PORTCULLIS_CMD:-}" && "${BENCH_NO_BUILD:-0}" == 0 ]]; then
-    bin="$repo/target/release/portcullis"
+    # Cargo's own rule: CARGO_TARGET_DIR, relative to where cargo runs ($repo).
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    [[ "$target_dir" == /* ]] || target_dir="$repo/$target_dir"
+    bin="$target_dir/release/portcullis"
     if [[ ! -x "$bin" ]] || [[ -n "$(find "$repo/crates" "$repo/Cargo.toml" "$repo/Cargo.lock" \
             -newer "$bin" -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \) \
             -print -quit 2>/dev/null)" ]]; then

@@ -31,11 +31,11 @@ const PREFIX: &str = "pcr1";
 pub enum RefreshError {
     #[error("refresh token is malformed")]
     Malformed,
-    #[error("refresh token is unknown or revoked")]
+    #[error("refresh token is unknown or revoked; run `docker login` again")]
     Unknown,
-    #[error("refresh token has expired")]
+    #[error("refresh token has expired; run `docker login` again")]
     Expired,
-    #[error("refresh token was issued to another client")]
+    #[error("refresh token was issued to another client; run `docker login` again")]
     WrongClient,
     #[error("cannot read or write the refresh token store {path}: {source}")]
     Io {
@@ -301,10 +301,14 @@ mod tests {
         let cli = RefreshStore::open(&path).unwrap();
         assert_eq!(cli.list().unwrap().len(), 1);
         assert_eq!(cli.revoke_user("alice", now).unwrap(), 1);
-        assert!(matches!(
-            store.redeem(&t, "docker", now),
-            Err(RefreshError::Unknown)
-        ));
+        let revoked = store.redeem(&t, "docker", now);
+        assert!(matches!(revoked, Err(RefreshError::Unknown)));
+        // The user is told what to do about it.
+        let message = revoked.unwrap_err().to_string();
+        assert!(
+            message.contains("revoked; run `docker login` again"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -157,7 +157,8 @@ impl TokenService {
         if current.as_deref() != Some(record.password_fingerprint.as_str()) {
             let _ = store.revoke_user(&record.user, now);
             return Err(ServiceError::InvalidGrant(
-                "the user's password changed or the user was removed; log in again".to_owned(),
+                "the user's password changed or the user was removed; run `docker login` again"
+                    .to_owned(),
             ));
         }
         UserName::new(&record.user).map_err(|_| {

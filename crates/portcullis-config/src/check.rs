@@ -19,6 +19,7 @@ use crate::tree::{Entry, Kind, Loc, Node};
 /// Describes a location for messages: `config.yml:3` or `env REGISTRY_X`.
 pub(crate) fn place(source: &str, loc: &Loc) -> (String, Option<usize>) {
     match &loc.env {
+        Some(flag) if flag.starts_with("--") => (format!("flag {flag}"), None),
         Some(var) => (format!("env {var}"), None),
         None => (source.to_owned(), Some(loc.line)),
     }

@@ -22,6 +22,7 @@
 
 mod access;
 mod addr;
+mod advice;
 mod check;
 mod duration;
 mod env;
@@ -125,6 +126,70 @@ impl Config {
     #[must_use]
     pub fn source(&self) -> &str {
         &self.meta.source
+    }
+
+    /// An error about `key` (a dotted path, optionally with `[i]`), placed at
+    /// the line (or environment variable) that set it, or else at the
+    /// closest enclosing section that was written down.
+    #[must_use]
+    pub fn error_at(
+        &self,
+        key: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        let (source, line) = self.place_of(key);
+        ConfigError::new(key, message, fix).at(source, line)
+    }
+
+    /// A warning about `key`, in the form of the loading warnings:
+    /// `config.yml:7: http.addr: message`.
+    #[must_use]
+    pub fn warning_at(&self, key: &str, message: &str) -> String {
+        match self.place_of(key) {
+            (source, Some(line)) => format!("{source}:{line}: {key}: {message}"),
+            (source, None) if !source.is_empty() => format!("{source}: {key}: {message}"),
+            _ => format!("{key}: {message}"),
+        }
+    }
+
+    fn place_of(&self, key: &str) -> (String, Option<usize>) {
+        let meta = &self.meta;
+        let mut probe = key.split('[').next().unwrap_or(key);
+        let origin = loop {
+            if let Some(loc) = meta.origins.get(probe) {
+                break Some(loc);
+            }
+            match probe.rfind('.') {
+                Some(i) => probe = &probe[..i],
+                None => break None,
+            }
+        };
+        match origin {
+            Some(loc) => check::place(&meta.source, loc),
+            None => (meta.source.clone(), None),
+        }
+    }
+
+    /// Advice about a configuration that is valid but probably not what was
+    /// meant, as warnings for `serve` and `config check`: for now, that
+    /// `http.host` should be set when the registry listens beyond loopback.
+    #[must_use]
+    pub fn advice(&self) -> Vec<String> {
+        advice::run(self)
+    }
+
+    /// Sets a key from a command-line flag, which comes after the file and
+    /// the environment in precedence; messages about the key then name the
+    /// flag. Only `http.addr` (`serve --addr`) for now; other keys are
+    /// ignored.
+    pub fn set_by_flag(&mut self, key: &str, flag: &str, value: String) {
+        if key == "http.addr" {
+            self.http.addr = value;
+            self.meta
+                .origins
+                .insert(key.to_owned(), tree::Loc::flag(flag));
+        }
     }
 
     /// The line of the configuration file that set `key` (a dotted path such

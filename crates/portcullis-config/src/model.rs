@@ -375,6 +375,9 @@ pub struct TokenServerConfig {
     /// Lifetime of access tokens; default `5m`.
     #[serde(with = "go")]
     pub expiration: Duration,
+    /// Accept an `expiration` under 60 s, which Docker cannot use (it treats
+    /// every token as valid for 60 s); only for tests of token expiry.
+    pub allowshortexpiration: bool,
     /// Clock-skew allowance when verifying; default `60s`.
     #[serde(with = "go")]
     pub leeway: Duration,
@@ -395,6 +398,7 @@ impl Default for TokenServerConfig {
             service: "portcullis".to_owned(),
             issuer: "portcullis".to_owned(),
             expiration: Duration::from_secs(300),
+            allowshortexpiration: false,
             leeway: Duration::from_secs(60),
             uploadgrace: Duration::from_secs(6 * 3600),
             algorithm: "ES256".to_owned(),

@@ -240,6 +240,7 @@ const TOKENSERVER: &[Field] = &[
     used("service", Shape::Str),
     used("issuer", Shape::Str),
     used("expiration", Shape::Duration),
+    used("allowshortexpiration", Shape::Bool),
     used("leeway", Shape::Duration),
     used("uploadgrace", Shape::Duration),
     used("algorithm", Shape::Enum(&["ES256", "RS256", "EdDSA"])),

@@ -21,8 +21,19 @@ use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span, StrInput};
 pub(crate) struct Loc {
     /// 1-based line in the text the node was parsed from.
     pub line: usize,
-    /// The environment variable that set this node, if any.
+    /// The environment variable that set this node, if any, or the
+    /// command-line flag (starting with `--`).
     pub env: Option<Arc<str>>,
+}
+
+impl Loc {
+    /// Set by the command-line flag `flag` (such as `--addr`).
+    pub(crate) fn flag(flag: &str) -> Self {
+        Self {
+            line: 0,
+            env: Some(Arc::from(flag)),
+        }
+    }
 }
 
 /// A YAML value.

@@ -11,46 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::addr::parse_listen_addr;
-use crate::check::place;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
-    Config, DebugConfig, HtpasswdConfig, StorageDriver, TlsConfig, TokenConfig, TokenServerConfig,
+    Config, DebugConfig, HtpasswdConfig, StorageDriver, TokenConfig, TokenServerConfig,
 };
 use crate::schema;
 
-/// Go's TLS cipher suite names, as distribution accepts them in
-/// `http.tls.ciphersuites`.
-const CIPHER_SUITES: &[&str] = &[
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-    "TLS_RSA_WITH_RC4_128_SHA",
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-];
-
-const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
+/// Docker (and containerd) treat a token as valid for at least 60 s
+/// whatever its `expires_in`, so a shorter lifetime makes requests fail.
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 const SIGNING_ALGORITHMS: &[&str] = &[
     "EdDSA", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
@@ -79,6 +48,8 @@ struct Validator<'a> {
     errors: Vec<ConfigError>,
 }
 
+mod tls;
+
 /// An I/O error's text without Rust's " (os error N)" suffix.
 fn io_text(e: &std::io::Error) -> String {
     let text = e.to_string();
@@ -90,24 +61,7 @@ fn io_text(e: &std::io::Error) -> String {
 
 impl Validator<'_> {
     fn err(&mut self, key: &str, message: impl Into<String>, fix: impl Into<String>) {
-        let meta = &self.config.meta;
-        // The key itself, or the closest section that was written down.
-        let mut probe = key.split('[').next().unwrap_or(key);
-        let origin = loop {
-            if let Some(loc) = meta.origins.get(probe) {
-                break Some(loc);
-            }
-            match probe.rfind('.') {
-                Some(i) => probe = &probe[..i],
-                None => break None,
-            }
-        };
-        let (source, line) = match origin {
-            Some(loc) => place(&meta.source, loc),
-            None => (meta.source.clone(), None),
-        };
-        self.errors
-            .push(ConfigError::new(key, message, fix).at(source, line));
+        self.errors.push(self.config.error_at(key, message, fix));
     }
 
     fn resolve(&self, path: &Path) -> PathBuf {
@@ -315,17 +269,25 @@ impl Validator<'_> {
                 "set auth.htpasswd.path (its users log in to the token service)",
             );
         }
-        for (name, d) in [
-            ("expiration", ts.expiration),
-            ("refresh.expiration", ts.refresh.expiration),
-        ] {
-            if d.is_zero() {
-                self.err(
-                    &format!("auth.tokenserver.{name}"),
-                    "must be longer than zero",
-                    "set a duration such as 5m or 2160h",
-                );
-            }
+        if ts.expiration < MIN_TOKEN_LIFETIME && !ts.allowshortexpiration {
+            let shown = crate::format_duration(ts.expiration);
+            self.err(
+                "auth.tokenserver.expiration",
+                format!(
+                    "`{shown}` is shorter than 60s: Docker treats every token as valid for at least 60 s and \
+                     keeps using it, so pushes and pulls would fail with expired tokens \
+                     (a bare number such as `5` is read as nanoseconds, as in distribution)"
+                ),
+                "write a duration of at least 60s with its unit, such as `5m` (the default) or `15m` \
+                 (only a test of token expiry should set auth.tokenserver.allowshortexpiration: true instead)",
+            );
+        }
+        if ts.refresh.expiration.is_zero() {
+            self.err(
+                "auth.tokenserver.refresh.expiration",
+                "must be longer than zero",
+                "set a duration such as 2160h",
+            );
         }
         if let Some(signing) = &ts.keys.signing {
             self.readable(
@@ -548,109 +510,6 @@ impl Validator<'_> {
         }
     }
 
-    fn tls(&mut self, tls: &TlsConfig) {
-        let fix = "set both http.tls.certificate and http.tls.key to PEM files (portcullis does not fetch certificates from Let's Encrypt)";
-        if tls.certificate.is_empty() {
-            self.err("http.tls.certificate", "is missing", fix);
-        } else {
-            self.readable(
-                "http.tls.certificate",
-                Path::new(&tls.certificate),
-                "point it at a PEM certificate chain",
-            );
-        }
-        if tls.key.is_empty() {
-            self.err("http.tls.key", "is missing", fix);
-        } else {
-            self.readable(
-                "http.tls.key",
-                Path::new(&tls.key),
-                "point it at the PEM private key of the certificate",
-            );
-        }
-        for (i, ca) in tls.clientcas.iter().enumerate() {
-            self.readable(
-                &format!("http.tls.clientcas[{i}]"),
-                Path::new(ca),
-                "point it at a PEM file of CA certificates",
-            );
-        }
-        if let Some(min) = &tls.minimumtls
-            && !TLS_VERSIONS.contains(&min.as_str())
-        {
-            self.err(
-                "http.tls.minimumtls",
-                format!("unknown TLS version `{min}`"),
-                format!("use one of: {}", TLS_VERSIONS.join(", ")),
-            );
-        }
-        if tls.clientcas.is_empty()
-            && let Some(mode) = &tls.clientauth
-            && mode.eq_ignore_ascii_case("optional")
-        {
-            self.err(
-                "http.tls.clientauth",
-                "`optional` needs CA certificates to verify client certificates against",
-                "list the CA files in http.tls.clientcas, or remove http.tls.clientauth",
-            );
-        }
-        if tls.clientcas.is_empty()
-            && let Some(mode) = &tls.clientauth
-            && mode.eq_ignore_ascii_case("required")
-        {
-            self.err(
-                "http.tls.clientauth",
-                "`required` needs CA certificates to verify client certificates against",
-                "list the CA files in http.tls.clientcas",
-            );
-        }
-        self.client_identity(tls);
-        for (i, suite) in tls.ciphersuites.iter().enumerate() {
-            if !CIPHER_SUITES.contains(&suite.as_str()) {
-                let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
-                    .map(|n| format!("; did you mean `{n}`"))
-                    .unwrap_or_default();
-                self.err(
-                    &format!("http.tls.ciphersuites[{i}]"),
-                    format!("unknown cipher suite `{suite}`{hint}"),
-                    "use Go's cipher suite names, such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-                );
-            }
-        }
-    }
-
-    /// `http.tls.clientidentity` needs verified client certificates, and a
-    /// policy that portcullis itself decides (not an external token issuer).
-    fn client_identity(&mut self, tls: &TlsConfig) {
-        let Some(mode) = tls.clientidentity.as_deref() else {
-            return;
-        };
-        if mode.eq_ignore_ascii_case("none") {
-            return;
-        }
-        let key = "http.tls.clientidentity";
-        let auth_none = tls
-            .clientauth
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("none"));
-        if tls.clientcas.is_empty() || auth_none {
-            self.err(
-                key,
-                format!("`{mode}` needs verified client certificates"),
-                "list the client CA files in http.tls.clientcas and set http.tls.clientauth to optional or required",
-            );
-        }
-        let auth = &self.config.auth;
-        let external_issuer_only = auth.token.is_some() && auth.tokenserver.is_none();
-        if external_issuer_only {
-            self.err(
-                key,
-                "an external token issuer (auth.token) decides what callers may do, so a certificate identity would be ignored",
-                "remove http.tls.clientidentity, or issue tokens with portcullis (auth.tokenserver)",
-            );
-        }
-    }
-
     fn limits(&mut self) {
         if self.config.portcullis.manifestmaxbytes == 0 {
             self.err(
@@ -683,7 +542,7 @@ impl Validator<'_> {
 }
 
 /// `127.0.0.0/8`, `::1` and `localhost`.
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

@@ -450,3 +450,31 @@ fn debug_keys_are_checked_when_loading() {
     assert_eq!(e.line, None);
     assert!(e.to_string().contains("REGISTRY_HTTP_DEBUG_ADDR"), "{e}");
 }
+
+#[test]
+fn token_lifetimes_under_60s_are_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("htpasswd");
+    fs::write(&users, "demo:$2y$05$abc\n").unwrap();
+    let config = |expiration: &str| {
+        load(&format!(
+            "version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:5000\nauth:\n  htpasswd:\n    realm: r\n    path: {}\n  tokenserver:\n    expiration: {expiration}\n",
+            users.display()
+        ))
+    };
+    for (written, shown) in [("5", "5ns"), ("30s", "30s"), ("59s", "59s"), ("0", "0s")] {
+        let errors = validate_errors(&config(written));
+        let e = find(&errors, "auth.tokenserver.expiration");
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.message.contains(&format!("`{shown}`")), "{e}");
+        assert!(
+            e.message.contains("Docker") && e.message.contains("60 s"),
+            "{e}"
+        );
+        assert!(e.message.contains("nanoseconds"), "{e}");
+        assert!(e.fix.contains("5m"), "{e}");
+    }
+    for ok in ["60s", "5m", "1h", "2s\n    allowshortexpiration: true"] {
+        config(ok).validate().unwrap();
+    }
+}

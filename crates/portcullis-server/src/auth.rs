@@ -178,17 +178,21 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, S
 
 /// Why a login failed, for the operator's log only (the client is told
 /// just "invalid username or password"). Never includes the secret.
-fn login_failure(access: &AccessControl, user: &str, pass: &SecretString) -> &'static str {
+fn login_failure(access: &AccessControl, user: &str, pass: &SecretString) -> String {
     use secrecy::ExposeSecret;
     if portcullis_auth::robots::RobotStore::looks_like_secret(pass.expose_secret()) {
-        return "the robot token is unknown, revoked or expired, or its owner is no longer a user";
+        return "the robot token is unknown, revoked or expired, or its owner is no longer a user"
+            .to_owned();
     }
     match &access.users {
-        None => "no htpasswd users are configured",
-        Some(users) if users.password_fingerprint(user).is_none() => {
-            "no such user in the htpasswd file"
-        }
-        Some(_) => "wrong password",
+        None => "no htpasswd users are configured".to_owned(),
+        Some(users) => match users.disabled(user) {
+            Some(why) => why.to_string(),
+            None if users.password_fingerprint(user).is_none() => {
+                "no such user in the htpasswd file".to_owned()
+            }
+            None => "wrong password".to_owned(),
+        },
     }
 }
 
@@ -208,7 +212,7 @@ pub(crate) async fn check_password(
         if result.is_err() {
             let shown: String = user.chars().filter(|c| !c.is_control()).take(100).collect();
             let reason = login_failure(&access, &user, &pass);
-            tracing::info!(user = %shown, reason, "authentication failed");
+            tracing::info!(user = %shown, %reason, "authentication failed");
         }
         result
     };

@@ -236,14 +236,7 @@ fn upload_states(config: &Config, grace: std::time::Duration) -> UploadStates {
     if let Some(s) = config.http.secret.as_deref().filter(|s| !s.is_empty()) {
         return UploadStates::new(s.as_bytes(), grace);
     }
-    let sessions_are_bound = config.auth.htpasswd.is_some()
-        || config.auth.tokenserver.is_some()
-        || config.auth.token.is_some();
-    if sessions_are_bound {
-        tracing::warn!(
-            "http.secret is not set, so a random one is used: an upload session open when portcullis restarts (or served by another replica) cannot be continued, and clients start that blob again. Set http.secret to the same long random value on every replica, such as the output of `openssl rand -hex 32`"
-        );
-    }
+    // Without http.secret, `Config::advice` has warned at start.
     let mut b = vec![0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     UploadStates::new(&b, grace)

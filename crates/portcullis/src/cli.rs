@@ -29,8 +29,13 @@ pub struct Cli {
 enum Command {
     /// Serve the registry (without --config: the embedded default on 127.0.0.1:5000).
     Serve {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default: 127.0.0.1:5000, data under ./data, a generated `admin` user.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Listen on HOST:PORT (or :PORT), overriding http.addr and REGISTRY_HTTP_ADDR.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
     },
     /// Configuration tools.
     Config {
@@ -68,11 +73,18 @@ enum Command {
 enum ConfigCommand {
     /// Check a configuration: exit 0 when valid, 1 with every error listed.
     Check {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// The configuration under check is a registry:2-style one whose
+        /// auth.token trusts portcullis: compare its issuer, service, realm,
+        /// rootcertbundle and algorithms with this portcullis configuration.
+        #[arg(long, value_name = "PORTCULLIS_CONFIG")]
+        token_server: Option<PathBuf>,
     },
 }
 
@@ -93,10 +105,12 @@ enum UserCommand {
 /// explains what to fix.
 pub(crate) fn load_valid(path: Option<&Path>) -> anyhow::Result<Config> {
     let loaded = load(path).map_err(|e| anyhow::anyhow!("fix these configuration errors:\n{e}"))?;
-    loaded
-        .config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("fix these configuration errors:\n{e}"))?;
+    if let Err(e) = loaded.config.validate() {
+        bail!(
+            "fix these configuration errors:\n{e}\n(this is {})",
+            read_from(&loaded.config)
+        );
+    }
     Ok(loaded.config)
 }
 
@@ -116,10 +130,19 @@ pub(crate) fn load(path: Option<&Path>) -> Result<Loaded, portcullis_config::Con
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => serve(config.as_deref()),
+        Command::Serve { config, addr } => serve(config.as_deref(), addr),
         Command::Config {
-            command: ConfigCommand::Check { config, json },
-        } => Ok(check(config.as_deref(), json)),
+            command:
+                ConfigCommand::Check {
+                    config,
+                    json,
+                    token_server,
+                },
+        } => Ok(crate::check::run(
+            config.as_deref(),
+            json,
+            token_server.as_deref(),
+        )),
         Command::User {
             command:
                 UserCommand::Add {
@@ -138,7 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logging(log: &portcullis_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log.level.as_str()));
-    // Colour codes only for a person at a terminal, never in log files.
+    // Colour codes only for a person at a terminal, never in a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -149,111 +172,77 @@ fn init_logging(log: &portcullis_config::LogConfig) {
     };
 }
 
-fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = match load(path) {
+fn cannot_start(errors: &impl std::fmt::Display) -> ExitCode {
+    eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
+    ExitCode::from(1)
+}
+
+fn serve(path: Option<&Path>, addr: Option<String>) -> anyhow::Result<ExitCode> {
+    let mut loaded = match load(path) {
         Ok(l) => l,
-        Err(errors) => {
-            eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(errors) => return Ok(cannot_start(&errors)),
     };
+    // CLI flags come after the file and REGISTRY_* in precedence.
+    if let Some(addr) = addr {
+        loaded.config.set_by_flag("http.addr", "--addr", addr);
+    }
     init_logging(&loaded.config.log);
-    for w in &loaded.warnings {
+    for w in loaded.warnings.iter().chain(&loaded.config.advice()) {
         tracing::warn!("{w}");
     }
-    if path.is_none()
-        && let Some(h) = &loaded.config.auth.htpasswd
-    {
-        defaults::ensure_admin(&h.path)?;
+    // The embedded default's admin is created only once everything else
+    // checks out, and announced only once the listener is bound; a start
+    // that fails removes it again, so its password is never shown for
+    // nothing.
+    let admin = defaults::admin_to_create(path, &loaded.config);
+    if let Err(errors) = defaults::validate(&loaded.config, admin.as_deref()) {
+        return Ok(cannot_start(&errors));
     }
-    if let Err(errors) = loaded.config.validate() {
-        eprintln!("portcullis cannot start; fix these configuration errors:\n{errors}");
-        return Ok(ExitCode::from(1));
-    }
+    let admin = match admin {
+        Some(path) => Some(defaults::NewAdmin::create(&path)?),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let config = loaded.config;
-    rt.block_on(async move {
+    let result = rt.block_on(async {
         portcullis_server::serve(&config, |addr| {
+            if let Some(admin) = &admin {
+                admin.announce(&crate::tokens::registry_host(&config, &addr));
+            }
             tracing::info!(%addr, "portcullis is listening");
         })
         .await
-    })?;
+    });
+    if let (Err(_), Some(admin)) = (&result, admin) {
+        admin.roll_back();
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(path: Option<&Path>, json: bool) -> ExitCode {
-    let source = path.map_or_else(
-        || defaults::DEFAULT_SOURCE.to_owned(),
-        |p| p.display().to_string(),
+/// Which configuration a command read, for messages about what it did not
+/// find: the file, or the embedded default and where its data lives.
+pub(crate) fn read_from(config: &Config) -> String {
+    let source = config.source();
+    if !source.is_empty() && source != defaults::DEFAULT_SOURCE {
+        return format!("the configuration {source}");
+    }
+    let root = config.storage.filesystem.as_ref().map_or_else(
+        || "memory".to_owned(),
+        |fs| {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(&fs.rootdirectory))
+                .unwrap_or_else(|_| fs.rootdirectory.clone())
+                .display()
+                .to_string()
+        },
     );
-    let result = load(path).and_then(|l| {
-        l.config.validate()?;
-        check_policy(&l.config)?;
-        Ok(l.warnings)
-    });
-    match (result, json) {
-        (Ok(warnings), false) => {
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
-            println!("{source}: configuration is valid");
-            ExitCode::SUCCESS
-        }
-        (Ok(warnings), true) => {
-            println!(
-                "{}",
-                serde_json::json!({ "source": source, "valid": true, "warnings": warnings })
-            );
-            ExitCode::SUCCESS
-        }
-        (Err(errors), false) => {
-            eprintln!("{source}: {} error(s):\n{errors}", errors.0.len());
-            ExitCode::from(1)
-        }
-        (Err(errors), true) => {
-            let list: Vec<serde_json::Value> = errors
-                .0
-                .iter()
-                .map(|e| serde_json::json!({ "key": e.key, "line": e.line, "message": e.message, "fix": e.fix, "nearest": e.nearest }))
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({ "source": source, "valid": false, "errors": list })
-            );
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// The policy and robot store must load too: their errors are configuration
-/// errors, with their own file and line.
-fn check_policy(config: &Config) -> Result<(), portcullis_config::ConfigErrors> {
-    let mut errors: Vec<portcullis_config::ConfigError> = portcullis_server::policy::check(config)
-        .into_iter()
-        .map(|e| {
-            let (key, message) = e
-                .message
-                .split_once(": ")
-                .map_or(("access".to_owned(), e.message.clone()), |(k, m)| {
-                    (format!("access.{k}"), m.to_owned())
-                });
-            portcullis_config::ConfigError::new(key, message, e.fix).at(e.source, e.line)
-        })
-        .collect();
-    if let Err(e) = portcullis_server::policy::robots(config) {
-        errors.push(portcullis_config::ConfigError::new(
-            "auth",
-            e.to_string(),
-            "repair or remove the robot token store",
-        ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(portcullis_config::ConfigErrors(errors))
-    }
+    format!(
+        "the embedded default configuration (no --config given; its data is under {root}); \
+         pass --config FILE to use your registry's configuration"
+    )
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -13,9 +13,11 @@ use portcullis_server::keys;
 pub enum KeysCommand {
     /// Generate a signing key and its self-signed certificate.
     Generate {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
-        /// ES256 (default), RS256 or EdDSA.
+        /// ES256 (default), RS256 or EdDSA, in any case (`rs256` is RS256).
         #[arg(long)]
         algorithm: Option<String>,
         /// Write `signing.key` and `signing.crt` here instead of the configured place.
@@ -27,6 +29,8 @@ pub enum KeysCommand {
     },
     /// List the signing key and the verify-only keys.
     List {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -34,6 +38,8 @@ pub enum KeysCommand {
     },
     /// Print the PEM certificates that distribution's `auth.token.rootcertbundle` needs.
     Bundle {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
@@ -53,7 +59,10 @@ pub fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = crate::cli::load_valid(config.as_deref())?;
             let ts = tokenserver(&cfg);
-            let alg: Algorithm = algorithm.as_deref().unwrap_or(&ts.algorithm).parse()?;
+            let name = algorithm.as_deref().unwrap_or(&ts.algorithm);
+            let alg: Algorithm = crate::check::parse_algorithm(name).with_context(|| {
+                format!("unsupported algorithm `{name}`; use ES256, RS256 or EdDSA (any case)")
+            })?;
             let (key, cert) = match out {
                 Some(dir) => (dir.join("signing.key"), dir.join("signing.crt")),
                 None => keys::signing_paths(&cfg, &ts).context(
@@ -110,6 +119,17 @@ pub fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::Bundle { config } => {
             let cfg = crate::cli::load_valid(config.as_deref())?;
             let set = keys::load_or_generate(&cfg, &tokenserver(&cfg))?;
+            if set.signing().algorithm() == Algorithm::EdDsa {
+                eprintln!(
+                    "warning: the signing key is EdDSA, which registry:2 (distribution 2.8) cannot verify: \
+                     it panics on EdDSA keys in rootcertbundle. Unless the registry is distribution 3.x, \
+                     switch to ES256 with `portcullis keys generate --algorithm ES256 --force{}`",
+                    config
+                        .as_deref()
+                        .map(|p| format!(" --config {}", p.display()))
+                        .unwrap_or_default()
+                );
+            }
             print!("{}", set.bundle_pem());
             Ok(ExitCode::SUCCESS)
         }

@@ -4,6 +4,7 @@
 mod access;
 mod access_cert;
 mod cert;
+mod check;
 mod cli;
 mod defaults;
 mod keys;

@@ -22,6 +22,8 @@ pub enum TokenCommand {
     /// Create a robot account with a limited scope and print its secret
     /// (once). It logs in as `<owner>+<name>` with the secret as password.
     Create {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         /// The htpasswd user the robot belongs to; it can never do more
@@ -47,6 +49,8 @@ pub enum TokenCommand {
     },
     /// List robot and refresh tokens (never their secrets or hashes).
     List {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -56,6 +60,8 @@ pub enum TokenCommand {
     /// user (their refresh tokens and the robots they own).
     #[command(group(ArgGroup::new("which").required(true).args(["user", "id", "robot"])))]
     Revoke {
+        /// The configuration file (distribution's config.yml format). Without it, the
+        /// embedded default that `serve` uses: 127.0.0.1:5000, data under ./data.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -114,6 +120,18 @@ fn state_dir(config: &Config, what: &str) -> anyhow::Result<PathBuf> {
     })
 }
 
+/// Where the token stores are, and which configuration said so.
+fn stores(config: &Config) -> String {
+    let dir = config
+        .storage
+        .state_dir()
+        .map_or_else(|| "memory".to_owned(), |d| d.display().to_string());
+    format!(
+        "the token stores under {dir}, read from {}",
+        crate::cli::read_from(config)
+    )
+}
+
 fn refresh_store(config: &Config) -> anyhow::Result<RefreshStore> {
     let dir = state_dir(config, "refresh tokens")?;
     Ok(RefreshStore::open(&dir.join("refresh-tokens.json"))?)
@@ -136,8 +154,9 @@ fn when_used(secs: u64) -> Option<String> {
 }
 
 /// What to put after `docker login`: `http.host` without its scheme, else
-/// `http.addr` with a wildcard address replaced by `localhost`.
-fn registry_host(config: &Config) -> String {
+/// the listen address `addr` (`http.addr`, or the address actually bound)
+/// with a wildcard address replaced by `localhost`.
+pub(crate) fn registry_host(config: &Config, addr: &str) -> String {
     if let Some(host) = &config.http.host {
         let bare = host
             .split_once("://")
@@ -150,22 +169,22 @@ fn registry_host(config: &Config) -> String {
     if config.http.net == "unix" {
         return "HOST".to_owned();
     }
-    let addr = &config.http.addr;
     for wildcard in ["0.0.0.0:", "[::]:", ":"] {
         if let Some(port) = addr.strip_prefix(wildcard) {
             return format!("localhost:{port}");
         }
     }
-    addr.clone()
+    addr.to_owned()
 }
 
 /// Fails, saying how to fix it, unless `owner` is a user of `auth.htpasswd`.
 fn check_owner(config: &Config, owner: &str) -> anyhow::Result<()> {
     let Some(h) = &config.auth.htpasswd else {
         bail!(
-            "robot tokens belong to an htpasswd user, and this configuration has no \
+            "robot tokens belong to an htpasswd user, and {} has no \
              auth.htpasswd; set auth.htpasswd.path and add `{owner}` with \
-             `portcullis user add {owner} --htpasswd FILE`"
+             `portcullis user add {owner} --htpasswd FILE`",
+            crate::cli::read_from(config)
         );
     };
     let path = &h.path;
@@ -177,9 +196,11 @@ fn check_owner(config: &Config, owner: &str) -> anyhow::Result<()> {
     })?;
     if users.password_fingerprint(owner).is_none() {
         bail!(
-            "user `{owner}` is not in {p}; a robot's owner must be an htpasswd user. \
-             Add it first with `portcullis user add {owner} --htpasswd {p}`",
-            p = path.display()
+            "user `{owner}` is not in {p} (auth.htpasswd.path of {from}); a robot's owner must be \
+             an htpasswd user. If this is the wrong configuration, pass --config; otherwise add \
+             the user first with `portcullis user add {owner} --htpasswd {p}`",
+            p = path.display(),
+            from = crate::cli::read_from(config)
         );
     }
     Ok(())
@@ -208,7 +229,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         SystemTime::now(),
     )?;
     let login = robot.login();
-    let host = registry_host(&cfg);
+    let host = registry_host(&cfg, &cfg.http.addr);
     let docker_login = format!("docker login -u {login} --password-stdin {host}");
     let push_without_pull = robot.actions.iter().any(|a| a == "push")
         && !robot.actions.iter().any(|a| a == "pull" || a == "*");
@@ -345,7 +366,10 @@ fn revoke(
         let refresh = refresh_store(&cfg)?.revoke_id(&id, now)?;
         let robots = robot_store(&cfg)?.revoke(&id, now)?;
         if refresh + robots == 0 {
-            bail!("no token has id `{id}`; `portcullis token list` shows the ids");
+            bail!(
+                "no token has id `{id}` in {}; `portcullis token list` shows the ids",
+                stores(&cfg)
+            );
         }
         println!("revoked {refresh} refresh token(s) and {robots} robot token(s)");
         return Ok(ExitCode::SUCCESS);
@@ -353,7 +377,8 @@ fn revoke(
     if let Some(login) = robot {
         if robot_store(&cfg)?.revoke(&login, now)? == 0 {
             bail!(
-                "no robot `{login}`; `portcullis token list` shows robots by login name (owner+name) and id"
+                "no robot `{login}` in {}; `portcullis token list` shows robots by login name (owner+name) and id",
+                stores(&cfg)
             );
         }
         println!("revoked robot `{login}`");

@@ -16,6 +16,11 @@ fn request_lines_and_failed_logins_say_who_and_why() {
     let dir = common::temp_dir();
     let htpasswd = dir.path().join("htpasswd");
     common::write_htpasswd(&htpasswd, &[("alice", "wonderland")]);
+    // A SHA-1 line (`htpasswd -s`), which portcullis refuses: carol alone
+    // is disabled, and the log says why when she tries.
+    let mut text = std::fs::read_to_string(&htpasswd).unwrap();
+    text.push_str("carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n");
+    std::fs::write(&htpasswd, text).unwrap();
     let config = RegistryConfig::new(dir.path().join("data")).htpasswd(&htpasswd);
     let registry = Registry::start(RegistryKind::Portcullis, &config);
     let client = common::http();
@@ -59,7 +64,20 @@ fn request_lines_and_failed_logins_say_who_and_why() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 
+    let r = client
+        .get(registry.url("/v2/"))
+        .basic_auth("carol", Some("password"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
     let log = registry.log();
+    let disabled = line_with(&log, &["authentication failed", "user=carol"])
+        .unwrap_or_else(|| panic!("no failed-login line for carol:\n{log}"));
+    assert!(
+        disabled.contains("SHA-1") && disabled.contains("htpasswd -B"),
+        "{disabled}"
+    );
     let put_line = line_with(&log, &["method=PUT", "status=201"])
         .unwrap_or_else(|| panic!("no line for the blob PUT:\n{log}"));
     for field in [
@@ -77,6 +95,10 @@ fn request_lines_and_failed_logins_say_who_and_why() {
         .unwrap_or_else(|| panic!("no failed-login line for mallory:\n{log}"));
     assert!(unknown.contains("no such user"), "{unknown}");
     assert!(!log.contains("not-the-password") && !log.contains("guess"));
+    assert!(
+        !log.contains("W6ph5Mm5Pz8GgiULbPgzG37mj9g"),
+        "a hash reached the log"
+    );
     assert!(
         !log.contains('\u{1b}'),
         "the log file holds terminal colour codes"

@@ -5,84 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::path::Path;
 
+use common::access::{POLICY_LINES, Setup, portcullis};
 use serde_json::Value;
-
-/// An htpasswd entry's bcrypt hash (the password `demo`, from
-/// docs/examples/htpasswd); the users' passwords do not matter here.
-const HASH: &str = "$2y$05$JpOZHEckqMJ6i05HuREAYe6BIdrl1XkiSJUwUXvuGOwVXT00JFiee";
-
-/// The policy of issue 4, one rule per line, so that each rule has exactly
-/// one line an explanation can name.
-const POLICY_LINES: &str = r#"  groups:
-    devs: [alice, bob]
-  immutable: ["release/**"]
-  rules:
-    - { subjects: [anonymous], repositories: ["public/**"], actions: [pull] }
-    - { subjects: ["group:devs"], repositories: ["team/**"], actions: [pull, push] }
-    - { subjects: [authenticated], repositories: ["${user}/**"], actions: [pull, push, delete] }
-    - { subjects: ["user:admin"], repositories: ["**"], actions: ["*"] }
-    - { subjects: ["user:bob"], repositories: ["team/secret/**"], actions: [pull, push], effect: deny }
-"#;
-
-/// A test directory with an htpasswd file (alice, bob, carol, admin).
-struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new() -> Self {
-        let dir = common::temp_dir();
-        let users: String = ["alice", "bob", "carol", "admin"]
-            .iter()
-            .map(|u| format!("{u}:{HASH}\n"))
-            .collect();
-        std::fs::write(dir.path().join("htpasswd"), users).expect("write htpasswd");
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A config with Basic auth, filesystem storage and `access` (the
-    /// section's text, `access:` line included) appended; returns its
-    /// path and its text.
-    fn config(&self, name: &str, access: &str) -> (PathBuf, String) {
-        let text = format!(
-            "version: 0.1\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             auth:\n  htpasswd:\n    realm: portcullis-test\n    path: {}\n\
-             {access}\n\
-             http:\n  addr: 127.0.0.1:5000\n",
-            common::registry::yaml_str(&self.path("data")),
-            common::registry::yaml_str(&self.path("htpasswd")),
-        );
-        let path = self.path(name);
-        std::fs::write(&path, &text).expect("write config");
-        (path, text)
-    }
-
-    /// The config with [`POLICY_LINES`] inline.
-    fn inline(&self) -> (PathBuf, String) {
-        self.config("config.yml", &format!("access:\n{POLICY_LINES}"))
-    }
-}
-
-/// `portcullis ARGS...`, without `REGISTRY_*` from the environment.
-fn portcullis(args: &[&str], config: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cmd.args(args).arg("--config").arg(config);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
-    common::run(&mut cmd, None, Duration::from_secs(60))
-}
 
 /// The 1-based line of `text` that contains `needle` (exactly one must).
 fn line_of(text: &str, needle: &str) -> usize {
@@ -155,7 +81,9 @@ fn explain(
     let out = portcullis(&args, config);
     let printed = common::combined_output(&out);
     let label = format!("portcullis {}", args.join(" "));
-    if !out.status.success() {
+    // 0 for allow, 1 for deny.
+    let code = if want == "allow" { 0 } else { 1 };
+    if out.status.code() != Some(code) {
         failures.push(format!("{label}: exited with {}:\n{printed}", out.status));
         return;
     }
@@ -289,7 +217,12 @@ fn explain_json_has_the_decision_and_the_line() {
             ],
             &config,
         );
-        common::assert_success("access explain --json", &out);
+        assert_eq!(
+            out.status.code(),
+            Some(if allowed { 0 } else { 1 }),
+            "{}",
+            common::combined_output(&out)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let json: Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("access explain --json printed no JSON ({e}):\n{stdout}"));
@@ -342,7 +275,8 @@ rules:
         ];
         let out = portcullis(&args, &config);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() || decision(&stdout) != Some(want) {
+        let code = if want == "allow" { 0 } else { 1 };
+        if out.status.code() != Some(code) || decision(&stdout) != Some(want) {
             failures.push(format!(
                 "{}: expected {want}, got {}:\n{}",
                 args.join(" "),

@@ -144,3 +144,88 @@ fn mentions_line_matches_diagnostic_forms() {
     assert!(!mentions_line("config.yml:100:3", 10));
     assert!(!mentions_line("/tmp/x10y/config.yml: bad", 10));
 }
+
+/// Copies `docs/examples` into `dir/docs/examples`, so commands written for
+/// the repository root can run there without writing into the repository.
+fn copy_examples(dir: &Path) {
+    let to = dir.join("docs/examples");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("docs/examples")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_access_teams_example_command_works_as_written() {
+    let text = std::fs::read_to_string(repo_root().join("docs/examples/access-teams.yml")).unwrap();
+    // The command: comment lines from the first `REGISTRY_...=` or
+    // `portcullis` one, joined across trailing backslashes.
+    let mut command = String::new();
+    for line in text.lines().map(|l| l.trim_start_matches('#').trim()) {
+        if command.is_empty() && !(line.starts_with("REGISTRY_") || line.starts_with("portcullis "))
+        {
+            continue;
+        }
+        command.push_str(line.trim_end_matches('\\'));
+        command.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let words: Vec<String> = command
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').to_owned())
+        .collect();
+    let at = words
+        .iter()
+        .position(|w| w == "portcullis")
+        .unwrap_or_else(|| panic!("no portcullis command in access-teams.yml: {command}"));
+    let dir = common::temp_dir();
+    copy_examples(dir.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(&words[at + 1..]).current_dir(dir.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    for assignment in &words[..at] {
+        let (k, v) = assignment.split_once('=').unwrap();
+        cmd.env(k, v);
+    }
+    let out = common::run(&mut cmd, None, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the command in access-teams.yml fails: {command}\n{}",
+        common::combined_output(&out)
+    );
+    assert!(dir.path().join("data/portcullis/robots.json").exists());
+}
+
+#[test]
+fn config_md_counts_the_warnings_of_the_distribution_example_right() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/CONFIG.md")).unwrap();
+    let claim = doc
+        .split("accepts with ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("CONFIG.md says how many warnings config-distribution.yml gives");
+    let claimed = ["none", "one", "two", "three", "four", "five", "six"]
+        .iter()
+        .position(|w| *w == claim)
+        .unwrap_or_else(|| panic!("not a number word: {claim}"));
+    let out = config_check(&repo_root().join("docs/examples/config-distribution.yml"));
+    let printed = common::combined_output(&out);
+    let warnings = printed
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .count();
+    assert_eq!(
+        warnings, claimed,
+        "CONFIG.md says {claim}; config check printed:\n{printed}"
+    );
+}

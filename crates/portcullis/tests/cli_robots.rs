@@ -288,8 +288,46 @@ fn owner_must_be_an_htpasswd_user() {
     let text = common::combined_output(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("portcullis user add bob"), "says how: {text}");
+    // ... and which configuration it read, in case it is the wrong one.
+    let config = s.dir.path().join("config.yml");
+    assert!(
+        text.contains(&format!("the configuration {}", config.display()))
+            && text.contains("--config"),
+        "{text}"
+    );
     assert!(secrets_in(&text).is_empty(), "{text}");
     assert!(!s.robots_file().exists(), "nothing stored");
+}
+
+#[test]
+fn without_config_commands_say_they_read_the_embedded_default_and_where_its_data_is() {
+    // Run from a directory that is not the registry's: the embedded default
+    // reads ./data here, which has nobody.
+    let dir = common::temp_dir();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.args(args).current_dir(dir.path());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = common::run(&mut cmd, None, Duration::from_secs(60));
+        (out.status.code(), common::combined_output(&out))
+    };
+    let data = dir.path().canonicalize().unwrap().join("./data");
+    for args in [
+        &["token", "revoke", "--id", "nope"][..],
+        &["token", "revoke", "--robot", "alice+ci"],
+    ] {
+        let (code, text) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains("the embedded default configuration (no --config given")
+                && text.contains(&data.display().to_string()),
+            "{args:?} does not say which configuration it read: {text}"
+        );
+    }
 }
 
 #[test]

@@ -1,26 +1,36 @@
 //! htpasswd authentication, compatible with registry:2's `auth.htpasswd`.
 //!
 //! [`Htpasswd`] checks user names and passwords against a file written by
-//! `htpasswd -B` (or by [`add_user`]). It re-reads the file whenever it
-//! changes on disk, and caches successful verifications so that the bcrypt
-//! cost is paid once per credential instead of once per request.
+//! `htpasswd -B` (or by [`add_user`]); bcrypt, SHA-256/SHA-512 crypt and
+//! Apache MD5 are accepted (see [`Scheme`]). It re-reads the
+//! file whenever it changes on disk, and caches successful verifications so
+//! that the hashing cost is paid once per credential instead of once per
+//! request.
 //!
 //! Differences from registry:2, all deliberate:
-//! - A non-bcrypt hash is a load error naming the line, rather than a user
-//!   who can never log in.
+//! - A line that cannot be used (plain text, DES crypt, SHA-1, malformed)
+//!   disables that user alone, with a warning naming the file, line, user,
+//!   cause and fix ([`HtpasswdWarning`]), and [`Htpasswd::disabled`] tells
+//!   the server why that user cannot log in. registry:2 says nothing.
 //! - The file is reloaded on change, without a restart. A reload that fails
-//!   keeps the previous users and logs one warning per change.
-//! - An unknown user costs as much as a known one (a bcrypt verification at
-//!   the highest cost in the file), so timing does not reveal which users
-//!   exist.
+//!   (the file is gone or unreadable, or its last line is cut off, as while
+//!   it is being written) keeps the previous users and logs one warning per
+//!   change.
+//! - An unknown or disabled user costs as much as a known one (a
+//!   verification in the file's most common scheme at its highest cost), so
+//!   timing does not reveal which users exist.
 //!
 //! Like registry:2, when a user appears twice the later line wins.
 
 mod parse;
+mod scheme;
+mod warn;
 mod write;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_schemes;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,6 +47,8 @@ use tracing::instrument;
 use crate::identity::UserName;
 use parse::{Entries, FileStamp};
 
+pub use scheme::{Scheme, Unusable};
+pub use warn::{DisabledUser, HtpasswdWarning, LineProblem};
 pub use write::{GENERATED_PASSWORD_LEN, add_user, generate_password};
 
 /// bcrypt cost used when portcullis creates users (`htpasswd -B` defaults to
@@ -73,33 +85,15 @@ pub enum HtpasswdError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A line is not a valid `user:bcrypt-hash` entry.
-    #[error("htpasswd file {}, line {line}: {reason}", path.display())]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with the line.
-        reason: String,
-    },
-    /// A line uses a hash scheme other than bcrypt.
+    /// On reload, the file's last line is unusable and not terminated: it is
+    /// most likely being written, so the users loaded before are kept.
     #[error(
-        "htpasswd file {}, line {line}: user {user:?} has a {scheme} password hash; \
-         only bcrypt is supported (registry:2 cannot use it either). Re-create the user \
-         with `htpasswd -B {} {user}` or `portcullis user add`",
-        path.display(),
+        "htpasswd file {} ends in a cut-off line (being written?); fix the last line",
         path.display()
     )]
-    UnsupportedHash {
+    Incomplete {
         /// The file.
         path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// The user whose entry is unusable.
-        user: String,
-        /// Human-readable name of the hash scheme found.
-        scheme: &'static str,
     },
     /// Writing the new file (or its temporary file) failed.
     #[error("cannot write htpasswd file {}", path.display())]
@@ -129,7 +123,8 @@ pub enum HtpasswdError {
 /// Counters, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HtpasswdStats {
-    /// bcrypt verifications performed (cache misses, including unknown users).
+    /// Password hash verifications performed (cache misses, including
+    /// unknown and disabled users), whatever the scheme.
     pub bcrypt_verifications: u64,
     /// Successful authentications answered from the cache.
     pub cache_hits: u64,
@@ -206,12 +201,15 @@ impl fmt::Debug for Htpasswd {
 impl Htpasswd {
     /// Loads the file.
     ///
+    /// Lines that cannot be used disable their user and are logged as
+    /// warnings (see [`Self::warnings`]); they never make loading fail.
+    ///
     /// # Errors
-    /// The file is missing or unreadable ([`HtpasswdError::Read`]) or a line
-    /// is malformed or not bcrypt (the error names the path and line).
+    /// The file is missing or unreadable ([`HtpasswdError::Read`]).
     #[instrument(skip_all, fields(path = %path.display()))]
     pub fn load(path: &Path) -> Result<Self, HtpasswdError> {
         let (entries, stamp) = parse::read(path)?;
+        log_warnings(&entries);
         tracing::debug!(users = entries.users.len(), "loaded htpasswd file");
         Ok(Self {
             path: path.to_owned(),
@@ -267,6 +265,23 @@ impl Htpasswd {
         self.state.read().entries.users.len()
     }
 
+    /// The problems found in the lines of the version being served.
+    #[must_use]
+    pub fn warnings(&self) -> Vec<HtpasswdWarning> {
+        self.state.read().entries.warnings.clone()
+    }
+
+    /// Why `user` cannot log in, when the file names them on a line that
+    /// cannot be used (e.g. "user bob's htpasswd line 3 uses SHA-1 ...,
+    /// which portcullis refuses"). For the server's log only: tell the
+    /// client no more than for any failed login. Re-reads the file first if
+    /// it changed.
+    #[must_use]
+    pub fn disabled(&self, user: &str) -> Option<DisabledUser> {
+        self.reload_if_changed();
+        self.state.read().entries.disabled.get(user).cloned()
+    }
+
     /// Counters since this instance was created.
     #[must_use]
     pub fn stats(&self) -> HtpasswdStats {
@@ -278,13 +293,14 @@ impl Htpasswd {
         }
     }
 
-    /// Checks `user` and `password`. Blocking: a cache miss runs bcrypt
-    /// (about 250 ms at cost 12), and the file is re-read first if it changed
-    /// on disk (which also drops the cache).
+    /// Checks `user` and `password`. Blocking: a cache miss runs the hash
+    /// (about 250 ms for bcrypt at cost 12), and the file is re-read first if
+    /// it changed on disk (which also drops the cache).
     ///
     /// # Errors
-    /// [`AuthError::InvalidCredentials`] for an unknown user or a wrong
-    /// password alike; both take about the same time.
+    /// [`AuthError::InvalidCredentials`] for an unknown user, a disabled user
+    /// (see [`Self::disabled`] for why) or a wrong password alike; all take
+    /// about the same time.
     #[instrument(skip_all)]
     pub fn authenticate(&self, user: &str, password: &SecretString) -> Result<UserName, AuthError> {
         let stamp = FileStamp::current(&self.path);
@@ -309,12 +325,12 @@ impl Htpasswd {
             (Arc::clone(&state.entries), state.generation)
         });
 
-        // Unknown users are checked against the dummy hash so they cost as
-        // much as known ones.
+        // Unknown and disabled users are checked against the dummy hash so
+        // they cost as much as known ones.
         let entry = entries.users.get(user);
-        let hash = entry.map_or(entries.dummy_hash.as_str(), |e| e.hash.as_str());
+        let hash = entry.map_or(&entries.dummy, |e| &e.hash);
         self.bcrypt_verifications.fetch_add(1, Ordering::Relaxed);
-        let matches = bcrypt::verify(password.expose_secret().as_bytes(), hash).unwrap_or(false);
+        let matches = hash.verify(password.expose_secret());
         let Some(entry) = entry.filter(|_| matches) else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -337,7 +353,7 @@ impl Htpasswd {
         self.reload_if_changed();
         let state = self.state.read();
         let entry = state.entries.users.get(user)?;
-        let digest = Sha256::digest(entry.hash.as_bytes());
+        let digest = Sha256::digest(entry.hash.as_str().as_bytes());
         Some(digest[..12].iter().map(|b| format!("{b:02x}")).collect())
     }
 
@@ -401,8 +417,18 @@ impl Htpasswd {
         if self.state.read().observed == stamp {
             return;
         }
-        match parse::read(&self.path) {
+        let read = parse::read(&self.path).and_then(|(entries, stamp)| {
+            if entries.incomplete {
+                Err(HtpasswdError::Incomplete {
+                    path: self.path.clone(),
+                })
+            } else {
+                Ok((entries, stamp))
+            }
+        });
+        match read {
             Ok((entries, read_stamp)) => {
+                log_warnings(&entries);
                 let users = entries.users.len();
                 let mut state = self.state.write();
                 state.entries = Arc::new(entries);
@@ -428,6 +454,21 @@ impl Htpasswd {
                 );
             }
         }
+    }
+}
+
+/// Reads `path` and returns the problems of its lines, without logging them
+/// or keeping the users (for `config check`).
+///
+/// # Errors
+/// The file is missing or unreadable.
+pub fn check_file(path: &Path) -> Result<Vec<HtpasswdWarning>, HtpasswdError> {
+    parse::read(path).map(|(entries, _)| entries.warnings)
+}
+
+fn log_warnings(entries: &Entries) {
+    for warning in &entries.warnings {
+        tracing::warn!("{warning}");
     }
 }
 

@@ -13,13 +13,13 @@ use secrecy::SecretString;
 use super::*;
 
 /// Low cost so the tests are fast.
-const COST: u32 = 4;
+pub(super) const COST: u32 = 4;
 
 /// A directory removed on drop (we avoid a tempfile dependency).
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!(
             "portcullis-auth-test-{}-{:016x}",
             std::process::id(),
@@ -29,7 +29,7 @@ impl TempDir {
         Self(dir)
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(super) fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -40,7 +40,7 @@ impl Drop for TempDir {
     }
 }
 
-fn secret(s: &str) -> SecretString {
+pub(super) fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
 
@@ -48,11 +48,11 @@ fn name(s: &str) -> UserName {
     UserName::new(s).unwrap()
 }
 
-fn line(user: &str, password: &str) -> String {
+pub(super) fn line(user: &str, password: &str) -> String {
     format!("{user}:{}\n", bcrypt::hash(password, COST).unwrap())
 }
 
-fn auth(h: &Htpasswd, user: &str, password: &str) -> Result<String, AuthError> {
+pub(super) fn auth(h: &Htpasswd, user: &str, password: &str) -> Result<String, AuthError> {
     h.authenticate(user, &secret(password))
         .map(|u| u.as_str().to_owned())
 }
@@ -60,23 +60,29 @@ fn auth(h: &Htpasswd, user: &str, password: &str) -> Result<String, AuthError> {
 /// Path to Apache's `htpasswd`, or `None` (with a note) if it is not
 /// installed. With `PORTCULLIS_E2E=required` a missing tool fails the test.
 fn htpasswd_tool() -> Option<&'static Path> {
-    let tool = Path::new("/usr/bin/htpasswd");
+    tool("/usr/bin/htpasswd", "apache2-utils")
+}
+
+/// `path` if it exists; otherwise `None` with a note, or a failure when
+/// `PORTCULLIS_E2E=required`.
+pub(super) fn tool(path: &'static str, package: &str) -> Option<&'static Path> {
+    let tool = Path::new(path);
     if tool.exists() {
         return Some(tool);
     }
     assert!(
         std::env::var("PORTCULLIS_E2E").as_deref() != Ok("required"),
-        "PORTCULLIS_E2E=required but {} is missing (install apache2-utils)",
+        "PORTCULLIS_E2E=required but {} is missing (install {package})",
         tool.display()
     );
     eprintln!(
-        "note: {} not found; skipping the Apache interoperability check",
+        "note: {} not found; skipping the interoperability check",
         tool.display()
     );
     None
 }
 
-fn run(cmd: &mut Command) -> std::process::Output {
+pub(super) fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{cmd:?} failed: {out:?}");
     out
@@ -350,31 +356,54 @@ fn load_errors_name_the_file_and_line() {
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
+}
 
-    std::fs::write(&path, line("alice", "pw") + "bob\n").unwrap();
-    let err = Htpasswd::load(&path).unwrap_err();
-    assert!(
-        matches!(err, HtpasswdError::Malformed { line: 2, .. }),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("line 2"), "{err}");
-
+#[test]
+fn unusable_lines_disable_only_their_user_and_say_why() {
+    let dir = TempDir::new();
+    let path = dir.file("htpasswd");
     std::fs::write(
         &path,
-        line("alice", "pw") + "\nbob:$apr1$Yi0aGyL0$6Ys/QXCmqcsNcAg3JsZY/1\n",
+        line("alice", "pw") + "bob\nbob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n" + &line("carol", "pw"),
     )
     .unwrap();
-    let err = Htpasswd::load(&path).unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(err, HtpasswdError::UnsupportedHash { line: 3, .. }),
-        "{err:?}"
+    let h = Htpasswd::load(&path).unwrap();
+    assert_eq!(h.user_count(), 2);
+    assert_eq!(auth(&h, "alice", "pw").unwrap(), "alice");
+    assert_eq!(auth(&h, "carol", "pw").unwrap(), "carol");
+    // bob can never log in; the server can learn why, the client cannot.
+    assert_eq!(
+        auth(&h, "bob", "password"),
+        Err(AuthError::InvalidCredentials)
     );
-    assert!(msg.contains("$apr1$") && msg.contains("\"bob\""), "{msg}");
+    let why = h.disabled("bob").unwrap().to_string();
+    assert!(why.contains("line 3") && why.contains("SHA-1"), "{why}");
     assert!(
-        msg.contains("htpasswd -B") && msg.contains("portcullis user add"),
-        "{msg}"
+        why.contains(&format!("htpasswd -B {} bob", path.display())),
+        "{why}"
     );
+    assert!(h.disabled("alice").is_none() && h.disabled("nobody").is_none());
+    assert!(h.password_fingerprint("bob").is_none());
+    let warnings = h.warnings();
+    assert_eq!(warnings.iter().map(|w| w.line).collect::<Vec<_>>(), [2, 3]);
+    assert!(warnings[1].disables_user() && !warnings[0].disables_user());
+    // A disabled user costs a verification, like an unknown one.
+    assert_eq!(h.stats().bcrypt_verifications, 3);
+    assert_eq!(check_file(&path).unwrap(), warnings);
+
+    // Added at runtime, such a line disables that user alone too.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("carol:$1$salt$abcdefghijklmnopqrstuv\n");
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(auth(&h, "carol", "pw"), Err(AuthError::InvalidCredentials));
+    assert_eq!(auth(&h, "alice", "pw").unwrap(), "alice");
+    assert!(
+        h.disabled("carol")
+            .unwrap()
+            .to_string()
+            .contains("MD5 crypt")
+    );
+    assert_eq!(h.stats().reloads, 1);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tracing::instrument;
 
 use super::HtpasswdError;
-use super::parse::COST_RANGE;
+use super::scheme::COST_RANGE;
 use crate::identity::UserName;
 
 /// Length of [`generate_password`]'s output: 32 characters from a

@@ -27,6 +27,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code, unused_imports)]
 
+pub mod access;
 pub mod authz;
 pub mod docker;
 pub mod hostile;

@@ -1,0 +1,147 @@
+//! `http.tls`: the files exist, and the names of versions, cipher suites
+//! and client-certificate modes are ones distribution accepts.
+
+use std::path::Path;
+
+use super::Validator;
+use crate::model::TlsConfig;
+use crate::schema;
+
+/// Go's TLS cipher suite names, as distribution accepts them in
+/// `http.tls.ciphersuites`.
+const CIPHER_SUITES: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+];
+
+const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
+
+impl Validator<'_> {
+    pub(super) fn tls(&mut self, tls: &TlsConfig) {
+        let fix = "set both http.tls.certificate and http.tls.key to PEM files (portcullis does not fetch certificates from Let's Encrypt)";
+        if tls.certificate.is_empty() {
+            self.err("http.tls.certificate", "is missing", fix);
+        } else {
+            self.readable(
+                "http.tls.certificate",
+                Path::new(&tls.certificate),
+                "point it at a PEM certificate chain",
+            );
+        }
+        if tls.key.is_empty() {
+            self.err("http.tls.key", "is missing", fix);
+        } else {
+            self.readable(
+                "http.tls.key",
+                Path::new(&tls.key),
+                "point it at the PEM private key of the certificate",
+            );
+        }
+        for (i, ca) in tls.clientcas.iter().enumerate() {
+            self.readable(
+                &format!("http.tls.clientcas[{i}]"),
+                Path::new(ca),
+                "point it at a PEM file of CA certificates",
+            );
+        }
+        if let Some(min) = &tls.minimumtls
+            && !TLS_VERSIONS.contains(&min.as_str())
+        {
+            self.err(
+                "http.tls.minimumtls",
+                format!("unknown TLS version `{min}`"),
+                format!("use one of: {}", TLS_VERSIONS.join(", ")),
+            );
+        }
+        if tls.clientcas.is_empty()
+            && let Some(mode) = &tls.clientauth
+            && mode.eq_ignore_ascii_case("optional")
+        {
+            self.err(
+                "http.tls.clientauth",
+                "`optional` needs CA certificates to verify client certificates against",
+                "list the CA files in http.tls.clientcas, or remove http.tls.clientauth",
+            );
+        }
+        if tls.clientcas.is_empty()
+            && let Some(mode) = &tls.clientauth
+            && mode.eq_ignore_ascii_case("required")
+        {
+            self.err(
+                "http.tls.clientauth",
+                "`required` needs CA certificates to verify client certificates against",
+                "list the CA files in http.tls.clientcas",
+            );
+        }
+        self.client_identity(tls);
+        for (i, suite) in tls.ciphersuites.iter().enumerate() {
+            if !CIPHER_SUITES.contains(&suite.as_str()) {
+                let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`"))
+                    .unwrap_or_default();
+                self.err(
+                    &format!("http.tls.ciphersuites[{i}]"),
+                    format!("unknown cipher suite `{suite}`{hint}"),
+                    "use Go's cipher suite names, such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                );
+            }
+        }
+    }
+
+    /// `http.tls.clientidentity` needs verified client certificates, and a
+    /// policy that portcullis itself decides (not an external token issuer).
+    fn client_identity(&mut self, tls: &TlsConfig) {
+        let Some(mode) = tls.clientidentity.as_deref() else {
+            return;
+        };
+        if mode.eq_ignore_ascii_case("none") {
+            return;
+        }
+        let key = "http.tls.clientidentity";
+        let auth_none = tls
+            .clientauth
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("none"));
+        if tls.clientcas.is_empty() || auth_none {
+            self.err(
+                key,
+                format!("`{mode}` needs verified client certificates"),
+                "list the client CA files in http.tls.clientcas and set http.tls.clientauth to optional or required",
+            );
+        }
+        let auth = &self.config.auth;
+        let external_issuer_only = auth.token.is_some() && auth.tokenserver.is_none();
+        if external_issuer_only {
+            self.err(
+                key,
+                "an external token issuer (auth.token) decides what callers may do, so a certificate identity would be ignored",
+                "remove http.tls.clientidentity, or issue tokens with portcullis (auth.tokenserver)",
+            );
+        }
+    }
+}
