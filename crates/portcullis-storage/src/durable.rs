@@ -3,6 +3,11 @@
 //! that holds the new name is flushed (as is the parent of every directory
 //! created on the way), so a file the registry acknowledged survives a power
 //! cut. Everything here is blocking and runs on a blocking thread.
+//!
+//! An upload's data is flushed once, when it is published. So that this
+//! flush does not have to write a whole large blob back at the end, a
+//! writer hands the data written so far to a background flush every
+//! [`FLUSH_AHEAD`] bytes ([`FlushAhead`]): write-back then overlaps receiving.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -72,6 +77,49 @@ pub(crate) fn publish(src: &Path, dst: &Path) -> io::Result<()> {
     create_dirs(dir)?;
     fs::rename(src, dst)?;
     sync_dir(dir)
+}
+
+/// Bytes written between two background flushes of a growing file.
+pub(crate) const FLUSH_AHEAD: u64 = 32 * 1024 * 1024;
+
+/// Starts write-back of a file being appended to, on a thread of its own,
+/// whenever [`FLUSH_AHEAD`] new bytes were written and the previous flush is
+/// done; the writer never waits for it, except once in [`FlushAhead::finish`].
+/// An error of a background flush fails the write, so no write-back error is
+/// consumed unseen before the file is published.
+#[derive(Default)]
+pub(crate) struct FlushAhead {
+    pending: u64,
+    inflight: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl FlushAhead {
+    /// Records `n` more bytes written to `f`.
+    pub fn wrote(&mut self, f: &File, n: u64) -> io::Result<()> {
+        self.pending += n;
+        if self.pending < FLUSH_AHEAD || self.inflight.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        self.reap()?;
+        let dup = f.try_clone()?;
+        self.inflight = Some(std::thread::spawn(move || dup.sync_data()));
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Waits for the flush in flight, if any, and reports its error.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.reap()
+    }
+
+    fn reap(&mut self) -> io::Result<()> {
+        match self.inflight.take() {
+            Some(h) => h
+                .join()
+                .map_err(|_| io::Error::other("background flush panicked"))?,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Bytes available to an unprivileged writer on the filesystem of `path`.

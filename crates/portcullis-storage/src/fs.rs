@@ -162,7 +162,9 @@ impl Driver for FsDriver {
 
     /// Writes on one blocking thread with plain `write` calls: the chunks go
     /// from the request straight to the kernel, without the extra buffer
-    /// copy and per-write thread hand-off of `tokio::fs::File`.
+    /// copy and per-write thread hand-off of `tokio::fs::File`. Large
+    /// uploads are flushed ahead in the background (`durable::FlushAhead`),
+    /// so publishing them later has little left to write back.
     async fn append_chunks(
         &self,
         path: &str,
@@ -176,9 +178,13 @@ impl Driver for FsDriver {
                 .append(true)
                 .open(&full)?;
             let mut n = 0u64;
+            let mut flush = durable::FlushAhead::default();
             while let Some(batch) = chunks.blocking_recv() {
-                n += write_all_vectored(&mut f, &batch)?;
+                let wrote = write_all_vectored(&mut f, &batch)?;
+                flush.wrote(&f, wrote)?;
+                n += wrote;
             }
+            flush.finish()?;
             Ok(n)
         })
         .await
