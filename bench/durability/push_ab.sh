@@ -14,6 +14,7 @@
 # Knobs: ROUNDS (5), BLOB_MB (1024), DATA_DIR (/var/tmp/portcullis-bench-data:
 # the files bench/run.sh generates, blob-<MB>M-<i>.bin with .sha256 sidecars,
 # generated here when missing), WORK (/var/tmp). Needs curl and python3.
+# Each pushed blob is removed from the variant's storage after its push.
 set -euo pipefail
 ROUNDS=${ROUNDS:-5}
 BLOB_MB=${BLOB_MB:-1024}
@@ -25,7 +26,8 @@ cleanup() {
     wait 2>/dev/null || true
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 [ $# -ge 1 ] || { echo "usage: $0 NAME='CMD {config}' ..." >&2; exit 2; }
 
 mkdir -p "$DATA_DIR"
@@ -40,7 +42,7 @@ for i in $(seq 0 $((ROUNDS - 1))); do
     files+=("$f")
 done
 
-names=(); urls=()
+names=(); urls=(); roots=()
 port=5900
 for spec in "$@"; do
     name=${spec%%=*}; cmd=${spec#*=}
@@ -65,7 +67,7 @@ YML
     ${cmd//\{config\}/$dir/config.yml} > "$dir/server.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
-    names+=("$name"); urls+=("http://127.0.0.1:$port")
+    names+=("$name"); urls+=("http://127.0.0.1:$port"); roots+=("$dir/root")
 done
 
 push() { # url file -> seconds
@@ -84,7 +86,12 @@ for r in $(seq 0 $((ROUNDS - 1))); do
     [ $((r % 2)) -eq 1 ] && order=($(printf '%s\n' "${order[@]}" | tac))
     for i in "${order[@]}"; do
         sync
-        s=$(push "${urls[$i]}" "${files[$r]}")
+        if ! s=$(push "${urls[$i]}" "${files[$r]}"); then
+            echo "round $((r + 1)) ${names[$i]}: push failed (see $work/${names[$i]}/server.log)" >&2
+            exit 1
+        fi
+        # Each round stores 1 GiB per variant: drop it, or long runs fill the disk.
+        rm -rf "${roots[$i]}/docker"
         echo "round $((r + 1)) ${names[$i]}: ${s}s = $(python3 -c "print(f'{$BLOB_MB / $s:.1f}')") MiB/s" >&2
         echo "${names[$i]} $s" >> "$results"
     done

@@ -264,7 +264,7 @@ async fn a_push_is_flushed_before_it_is_published_and_acknowledged() {
             .iter()
             .filter(|c| is_sync(c) && c.paths.first() == Some(&src));
         // Blobs this small get no background flush ahead (storage's
-        // FLUSH_AHEAD is 32 MiB): the one flush is the commit's.
+        // FLUSH_AHEAD is 8 MiB): the one flush is the commit's.
         assert_eq!(
             syncs.count(),
             1,

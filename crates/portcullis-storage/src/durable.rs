@@ -80,7 +80,7 @@ pub(crate) fn publish(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 /// Bytes written between two background flushes of a growing file.
-pub(crate) const FLUSH_AHEAD: u64 = 32 * 1024 * 1024;
+pub(crate) const FLUSH_AHEAD: u64 = 8 * 1024 * 1024;
 
 /// Starts write-back of a file being appended to, on a thread of its own,
 /// whenever [`FLUSH_AHEAD`] new bytes were written and the previous flush is
