@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use portcullis_core::{CoreError, Options, Registry, TagCondition, digest_of};
-use portcullis_storage::MemoryDriver;
+use portcullis_storage::{FsDriver, MemoryDriver};
 use portcullis_types::{Algorithm, Reference, RepoName, Tag};
 
 use common::{OCI_INDEX, OCI_MANIFEST, config_and_layer, image, index, push_blob};
@@ -20,9 +20,12 @@ fn registry() -> Registry {
     Registry::new(Arc::new(MemoryDriver::new()), opts)
 }
 
+/// On the filesystem driver, whose writes really interleave (blocking
+/// threads), as in the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_concurrent_creations_of_one_tag_exactly_one_wins() {
-    let reg = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::new(Arc::new(FsDriver::new(dir.path())), Options::default());
     let name: RepoName = "rel/app".parse().unwrap();
     let (config, layer) = config_and_layer(&reg, &name, "race").await;
     for round in 0..30 {
