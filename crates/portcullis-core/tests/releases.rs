@@ -198,3 +198,43 @@ async fn blobs_of_tagged_manifests_are_found_through_indexes_and_kept() {
         Err(CoreError::BlobUnknown)
     ));
 }
+
+/// A guarded delete of a layer racing a push of a tag that needs it: either
+/// the push wins and the delete is refused, or the delete wins and the push
+/// is refused for the missing blob; never a tag whose layer is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guarded_delete_never_removes_a_layer_that_a_concurrent_push_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        delete_enabled: true,
+        ..Options::default()
+    };
+    let reg = Registry::new(Arc::new(FsDriver::new(dir.path())), opts);
+    let name: RepoName = "rel/app".parse().unwrap();
+    let (mut pushes_won, mut deletes_won) = (0, 0);
+    for round in 0..20 {
+        let (config, layer) = config_and_layer(&reg, &name, &format!("race-{round}")).await;
+        let tag: Reference = format!("v{round}").parse().unwrap();
+        let m = image(&config, std::slice::from_ref(&layer), "race");
+        let (r1, n1, t1) = (reg.clone(), name.clone(), tag.clone());
+        let push = tokio::spawn(async move {
+            r1.put_manifest_if(&n1, &t1, Some(OCI_MANIFEST), m, TagCondition::Absent)
+                .await
+        });
+        let (r2, n2, l2) = (reg.clone(), name.clone(), layer.0.clone());
+        let delete =
+            tokio::spawn(async move { r2.delete_blob_unless_tagged(&n2, &l2, |_| true).await });
+        match (push.await.unwrap(), delete.await.unwrap()) {
+            (Ok(_), Err(CoreError::BlobInUse { .. })) => pushes_won += 1,
+            (Err(CoreError::ManifestBlobUnknown(d)), Ok(())) if d == layer.0 => deletes_won += 1,
+            (p, d) => panic!("round {round}: push {p:?}, delete {d:?}"),
+        }
+        if reg.resolve(&name, &tag).await.is_ok() {
+            assert!(
+                reg.stat_blob(&name, &layer.0).await.is_ok(),
+                "round {round}"
+            );
+        }
+    }
+    assert_eq!(pushes_won + deletes_won, 20);
+}
