@@ -34,6 +34,10 @@ pub enum CoreError {
     ReadOnly,
     #[error("deletion is disabled (set storage.delete.enabled: true to allow it)")]
     DeleteDisabled,
+    #[error("tag {tag} already exists (it names {digest}) and may not be overwritten")]
+    TagExists { tag: String, digest: Digest },
+    #[error("blob {digest} is referenced by tag {tag}, whose manifest needs it")]
+    BlobInUse { digest: Digest, tag: String },
     #[error("client body error: {0}")]
     Body(std::io::Error),
     #[error(transparent)]

@@ -6,20 +6,23 @@ mod blobs;
 mod cache;
 mod error;
 mod listing;
+mod locks;
 mod manifest;
 mod manifests;
 mod purge;
+mod releases;
 mod repo_index;
 mod uploads;
 
 use std::sync::Arc;
 
 use portcullis_storage::Driver;
+use portcullis_types::{RepoName, Tag};
 
 pub use error::CoreError;
 pub use listing::{Page, Referrers};
 pub use manifest::{Descriptor, ParsedManifest};
-pub use manifests::{ManifestRead, PutOutcome, digest_of};
+pub use manifests::{ManifestRead, PutOutcome, TagCondition, digest_of};
 pub use purge::PurgeReport;
 pub use uploads::UploadStatus;
 
@@ -55,6 +58,17 @@ pub struct Registry {
     uploads: Arc<uploads::Sessions>,
     manifests: Arc<cache::ManifestCache>,
     index: Arc<repo_index::RepoIndex>,
+    locks: Arc<Locks>,
+}
+
+/// The locks that order this process's writes.
+#[derive(Default)]
+struct Locks {
+    /// Held exclusively while a tag is checked and written.
+    tags: locks::KeyedLocks<(RepoName, Tag)>,
+    /// Shared by manifest writes, exclusive for a blob delete that must not
+    /// race a manifest that references the blob.
+    repos: locks::KeyedLocks<RepoName>,
 }
 
 impl Registry {
@@ -66,6 +80,7 @@ impl Registry {
             uploads: Arc::default(),
             manifests: Arc::default(),
             index: Arc::default(),
+            locks: Arc::default(),
         }
     }
 

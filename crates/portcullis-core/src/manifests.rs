@@ -18,11 +18,44 @@ pub struct ManifestRead {
     pub bytes: Bytes,
 }
 
+/// When a manifest PUT by tag may write the tag. The check and the write
+/// happen under one per-(repository, tag) lock, so of two concurrent
+/// creations of the same tag exactly one can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TagCondition {
+    /// Always: the tag moves to the new manifest (a plain push).
+    #[default]
+    Any,
+    /// Only when the tag does not exist yet; otherwise `CoreError::TagExists`.
+    Absent,
+    /// When the tag does not exist, or already names exactly this manifest
+    /// (so a client's retry of the same push succeeds); otherwise
+    /// `CoreError::TagExists`.
+    AbsentOrSame,
+}
+
 /// What a successful PUT produced.
 #[derive(Debug, Clone)]
 pub struct PutOutcome {
     pub digest: Digest,
     pub subject: Option<Digest>,
+}
+
+/// Whether a tag that now names `current` may be written with `digest`.
+fn check_tag_condition(
+    tag: &Tag,
+    current: Option<&Digest>,
+    digest: &Digest,
+    condition: TagCondition,
+) -> Result<(), CoreError> {
+    match (condition, current) {
+        (TagCondition::Any, _) | (_, None) => Ok(()),
+        (TagCondition::AbsentOrSame, Some(c)) if c == digest => Ok(()),
+        (_, Some(c)) => Err(CoreError::TagExists {
+            tag: tag.as_str().to_owned(),
+            digest: c.clone(),
+        }),
+    }
 }
 
 /// Digest of bytes with the given algorithm.
@@ -53,6 +86,25 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<PutOutcome, CoreError> {
+        self.put_manifest_if(name, reference, content_type, bytes, TagCondition::Any)
+            .await
+    }
+
+    /// [`Registry::put_manifest`] that writes a tag only when `condition`
+    /// holds, checked and written under the tag's lock. A digest reference
+    /// ignores the condition (a digest always names the same content).
+    /// Nothing is stored when the condition fails.
+    ///
+    /// # Errors
+    /// As `put_manifest`, and `TagExists` when the condition fails.
+    pub async fn put_manifest_if(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        condition: TagCondition,
+    ) -> Result<PutOutcome, CoreError> {
         self.check_writable()?;
         let limit = self.opts.manifest_max_bytes;
         if bytes.len() as u64 > limit {
@@ -74,34 +126,96 @@ impl Registry {
             )));
         }
         let parsed = manifest::parse(&bytes, content_type)?;
+        // Shared: a guarded blob delete (`releases.rs`) excludes manifest writes.
+        let _repo = self.locks.repos.shared(name.clone()).await;
+        let (_tag, tag_existed) = match reference {
+            Reference::Tag(tag) => {
+                let guard = self.locks.tags.exclusive((name.clone(), tag.clone())).await;
+                let current = self.tag_target(name, tag).await?;
+                check_tag_condition(tag, current.as_ref(), &digest, condition)?;
+                (Some(guard), current.is_some())
+            }
+            Reference::Digest(_) => (None, true),
+        };
         self.check_references(name, &parsed).await?;
-
-        if self.blob_size(&digest).await?.is_none() {
-            self.driver
-                .put_content(&paths::blob_data(&digest), bytes)
-                .await?;
-        }
-        self.driver
-            .put_content(
-                &paths::revision_link(name, &digest),
-                Bytes::from(digest.to_string()),
-            )
-            .await?;
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
-        if let Some(s) = &subject {
-            self.driver
-                .put_content(
-                    &paths::referrer_link(name, s, &digest),
-                    Bytes::from(digest.to_string()),
-                )
-                .await?;
-        }
-        if let Reference::Tag(tag) = reference {
-            self.tag_manifest(name, tag, &digest).await?;
-        }
+        let stored = self
+            .store_manifest(
+                name,
+                reference,
+                &digest,
+                bytes,
+                subject.as_ref(),
+                tag_existed,
+            )
+            .await;
+        // Even a failed store may have written some links.
         self.manifests.invalidate(name);
+        stored?;
         self.note_repository(name);
         Ok(PutOutcome { digest, subject })
+    }
+
+    /// Writes a checked manifest: its content first, then every link to it
+    /// (each flushed, in parallel), then the tag's current link, which
+    /// publishes it.
+    async fn store_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        digest: &Digest,
+        bytes: Bytes,
+        subject: Option<&Digest>,
+        tag_existed: bool,
+    ) -> Result<(), CoreError> {
+        if self.blob_size(digest).await?.is_none() {
+            self.driver
+                .put_content(&paths::blob_data(digest), bytes)
+                .await?;
+        }
+        let link = Bytes::from(digest.to_string());
+        let mut links = vec![paths::revision_link(name, digest)];
+        links.extend(subject.map(|s| paths::referrer_link(name, s, digest)));
+        if let Reference::Tag(tag) = reference {
+            links.push(paths::tag_index_link(name, tag, digest));
+        }
+        futures::future::try_join_all(
+            links
+                .iter()
+                .map(|p| self.driver.put_content(p, link.clone())),
+        )
+        .await?;
+        if let Reference::Tag(tag) = reference
+            && let Err(e) = self
+                .driver
+                .put_content(&paths::tag_current_link(name, tag), link)
+                .await
+        {
+            // A new tag whose current link could not be written (a full
+            // disk) must not be listed with only its index entry.
+            if !tag_existed {
+                let _ = self.driver.delete(&paths::tag_dir(name, tag)).await;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The current digest of a tag, or `None` when the tag does not exist.
+    pub(crate) async fn tag_target(
+        &self,
+        name: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<Digest>, CoreError> {
+        match self
+            .driver
+            .get_content(&paths::tag_current_link(name, tag))
+            .await
+        {
+            Ok(raw) => Ok(parse_link(&raw)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn check_references(&self, name: &RepoName, m: &ParsedManifest) -> Result<(), CoreError> {
@@ -122,22 +236,6 @@ impl Registry {
                 return Err(CoreError::ManifestBlobUnknown(d.digest.clone()));
             }
         }
-        Ok(())
-    }
-
-    async fn tag_manifest(
-        &self,
-        name: &RepoName,
-        tag: &Tag,
-        digest: &Digest,
-    ) -> Result<(), CoreError> {
-        let link = Bytes::from(digest.to_string());
-        self.driver
-            .put_content(&paths::tag_index_link(name, tag, digest), link.clone())
-            .await?;
-        self.driver
-            .put_content(&paths::tag_current_link(name, tag), link)
-            .await?;
         Ok(())
     }
 
@@ -180,12 +278,13 @@ impl Registry {
         if let Some(m) = self.manifests.get(name, reference) {
             return Ok(m);
         }
+        let ticket = self.manifests.ticket(name);
         let digest = self.resolve(name, reference).await?;
         let m = self.read_manifest(&digest).await.map_err(|e| match e {
             CoreError::BlobUnknown => CoreError::ManifestUnknown(reference.to_string()),
             other => other,
         })?;
-        self.manifests.put(name, reference, &m);
+        self.manifests.put(name, reference, &m, ticket);
         Ok(m)
     }
 
@@ -247,6 +346,11 @@ impl Registry {
         reference: &Reference,
     ) -> Result<(), CoreError> {
         self.check_delete()?;
+        let _repo = self.locks.repos.shared(name.clone()).await;
+        let _tag = match reference {
+            Reference::Tag(t) => Some(self.locks.tags.exclusive((name.clone(), t.clone())).await),
+            Reference::Digest(_) => None,
+        };
         let result = self.delete_manifest_links(name, reference).await;
         self.manifests.invalidate(name);
         result

@@ -165,12 +165,7 @@ impl Registry {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
-            let n = r.read(&mut buf).await.map_err(|e| {
-                CoreError::Storage(portcullis_storage::StorageError::Io {
-                    path: path.to_owned(),
-                    source: e,
-                })
-            })?;
+            let n = r.read(&mut buf).await.map_err(|e| io_err(path, e))?;
             if n == 0 {
                 return Ok(total);
             }
@@ -361,8 +356,5 @@ impl Registry {
 }
 
 fn io_err(path: &str, e: std::io::Error) -> CoreError {
-    CoreError::Storage(portcullis_storage::StorageError::Io {
-        path: path.to_owned(),
-        source: e,
-    })
+    CoreError::Storage(portcullis_storage::StorageError::io(path, e))
 }

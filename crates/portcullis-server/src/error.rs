@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::CoreError;
+use portcullis_storage::StorageError;
 use portcullis_types::{DigestError, NameError, ReferenceError};
 use serde::Serialize;
 
@@ -32,6 +33,11 @@ pub enum Code {
     MethodNotAllowed,
     NotFound,
     ReadOnly,
+    /// The storage has no space left. distribution has no code for it: this
+    /// sends its registered `UNAVAILABLE` (known to Go clients built on its
+    /// errcode table, and not mistaken for an auth problem as `DENIED`
+    /// would be) with 507, whose reason phrase already says it.
+    StorageFull,
     Unknown,
 }
 
@@ -119,6 +125,11 @@ impl Code {
                 "UNSUPPORTED",
                 S::METHOD_NOT_ALLOWED,
                 "the registry is in read-only mode",
+            ),
+            Code::StorageFull => (
+                "UNAVAILABLE",
+                S::INSUFFICIENT_STORAGE,
+                "storage is full: the registry's storage has no free space left",
             ),
             Code::Unknown => ("UNKNOWN", S::INTERNAL_SERVER_ERROR, "unknown error"),
         }
@@ -227,6 +238,22 @@ impl From<CoreError> for ApiError {
             CoreError::NameUnknown => ApiError::new(Code::NameUnknown),
             CoreError::ReadOnly => ApiError::msg(Code::ReadOnly, e.to_string()),
             CoreError::DeleteDisabled => ApiError::msg(Code::MethodNotAllowed, e.to_string()),
+            CoreError::TagExists { .. } | CoreError::BlobInUse { .. } => {
+                ApiError::msg(Code::Denied, e.to_string())
+            }
+            CoreError::Storage(StorageError::Full {
+                path,
+                available,
+                source,
+            }) => {
+                tracing::error!(
+                    path = %path,
+                    free_bytes = available,
+                    error = %source,
+                    "storage is full; nothing was stored, free space on the storage to accept writes again"
+                );
+                ApiError::msg(Code::StorageFull, full_message(available))
+            }
             CoreError::Body(err) => {
                 tracing::info!(error = %err, "client body failed");
                 ApiError::msg(
@@ -240,6 +267,16 @@ impl From<CoreError> for ApiError {
             }
         }
     }
+}
+
+/// What a client is told when the storage is full: the cause, that nothing
+/// partial was kept, and the fix.
+fn full_message(available: Option<u64>) -> String {
+    let free = available.map_or_else(String::new, |n| format!(" ({n} bytes free)"));
+    format!(
+        "storage is full: the registry's storage has no free space left{free}, so nothing was \
+         stored; free space on the registry's storage (or raise its quota) and retry"
+    )
 }
 
 impl From<NameError> for ApiError {

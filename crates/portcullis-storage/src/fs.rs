@@ -1,5 +1,6 @@
 //! The filesystem driver: files under a root directory, written with
-//! temp-file-and-rename so a crash never leaves a partly written file visible.
+//! temp-file-and-rename so a crash never leaves a partly written file
+//! visible, and flushed (`durable.rs`) before a write is reported done.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::fs;
 
+use crate::durable;
 use crate::{ByteStream, Chunks, Driver, FileInfo, Reader, StorageError, Writer, check_path};
 
 /// Adapts a channel receiver into a stream.
@@ -37,13 +39,40 @@ impl FsDriver {
         check_path(path)?;
         Ok(self.root.join(path.trim_start_matches('/')))
     }
+
+    /// The error of a failed write at `path`; a full filesystem is reported
+    /// with the space left on it.
+    fn write_error(&self, path: &str, e: std::io::Error) -> StorageError {
+        match StorageError::io(path, e) {
+            StorageError::Full { path, source, .. } => StorageError::Full {
+                available: durable::available_space(&self.root),
+                path,
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// Runs blocking file work for `path` on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        path: &str,
+        work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| StorageError::io(path, std::io::Error::other(e)))?
+            .map_err(|e| self.write_error(path, e))
+    }
 }
 
-async fn ensure_parent(path: &str, full: &Path) -> Result<(), StorageError> {
+/// Creates the parents of a working file (an upload's data), which is not
+/// published by its name, so the new directories need no flush.
+async fn ensure_parent(d: &FsDriver, path: &str, full: &Path) -> Result<(), StorageError> {
     if let Some(parent) = full.parent() {
         fs::create_dir_all(parent)
             .await
-            .map_err(|e| StorageError::io(path, e))?;
+            .map_err(|e| d.write_error(path, e))?;
     }
     Ok(())
 }
@@ -63,19 +92,13 @@ impl Driver for FsDriver {
         Ok(Bytes::from(data))
     }
 
+    /// One blocking hop: create the parents, write a temp file, flush it,
+    /// rename it into place, flush the directory.
     async fn put_content(&self, path: &str, data: Bytes) -> Result<(), StorageError> {
         let full = self.full(path)?;
-        ensure_parent(path, &full).await?;
         let tmp = temp_sibling(&full);
-        if let Err(e) = fs::write(&tmp, &data).await {
-            let _ = fs::remove_file(&tmp).await;
-            return Err(StorageError::io(path, e));
-        }
-        if let Err(e) = fs::rename(&tmp, &full).await {
-            let _ = fs::remove_file(&tmp).await;
-            return Err(StorageError::io(path, e));
-        }
-        Ok(())
+        self.blocking(path, move || durable::write_file(&tmp, &full, &data))
+            .await
     }
 
     async fn reader(&self, path: &str, offset: u64) -> Result<Reader, StorageError> {
@@ -139,40 +162,43 @@ impl Driver for FsDriver {
 
     /// Writes on one blocking thread with plain `write` calls: the chunks go
     /// from the request straight to the kernel, without the extra buffer
-    /// copy and per-write thread hand-off of `tokio::fs::File`.
+    /// copy and per-write thread hand-off of `tokio::fs::File`. Large
+    /// uploads are flushed ahead in the background (`durable::FlushAhead`),
+    /// so publishing them later has little left to write back.
     async fn append_chunks(
         &self,
         path: &str,
         mut chunks: tokio::sync::mpsc::Receiver<Chunks>,
     ) -> Result<u64, StorageError> {
         let full = self.full(path)?;
-        ensure_parent(path, &full).await?;
-        let owned = path.to_owned();
-        tokio::task::spawn_blocking(move || {
+        ensure_parent(self, path, &full).await?;
+        self.blocking(path, move || {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&full)?;
             let mut n = 0u64;
+            let mut flush = durable::FlushAhead::default();
             while let Some(batch) = chunks.blocking_recv() {
-                n += write_all_vectored(&mut f, &batch)?;
+                let wrote = write_all_vectored(&mut f, &batch)?;
+                flush.wrote(&f, wrote)?;
+                n += wrote;
             }
-            Ok::<u64, std::io::Error>(n)
+            flush.finish()?;
+            Ok(n)
         })
         .await
-        .map_err(|e| StorageError::io(&owned, std::io::Error::other(e)))?
-        .map_err(|e| StorageError::io(&owned, e))
     }
 
     async fn appender(&self, path: &str) -> Result<Writer, StorageError> {
         let full = self.full(path)?;
-        ensure_parent(path, &full).await?;
+        ensure_parent(self, path, &full).await?;
         let f = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&full)
             .await
-            .map_err(|e| StorageError::io(path, e))?;
+            .map_err(|e| self.write_error(path, e))?;
         Ok(Box::new(f))
     }
 
@@ -183,7 +209,7 @@ impl Driver for FsDriver {
             .open(&full)
             .await
             .map_err(|e| StorageError::io(path, e))?;
-        f.set_len(len).await.map_err(|e| StorageError::io(path, e))
+        f.set_len(len).await.map_err(|e| self.write_error(path, e))
     }
 
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
@@ -241,13 +267,13 @@ impl Driver for FsDriver {
         .map_err(|e| StorageError::io(&owned, e))
     }
 
+    /// Flushes the source's data (once, however many chunks wrote it), moves
+    /// it, and flushes the destination directory, in one blocking hop.
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let src = self.full(from)?;
         let dst = self.full(to)?;
-        ensure_parent(to, &dst).await?;
-        fs::rename(&src, &dst)
+        self.blocking(from, move || durable::publish(&src, &dst))
             .await
-            .map_err(|e| StorageError::io(from, e))
     }
 
     async fn delete(&self, path: &str) -> Result<(), StorageError> {

@@ -2,6 +2,7 @@
 //! filesystem and an in-memory backend, plus the distribution on-disk layout
 //! (`paths`). Every backend passes the same driver test suite (`tests.rs`).
 
+mod durable;
 mod fs;
 mod memory;
 pub mod paths;
@@ -39,6 +40,22 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The filesystem (or the quota) has no room left: ENOSPC or EDQUOT.
+    #[error("storage is full writing {path} ({}): {source}", free_text(*.available))]
+    Full {
+        path: String,
+        /// Bytes still available to the registry on that filesystem, when known.
+        available: Option<u64>,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn free_text(available: Option<u64>) -> String {
+    available.map_or_else(
+        || "free space unknown".to_owned(),
+        |n| format!("{n} bytes free"),
+    )
 }
 
 impl StorageError {
@@ -47,14 +64,28 @@ impl StorageError {
         matches!(self, StorageError::NotFound(_))
     }
 
-    pub(crate) fn io(path: &str, source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            StorageError::NotFound(path.to_owned())
-        } else {
-            StorageError::Io {
+    /// Whether the storage ran out of space (or quota).
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        matches!(self, StorageError::Full { .. })
+    }
+
+    /// Classifies an I/O error at `path`: missing paths become `NotFound`,
+    /// ENOSPC and EDQUOT become `Full`, anything else `Io`.
+    #[must_use]
+    pub fn io(path: &str, source: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match source.kind() {
+            K::NotFound => StorageError::NotFound(path.to_owned()),
+            K::StorageFull | K::QuotaExceeded => StorageError::Full {
+                path: path.to_owned(),
+                available: None,
+                source,
+            },
+            _ => StorageError::Io {
                 path: path.to_owned(),
                 source,
-            }
+            },
         }
     }
 }
@@ -73,7 +104,9 @@ pub struct FileInfo {
 pub trait Driver: Send + Sync + 'static {
     /// Reads a whole (small) file.
     async fn get_content(&self, path: &str) -> Result<Bytes, StorageError>;
-    /// Writes a whole file atomically: readers see the old or the new content, never a mix.
+    /// Writes a whole file atomically: readers see the old or the new content,
+    /// never a mix. Once it returns, the file survives a crash (on drivers
+    /// with durable storage).
     async fn put_content(&self, path: &str, data: Bytes) -> Result<(), StorageError>;
     /// Opens a file for reading from `offset`.
     async fn reader(&self, path: &str, offset: u64) -> Result<Reader, StorageError>;
@@ -138,7 +171,10 @@ pub trait Driver: Send + Sync + 'static {
         }
         Ok(out)
     }
-    /// Moves a file atomically, replacing the destination and creating its parents.
+    /// Moves a file atomically, replacing the destination and creating its
+    /// parents. Once it returns, the file's data and its new name survive a
+    /// crash (on drivers with durable storage): this is how an upload is
+    /// published, so its data is flushed here, once, and not per chunk.
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError>;
     /// Deletes a file or a directory tree.
     async fn delete(&self, path: &str) -> Result<(), StorageError>;

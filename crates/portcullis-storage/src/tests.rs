@@ -82,3 +82,29 @@ async fn filesystem_driver_passes_suite() {
 async fn memory_driver_passes_suite() {
     suite(&MemoryDriver::new()).await;
 }
+
+/// An upload larger than the flush-ahead step is written back in the
+/// background while it is received, and arrives complete and in order.
+#[tokio::test]
+async fn filesystem_driver_appends_past_the_flush_ahead_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FsDriver::new(dir.path());
+    let (tx, rx) = tokio::sync::mpsc::channel::<crate::Chunks>(2);
+    let chunk = 1 << 20;
+    let total = usize::try_from(crate::durable::FLUSH_AHEAD).unwrap() * 2 + chunk / 2;
+    let data: Vec<u8> = (0..total).map(|i| (i % 253) as u8).collect();
+    let send = {
+        let data = data.clone();
+        tokio::spawn(async move {
+            for c in data.chunks(chunk) {
+                let batch: crate::Chunks = vec![Bytes::copy_from_slice(c)].into();
+                tx.send(batch).await.unwrap();
+            }
+        })
+    };
+    let n = d.append_chunks("/up/big", rx).await.unwrap();
+    send.await.unwrap();
+    assert_eq!(n, total as u64);
+    d.rename("/up/big", "/blobs/big").await.unwrap();
+    assert_eq!(&d.get_content("/blobs/big").await.unwrap()[..], &data[..]);
+}
