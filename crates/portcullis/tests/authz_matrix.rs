@@ -21,7 +21,8 @@ use common::authz::{
     self, ADMIN, CAROL, Caller, Image, Mode, Who, check_denied, next_link, repo_scope,
     repositories, tag_list,
 };
-use common::token::{self, ALICE, BOB};
+use common::oci;
+use common::token::{self, ALICE, BOB, Reply};
 use reqwest::Method;
 
 fn gate() -> bool {
@@ -568,6 +569,51 @@ fn run_immutable(mode: Mode) {
             }
         }),
     );
+    // A layer a tag's manifest needs cannot be deleted (the release must
+    // keep pulling); a blob no tag needs can.
+    let delete_blob = |digest: &str| {
+        admin.send(
+            Method::DELETE,
+            &format!("/v2/release/x/blobs/{digest}"),
+            &[repo_scope("release/x", "delete")],
+            &[],
+            None,
+        )
+    };
+    let reply = delete_blob(&first.layer_digest);
+    record(
+        &mut failures,
+        &format!("[{m}] DELETE of a layer of release/x:1.0"),
+        check_denied(&reply),
+    );
+    let loose = b"a blob no manifest of release/x needs".to_vec();
+    admin
+        .push_blob("release/x", &loose)
+        .unwrap_or_else(|reply| panic!("[{m}] push a loose blob: {reply}"));
+    let reply = delete_blob(&oci::sha256(&loose));
+    record(
+        &mut failures,
+        &format!("[{m}] DELETE of a blob no tag needs"),
+        status(&reply, 202),
+    );
+    // Two clients create the same tag with different manifests at once:
+    // exactly one wins, every round.
+    for round in 0..20 {
+        let tag = format!("race-{round}");
+        let replies: Vec<Reply> = std::thread::scope(|s| {
+            let a = s.spawn(|| admin.put_manifest("release/x", &tag, &first));
+            let b = s.spawn(|| admin.put_manifest("release/x", &tag, &second));
+            vec![a.join().expect("put"), b.join().expect("put")]
+        });
+        let created = replies.iter().filter(|r| r.status == 201).count();
+        let refused = replies.iter().filter(|r| check_denied(r).is_ok()).count();
+        if created != 1 || refused != 1 {
+            failures.push(format!(
+                "[{m}] round {round}: concurrent creations of release/x:{tag}: {} and {}",
+                replies[0], replies[1]
+            ));
+        }
+    }
     // Outside release/**, tags move as usual.
     admin.push_ok("team/app", "1.0", &first);
     admin.push_ok("team/app", "1.0", &second);

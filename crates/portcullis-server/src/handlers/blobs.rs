@@ -49,7 +49,24 @@ pub(crate) async fn handle(
 ) -> Result<Response, ApiError> {
     let reg = &ctx.state.registry;
     if ctx.method == Method::DELETE {
-        reg.delete_blob(name, digest).await?;
+        if super::manifests::is_immutable(ctx, name) {
+            // A release must keep pulling: a blob one of its tags needs stays.
+            reg.delete_blob_unless_tagged(name, digest, |_| true)
+                .await
+                .map_err(|e| match e {
+                    portcullis_core::CoreError::BlobInUse { digest, tag } => {
+                        super::manifests::immutable_denied(
+                            name,
+                            &format!(
+                                "blob {digest} is needed by tag {tag}, so it cannot be deleted"
+                            ),
+                        )
+                    }
+                    other => ApiError::from(other),
+                })?;
+        } else {
+            reg.delete_blob(name, digest).await?;
+        }
         return Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response());
     }
     let size = reg.stat_blob(name, digest).await?;

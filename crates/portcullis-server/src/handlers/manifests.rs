@@ -20,7 +20,12 @@ pub(crate) async fn handle(
         Method::GET | Method::HEAD => get(ctx, name, reference).await,
         Method::PUT => put(ctx, name, reference, body).await,
         Method::DELETE => {
-            check_immutable(ctx, name, reference, None).await?;
+            if is_immutable(ctx, name) {
+                return Err(immutable_denied(
+                    name,
+                    "its manifests and tags cannot be deleted",
+                ));
+            }
             ctx.state.registry.delete_manifest(name, reference).await?;
             Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
         }
@@ -93,16 +98,30 @@ async fn put(
             ));
         }
     };
-    check_immutable(ctx, name, reference, Some(&bytes)).await?;
     let content_type = ctx
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // In an immutable repository a tag is created once: the check and the
+    // write happen under one lock in core, so of two concurrent creations
+    // exactly one wins. Pushing the same manifest again is a retry, allowed.
+    let condition = if is_immutable(ctx, name) {
+        portcullis_core::TagCondition::AbsentOrSame
+    } else {
+        portcullis_core::TagCondition::Any
+    };
     let out = ctx
         .state
         .registry
-        .put_manifest(name, reference, content_type, bytes)
-        .await?;
+        .put_manifest_if(name, reference, content_type, bytes, condition)
+        .await
+        .map_err(|e| match e {
+            portcullis_core::CoreError::TagExists { tag, digest } => immutable_denied(
+                name,
+                &format!("tag {tag} already exists (it names {digest}); push a new tag"),
+            ),
+            other => ApiError::from(other),
+        })?;
     let location = ctx.url(&format!("/v2/{name}/manifests/{}", out.digest));
     let mut resp = (
         StatusCode::CREATED,
@@ -123,46 +142,22 @@ async fn put(
     Ok(resp)
 }
 
-/// `access.immutable`: in these repositories an existing tag cannot be moved
-/// to another manifest, and manifests cannot be deleted. Pushing the same
-/// manifest to the same tag again is allowed (clients retry).
-async fn check_immutable(
-    ctx: &Ctx,
-    name: &RepoName,
-    reference: &Reference,
-    new: Option<&[u8]>,
-) -> Result<(), ApiError> {
-    if !ctx.state.enforce_policy
-        || !ctx
+/// Whether `access.immutable` names the repository: there an existing tag
+/// cannot be moved to another manifest, manifests cannot be deleted, and
+/// blobs a tag's manifest needs cannot be deleted.
+pub(crate) fn is_immutable(ctx: &Ctx, name: &RepoName) -> bool {
+    ctx.state.enforce_policy
+        && ctx
             .state
             .access
             .policy
             .current()
             .is_immutable(name.as_str())
-    {
-        return Ok(());
-    }
-    let denied = |what: &str| {
-        ApiError::msg(
-            Code::Denied,
-            format!("{name} is immutable (access.immutable): {what}"),
-        )
-    };
-    match (reference, new) {
-        (_, None) => Err(denied("its manifests and tags cannot be deleted")),
-        (Reference::Digest(_), Some(_)) => Ok(()),
-        (Reference::Tag(tag), Some(bytes)) => {
-            match ctx.state.registry.resolve(name, reference).await {
-                Ok(existing) => {
-                    let incoming = portcullis_core::digest_of(existing.algorithm(), bytes);
-                    if existing == incoming {
-                        Ok(())
-                    } else {
-                        Err(denied(&format!("tag {tag} already exists; push a new tag")))
-                    }
-                }
-                Err(_) => Ok(()),
-            }
-        }
-    }
+}
+
+pub(crate) fn immutable_denied(name: &RepoName, what: &str) -> ApiError {
+    ApiError::msg(
+        Code::Denied,
+        format!("{name} is immutable (access.immutable): {what}"),
+    )
 }
