@@ -56,14 +56,9 @@ while [[ "$rport" == "$pport" ]]; do rport="$(free_port)"; done
 
 { htpasswd -nbB -C 4 alice alice; htpasswd -nbB -C 4 admin admin; } | sed '/^$/d' > "$work/htpasswd"
 
-common="version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $root"
+# shellcheck source=../lib.sh
+source "$here/../lib.sh"
+common="$(quiet_config "$root")"
 
 cat > "$work/portcullis.yml" <<EOF
 $common

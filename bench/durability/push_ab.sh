@@ -16,6 +16,8 @@
 # generated here when missing), WORK (/var/tmp). Needs curl and python3.
 # Each pushed blob is removed from the variant's storage after its push.
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ROUNDS=${ROUNDS:-5}
 BLOB_MB=${BLOB_MB:-1024}
 DATA_DIR=${DATA_DIR:-/var/tmp/portcullis-bench-data}
@@ -48,21 +50,14 @@ for spec in "$@"; do
     name=${spec%%=*}; cmd=${spec#*=}
     port=$((port + 1))
     dir="$work/$name"; mkdir -p "$dir/root"
-    cat > "$dir/config.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/root
+    { quiet_config "$dir/root"; cat <<YML
   delete:
     enabled: true
 http:
   addr: 127.0.0.1:$port
   secret: push-ab-secret
 YML
+    } > "$dir/config.yml"
     # shellcheck disable=SC2086
     ${cmd//\{config\}/$dir/config.yml} > "$dir/server.log" 2>&1 &
     pids+=($!)

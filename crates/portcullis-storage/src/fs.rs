@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::fs;
 
 use crate::durable;
+use crate::readahead;
 use crate::{ByteStream, Chunks, Driver, FileInfo, Reader, StorageError, Writer, check_path};
 
 /// Adapts a channel receiver into a stream.
@@ -115,49 +116,19 @@ impl Driver for FsDriver {
         Ok(Box::new(f))
     }
 
-    /// Reads on one blocking thread straight into fresh 1 MiB buffers that
-    /// become the response chunks: one copy from the page cache, no
-    /// per-chunk thread hand-off as with `tokio::fs::File`.
+    /// Streams through `readahead`: 256 KiB chunks read on a blocking
+    /// thread while the client keeps up, no thread held while it does not.
     async fn read_stream(
         &self,
         path: &str,
         offset: u64,
         len: u64,
     ) -> Result<ByteStream, StorageError> {
-        use std::io::{Read, Seek};
-        const CHUNK: u64 = 1 << 20;
         let full = self.full(path)?;
-        let owned = path.to_owned();
-        let mut file = tokio::task::spawn_blocking(move || {
-            let mut f = std::fs::File::open(&full)?;
-            f.seek(std::io::SeekFrom::Start(offset))?;
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(|e| StorageError::io(&owned, std::io::Error::other(e)))?
-        .map_err(|e| StorageError::io(&owned, e))?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
-        tokio::task::spawn_blocking(move || {
-            let mut left = len;
-            while left > 0 {
-                let want = left.min(CHUNK);
-                let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(1 << 20));
-                match (&mut file).take(want).read_to_end(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        left -= n as u64;
-                        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                            return; // the client went away
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(tokio_stream_from(rx)))
+        let file = readahead::open_at(full, offset)
+            .await
+            .map_err(|e| StorageError::io(path, e))?;
+        Ok(Box::pin(tokio_stream_from(readahead::spawn(file, len))))
     }
 
     /// Writes on one blocking thread with plain `write` calls: the chunks go

@@ -6,6 +6,7 @@ mod durable;
 mod fs;
 mod memory;
 pub mod paths;
+mod readahead;
 #[cfg(test)]
 mod tests;
 

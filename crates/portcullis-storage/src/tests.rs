@@ -108,3 +108,52 @@ async fn filesystem_driver_appends_past_the_flush_ahead_step() {
     d.rename("/up/big", "/blobs/big").await.unwrap();
     assert_eq!(&d.get_content("/blobs/big").await.unwrap()[..], &data[..]);
 }
+
+/// A reader that stalls holds no blocking thread: with a blocking pool of
+/// two threads, eight stalled streams of one file still leave room for a
+/// ninth to be read to the end, and every stream yields exactly its range.
+#[test]
+fn stalled_readers_hold_no_blocking_thread() {
+    use futures::StreamExt;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDriver::new(dir.path());
+        let data: Vec<u8> = (0..(20 * crate::readahead::CHUNK + 7))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        d.put_content("/f", Bytes::from(data.clone()))
+            .await
+            .unwrap();
+        let mut stalled = Vec::new();
+        for _ in 0..8 {
+            let mut s = d.read_stream("/f", 5, data.len() as u64 - 5).await.unwrap();
+            let first = s.next().await.unwrap().unwrap();
+            assert_eq!(&first[..], &data[5..5 + first.len()]);
+            stalled.push((first, s));
+        }
+        let whole = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            let mut s = d.read_stream("/f", 0, data.len() as u64).await.unwrap();
+            let mut got = Vec::new();
+            while let Some(c) = s.next().await {
+                got.extend_from_slice(&c.unwrap());
+            }
+            got
+        })
+        .await
+        .expect("a ninth reader must not wait for eight stalled ones");
+        assert_eq!(whole, data);
+        for (first, mut s) in stalled {
+            let mut got = first.to_vec();
+            while let Some(c) = s.next().await {
+                got.extend_from_slice(&c.unwrap());
+            }
+            assert_eq!(got, &data[5..]);
+        }
+    });
+}
