@@ -144,10 +144,7 @@ fn cases(rng: &mut Rng) -> Vec<(Principal, String, PolicyAction)> {
             };
             let repo = match rng.below(8) {
                 0 => format!("public/lib{}", rng.below(100)),
-                1 => match &who {
-                    Principal::User(u) | Principal::Robot { owner: u, .. } => format!("{u}/tool"),
-                    Principal::Anonymous => "anon/tool".to_owned(),
-                },
+                1 => format!("{}/tool", who.user_name().unwrap_or("anon")),
                 2 => format!("team{}/prod/api", rng.below(GROUPS)),
                 3 => format!("shared/team{}-docs", rng.below(GROUPS)),
                 4 => format!("projects/p{}/web/v2", rng.below(1000)),

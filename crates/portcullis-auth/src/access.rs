@@ -2,6 +2,11 @@
 //! tokens to the scope they were given. The server's authorization and the
 //! token service's grants both decide here, so Basic and token mode agree.
 
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::authn::{CertificateNames, Credential, IdentityProvider, ProviderChain, Refusal};
 use crate::identity::Identity;
 use crate::policy::{Decision, Policy, PolicyAction, Principal};
 
@@ -10,7 +15,11 @@ use crate::policy::{Decision, Policy, PolicyAction, Principal};
 pub fn principal(identity: &Identity) -> Principal {
     match identity {
         Identity::Anonymous => Principal::Anonymous,
-        Identity::User(u) => Principal::User(u.as_str().to_owned()),
+        Identity::User(u) if u.groups.is_empty() => Principal::User(u.as_str().to_owned()),
+        Identity::User(u) => Principal::Member {
+            name: u.as_str().to_owned(),
+            groups: u.groups.clone(),
+        },
         Identity::Robot(r) => Principal::Robot {
             name: r.name.clone(),
             owner: r.owner.as_str().to_owned(),
@@ -59,20 +68,37 @@ pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAc
 }
 
 /// Everything that decides who a caller is and what they may do: the
-/// policy, the htpasswd users and the robot tokens. Shared by the registry
-/// (Basic mode) and the token service.
+/// policy and the identity providers. Shared by the registry (Basic mode),
+/// the token service and `access explain`.
 pub struct AccessControl {
     pub policy: std::sync::Arc<crate::policy::PolicyStore>,
-    pub users: Option<std::sync::Arc<crate::htpasswd::Htpasswd>>,
-    pub robots: Option<std::sync::Arc<crate::robots::RobotStore>>,
+    /// The identity providers, in the order they are asked.
+    pub identities: ProviderChain,
 }
 
-/// Why a login failed. One variant: the caller learns nothing more.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid username or password")]
-pub struct LoginFailed;
-
 impl AccessControl {
+    /// The chain of today's providers: robot tokens, then htpasswd users,
+    /// then the names of verified client certificates.
+    #[must_use]
+    pub fn new(
+        policy: Arc<crate::policy::PolicyStore>,
+        users: Option<Arc<crate::htpasswd::Htpasswd>>,
+        robots: Option<Arc<crate::robots::RobotStore>>,
+    ) -> Self {
+        let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
+        if let Some(r) = robots {
+            providers.push(r);
+        }
+        if let Some(u) = users {
+            providers.push(u);
+        }
+        providers.push(Arc::new(CertificateNames));
+        Self {
+            policy,
+            identities: ProviderChain::new(providers),
+        }
+    }
+
     /// Decides with the current policy.
     #[must_use]
     pub fn decide(&self, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
@@ -81,107 +107,44 @@ impl AccessControl {
 
     /// The non-blocking path: a user whose password was verified recently.
     #[must_use]
-    pub fn login_cached(&self, user: &str, password: &secrecy::SecretString) -> Option<Identity> {
-        use secrecy::ExposeSecret;
-        if crate::robots::RobotStore::looks_like_secret(password.expose_secret()) {
-            return None;
-        }
-        self.users
-            .as_ref()?
-            .authenticate_cached(user, password)
-            .map(Identity::User)
+    pub fn login_cached(&self, user: &str, password: &SecretString) -> Option<Identity> {
+        self.identities.verify_cached(&Credential::Password {
+            user,
+            secret: password,
+        })
     }
 
-    /// Verifies a login (blocking: bcrypt or a robot-store read). A password
-    /// shaped like a robot secret is checked only against the robot store,
-    /// and the robot's owner must still exist.
+    /// Verifies a login (blocking: bcrypt or a robot-store read) through the
+    /// identity providers.
     ///
     /// # Errors
-    /// [`LoginFailed`] for any wrong, unknown, expired or revoked credential.
+    /// [`Refusal`] for any wrong, unknown, expired or revoked credential,
+    /// with the reason for the log (never for the client).
     #[tracing::instrument(skip_all)]
-    pub fn login(
-        &self,
-        user: &str,
-        password: &secrecy::SecretString,
-    ) -> Result<Identity, LoginFailed> {
-        use secrecy::ExposeSecret;
-        let users = self.users.as_ref().ok_or(LoginFailed)?;
-        if crate::robots::RobotStore::looks_like_secret(password.expose_secret()) {
-            let robots = self.robots.as_ref().ok_or(LoginFailed)?;
-            let robot = robots
-                .authenticate(user, password, std::time::SystemTime::now())
-                .map_err(|_| LoginFailed)?;
-            users
-                .password_fingerprint(&robot.owner)
-                .ok_or(LoginFailed)?;
-            let owner = crate::identity::UserName::new(&robot.owner).map_err(|_| LoginFailed)?;
-            return Ok(Identity::Robot(crate::identity::RobotIdentity {
-                name: robot.name,
-                owner,
-                repositories: robot.repositories,
-                actions: robot.actions,
-            }));
-        }
-        users
-            .authenticate(user, password)
-            .map(Identity::User)
-            .map_err(|_| LoginFailed)
+    pub fn login(&self, user: &str, password: &SecretString) -> Result<Identity, Refusal> {
+        self.identities.verify(
+            &Credential::Password {
+                user,
+                secret: password,
+            },
+            std::time::SystemTime::now(),
+        )
     }
-}
 
-/// Why a verified client certificate's name gives no identity.
-#[derive(Debug, thiserror::Error)]
-pub enum CertificateLoginError {
-    #[error("the certificate names `{0}`, which is not a valid user name")]
-    InvalidName(String),
-    #[error("the certificate names `{0}`, who is not a user of this registry")]
-    UnknownUser(String),
-    #[error(
-        "the certificate names robot `{0}`, which does not exist, was revoked or has expired, or whose owner is gone"
-    )]
-    UnknownRobot(String),
-}
-
-impl AccessControl {
-    /// The identity a verified client certificate's name stands for (the
-    /// client CA vouches for the name; `http.tls.clientidentity` says which
-    /// name). `<owner>+<name>` is a robot, which must be live and whose
-    /// owner must still exist; any other name is a user, who must be in the
-    /// htpasswd file when there is one. Blocking: may read the robot store.
+    /// The identity a verified client certificate's name stands for:
+    /// `<owner>+<name>` is a robot, which must be live and whose owner must
+    /// still exist; any other name is a user, who must be a user of the
+    /// registry when it has a directory of users. Blocking: may read the
+    /// robot store.
     ///
     /// # Errors
-    /// Why the name gives no identity; the caller must refuse the request.
-    pub fn certificate_login(&self, name: &str) -> Result<Identity, CertificateLoginError> {
-        let user = |n: &str| {
-            crate::identity::UserName::new(n)
-                .map_err(|_| CertificateLoginError::InvalidName(n.to_owned()))
-        };
-        let exists = |n: &str| {
-            self.users
-                .as_ref()
-                .is_none_or(|u| u.password_fingerprint(n).is_some())
-        };
-        if let Some((owner, _)) = name.split_once(crate::robots::LOGIN_SEPARATOR) {
-            let unknown = || CertificateLoginError::UnknownRobot(name.to_owned());
-            let robots = self.robots.as_ref().ok_or_else(unknown)?;
-            let robot = robots
-                .find_login(name, std::time::SystemTime::now())
-                .map_err(|_| unknown())?;
-            if !exists(owner) {
-                return Err(unknown());
-            }
-            return Ok(Identity::Robot(crate::identity::RobotIdentity {
-                name: robot.name,
-                owner: user(owner)?,
-                repositories: robot.repositories,
-                actions: robot.actions,
-            }));
-        }
-        let name_ok = user(name)?;
-        if !exists(name) {
-            return Err(CertificateLoginError::UnknownUser(name.to_owned()));
-        }
-        Ok(Identity::User(name_ok))
+    /// Why the name gives no identity (the client may be told: it knows the
+    /// name it presented); the caller must refuse the request.
+    pub fn certificate_login(&self, name: &str) -> Result<Identity, Refusal> {
+        self.identities.verify(
+            &Credential::Certificate { name },
+            std::time::SystemTime::now(),
+        )
     }
 }
 

@@ -90,9 +90,37 @@ pub enum Identity {
     /// No credentials were presented.
     Anonymous,
     /// A user whose credentials were verified.
-    User(UserName),
+    User(User),
     /// A robot account (personal access token) acting for its owner.
     Robot(RobotIdentity),
+}
+
+/// A verified user: the name, and the groups the identity provider that
+/// verified them knows them by (none for htpasswd; a directory's for LDAP).
+/// Policy groups of those names apply to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct User {
+    pub name: UserName,
+    pub groups: Vec<String>,
+}
+
+impl User {
+    /// A user without provider groups.
+    #[must_use]
+    pub fn named(name: UserName) -> Self {
+        Self {
+            name,
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for User {
+    type Target = UserName;
+
+    fn deref(&self) -> &UserName {
+        &self.name
+    }
 }
 
 /// A verified robot token: its name, owner and the scope it was given.
@@ -128,12 +156,18 @@ impl RobotIdentity {
 }
 
 impl Identity {
+    /// A verified user without provider groups.
+    #[must_use]
+    pub fn user_named(name: UserName) -> Self {
+        Self::User(User::named(name))
+    }
+
     /// The user name, if this is an authenticated user (not a robot).
     #[must_use]
     pub fn user(&self) -> Option<&UserName> {
         match self {
             Self::Anonymous | Self::Robot(_) => None,
-            Self::User(name) => Some(name),
+            Self::User(u) => Some(&u.name),
         }
     }
 
@@ -197,7 +231,7 @@ mod tests {
     #[test]
     fn identity_user() {
         let alice = UserName::new("alice").unwrap();
-        assert_eq!(Identity::User(alice.clone()).user(), Some(&alice));
+        assert_eq!(Identity::user_named(alice.clone()).user(), Some(&alice));
         assert_eq!(Identity::Anonymous.user(), None);
     }
 }

@@ -5,6 +5,7 @@
 //! knows nothing about HTTP or storage.
 
 pub mod access;
+pub mod authn;
 mod filestore;
 pub mod htpasswd;
 pub mod identity;

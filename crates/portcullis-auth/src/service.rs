@@ -10,7 +10,7 @@ use rand::RngCore;
 use secrecy::SecretString;
 
 use crate::access::AccessControl;
-use crate::htpasswd::Htpasswd;
+use crate::authn::Account;
 use crate::identity::{Identity, UserName};
 use crate::policy::PolicyAction;
 use crate::refresh::{RefreshError, RefreshStore};
@@ -60,8 +60,6 @@ pub enum ServiceError {
 /// are blocking (bcrypt on a cache miss).
 pub struct TokenService {
     keys: Arc<KeySet>,
-    /// `access.users`, which a token service always has.
-    users: Arc<Htpasswd>,
     access: Arc<AccessControl>,
     refresh: Option<Arc<RefreshStore>>,
     settings: ServiceSettings,
@@ -72,7 +70,8 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 impl TokenService {
-    /// The service, or `None` when `access` has no htpasswd users to log in.
+    /// The service, or `None` when no identity provider holds a directory
+    /// of users who could log in.
     #[must_use]
     pub fn new(
         keys: Arc<KeySet>,
@@ -80,9 +79,11 @@ impl TokenService {
         refresh: Option<Arc<RefreshStore>>,
         settings: ServiceSettings,
     ) -> Option<Self> {
+        if !access.identities.has_directory() {
+            return None;
+        }
         Some(Self {
             keys,
-            users: access.users.clone()?,
             access,
             refresh,
             settings,
@@ -153,8 +154,9 @@ impl TokenService {
             RefreshError::Io { .. } | RefreshError::Corrupt { .. } => ServiceError::Refresh(e),
             other => ServiceError::InvalidGrant(other.to_string()),
         })?;
-        let current = self.users.password_fingerprint(&record.user);
-        if current.as_deref() != Some(record.password_fingerprint.as_str()) {
+        let current = self.access.identities.account(&record.user);
+        if !matches!(&current, Account::Present { stamp } if *stamp == record.password_fingerprint)
+        {
             let _ = store.revoke_user(&record.user, now);
             return Err(ServiceError::InvalidGrant(
                 "the user's password changed or the user was removed; run `docker login` again"
@@ -270,10 +272,10 @@ impl TokenService {
         let token = token::issue(self.keys.signing(), &claims)?;
         let refresh_token = match (identity, offline, &self.refresh, self.settings.refresh_ttl) {
             (Identity::User(u), Some(client_id), Some(store), Some(ttl)) => {
-                let fp = self
-                    .users
-                    .password_fingerprint(u.as_str())
-                    .unwrap_or_default();
+                let fp = match self.access.identities.account(u.as_str()) {
+                    Account::Present { stamp } => stamp,
+                    Account::Missing | Account::Unknown => String::new(),
+                };
                 Some(store.issue(u, client_id, &fp, ttl, now)?)
             }
             _ => None,

@@ -86,7 +86,7 @@ pub(crate) async fn policy_identity(state: &Arc<AppState>, caller: &Caller) -> I
         || !user
             .as_str()
             .contains(portcullis_auth::robots::LOGIN_SEPARATOR)
-        || state.access.robots.is_none()
+        || !state.access.identities.has("robots")
     {
         return caller.identity.clone();
     }
@@ -176,26 +176,6 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, S
     }
 }
 
-/// Why a login failed, for the operator's log only (the client is told
-/// just "invalid username or password"). Never includes the secret.
-fn login_failure(access: &AccessControl, user: &str, pass: &SecretString) -> String {
-    use secrecy::ExposeSecret;
-    if portcullis_auth::robots::RobotStore::looks_like_secret(pass.expose_secret()) {
-        return "the robot token is unknown, revoked or expired, or its owner is no longer a user"
-            .to_owned();
-    }
-    match &access.users {
-        None => "no htpasswd users are configured".to_owned(),
-        Some(users) => match users.disabled(user) {
-            Some(why) => why.to_string(),
-            None if users.password_fingerprint(user).is_none() => {
-                "no such user in the htpasswd file".to_owned()
-            }
-            None => "wrong password".to_owned(),
-        },
-    }
-}
-
 /// Checks a login (a user's password or a robot secret): the cache inline,
 /// bcrypt or the robot store on a blocking thread.
 pub(crate) async fn check_password(
@@ -209,10 +189,10 @@ pub(crate) async fn check_password(
     let access = access.clone();
     let login = move || {
         let result = access.login(&user, &pass);
-        if result.is_err() {
+        if let Err(refusal) = &result {
             let shown: String = user.chars().filter(|c| !c.is_control()).take(100).collect();
-            let reason = login_failure(&access, &user, &pass);
-            tracing::info!(user = %shown, %reason, "authentication failed");
+            let provider = refusal.provider.unwrap_or("none");
+            tracing::info!(user = %shown, reason = %refusal.reason, provider, "authentication failed");
         }
         result
     };

@@ -57,11 +57,11 @@ pub fn access_control(config: &Config) -> Result<AccessControl, (&'static str, S
         .map(|h| Htpasswd::load(&h.path).map(Arc::new))
         .transpose()
         .map_err(|e| ("auth.htpasswd.path", e.to_string()))?;
-    Ok(AccessControl {
-        policy: load(config).map_err(|e| ("access", e.to_string()))?,
+    Ok(AccessControl::new(
+        load(config).map_err(|e| ("access", e.to_string()))?,
         users,
-        robots: robots(config).map_err(|e| ("auth", e.to_string()))?,
-    })
+        robots(config).map_err(|e| ("auth", e.to_string()))?,
+    ))
 }
 
 /// Every problem of the configured policy, for `config check`.

@@ -25,7 +25,7 @@ pub struct Verified {
 /// The identity a token's `sub` names (empty or invalid: anonymous).
 #[must_use]
 pub fn identity_of(sub: &str) -> Identity {
-    UserName::new(sub).map_or(Identity::Anonymous, Identity::User)
+    UserName::new(sub).map_or(Identity::Anonymous, Identity::user_named)
 }
 
 impl Verified {

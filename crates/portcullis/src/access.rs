@@ -87,7 +87,7 @@ pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
     let policy = portcullis_server::policy::load(&cfg)?.current();
     let mut preface = None;
     let identity = match (&args.user, &args.robot, args.anonymous, &args.certificate) {
-        (Some(u), ..) => Identity::User(
+        (Some(u), ..) => Identity::user_named(
             UserName::new(u).map_err(|e| anyhow::anyhow!("invalid user `{u}`: {e}"))?,
         ),
         (None, Some(r), ..) => robot_identity(&cfg, r)?,

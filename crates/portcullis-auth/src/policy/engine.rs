@@ -76,6 +76,8 @@ pub struct Policy {
     authenticated: RuleSet,
     users: HashMap<Box<str>, Member>,
     groups: Vec<RuleSet>,
+    /// Group ids by name, for groups an identity provider names.
+    group_ids: HashMap<Box<str>, u32>,
     /// Deny rules naming `robot:NAME`, by name.
     robots: HashMap<Box<str>, RuleSet>,
     immutable: Vec<Pattern>,
@@ -181,6 +183,7 @@ impl Policy {
             authenticated: RuleSet::default(),
             users: HashMap::new(),
             groups: Vec::new(),
+            group_ids: HashMap::new(),
             robots: HashMap::new(),
             immutable: Vec::new(),
             warnings: Vec::new(),
@@ -251,6 +254,7 @@ impl Policy {
                     groups.push(id);
                 }
             }
+            policy.group_ids.insert(name.as_str().into(), id);
             group_ids.insert(name, id);
             policy.groups.push(RuleSet::default());
         }
@@ -364,18 +368,15 @@ impl Policy {
     /// which `team/apple` also starts with.
     #[must_use]
     pub fn pull_prefixes(&self, who: &Principal) -> Option<Vec<String>> {
-        let user = match who {
-            Principal::Anonymous => None,
-            Principal::User(name) => Some(name.as_str()),
-            Principal::Robot { owner, .. } => Some(owner.as_str()),
-        };
+        let user = who.user_name();
+        let extra = self.provider_groups(who);
         match self.mode {
             Mode::Everyone => return None,
             Mode::Authenticated => return user.map_or_else(|| Some(Vec::new()), |_| None),
             Mode::Rules => {}
         }
         let mut prefixes = Vec::new();
-        for set in self.sets_for(user) {
+        for set in self.sets_for(user, &extra) {
             for entry in set.entries() {
                 if entry.deny || entry.actions & PULL == 0 {
                     continue;
@@ -401,7 +402,11 @@ impl Policy {
 
     /// The rule sets that apply to a caller: anonymous for everyone, then for
     /// a signed-in user authenticated, their own and their groups'.
-    fn sets_for<'p>(&'p self, user: Option<&str>) -> impl Iterator<Item = &'p RuleSet> {
+    fn sets_for<'p>(
+        &'p self,
+        user: Option<&str>,
+        extra: &'p [u32],
+    ) -> impl Iterator<Item = &'p RuleSet> {
         let member = user.and_then(|u| self.users.get(u));
         std::iter::once(&self.anonymous)
             .chain(user.map(|_| &self.authenticated))
@@ -409,8 +414,28 @@ impl Policy {
             .chain(
                 member
                     .into_iter()
-                    .flat_map(|m| m.groups.iter().map(|&g| &self.groups[g as usize])),
+                    .flat_map(|m| m.groups.iter())
+                    .chain(
+                        extra
+                            .iter()
+                            .filter(move |g| member.is_none_or(|m| !m.groups.contains(g))),
+                    )
+                    .map(|&g| &self.groups[g as usize]),
             )
+    }
+
+    /// The ids of the policy's groups that `who`'s identity provider named.
+    fn provider_groups(&self, who: &Principal) -> Vec<u32> {
+        let Principal::Member { groups, .. } = who else {
+            return Vec::new();
+        };
+        let mut ids: Vec<u32> = groups
+            .iter()
+            .filter_map(|g| self.group_ids.get(g.as_str()).copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     fn evaluate(&self, who: &Principal, repo: &str, action: PolicyAction) -> Outcome {
@@ -423,9 +448,13 @@ impl Policy {
         let mut acc = Acc::new();
         match who {
             Principal::Anonymous => self.visit(&self.anonymous, &target, None, true, &mut acc),
-            Principal::User(name) => self.visit_user(name, &target, &mut acc),
+            Principal::User(name) => self.visit_user(name, &[], &target, &mut acc),
+            Principal::Member { name, .. } => {
+                let extra = self.provider_groups(who);
+                self.visit_user(name, &extra, &target, &mut acc);
+            }
             Principal::Robot { name, owner } => {
-                self.visit_user(owner, &target, &mut acc);
+                self.visit_user(owner, &[], &target, &mut acc);
                 if acc.deny == NONE
                     && acc.allow != NONE
                     && let Some(set) = self.robots.get(name.as_str())
@@ -441,16 +470,12 @@ impl Policy {
         acc.outcome()
     }
 
-    fn visit_user(&self, user: &str, target: &Target<'_>, acc: &mut Acc) {
+    fn visit_user(&self, user: &str, extra: &[u32], target: &Target<'_>, acc: &mut Acc) {
         // Allow rules for anonymous extend to everyone; their deny rules
         // only bind anonymous callers.
         self.visit(&self.anonymous, target, Some(user), false, acc);
-        self.visit(&self.authenticated, target, Some(user), true, acc);
-        if let Some(member) = self.users.get(user) {
-            self.visit(&member.rules, target, Some(user), true, acc);
-            for &group in &member.groups {
-                self.visit(&self.groups[group as usize], target, Some(user), true, acc);
-            }
+        for set in self.sets_for(Some(user), extra).skip(1) {
+            self.visit(set, target, Some(user), true, acc);
         }
     }
 
@@ -605,7 +630,7 @@ fn describe(who: &Principal) -> String {
     let mut out = String::new();
     match who {
         Principal::Anonymous => out.push_str("anonymous"),
-        Principal::User(name) => {
+        Principal::User(name) | Principal::Member { name, .. } => {
             out.push_str("user ");
             push_clean(&mut out, name);
         }

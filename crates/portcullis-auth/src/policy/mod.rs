@@ -89,6 +89,10 @@ pub enum Principal {
     Anonymous,
     /// A signed-in user.
     User(String),
+    /// A signed-in user whose identity provider also names groups (a
+    /// directory's, say): the policy's groups of those names apply as if the
+    /// policy listed the user in them. Names it does not define are ignored.
+    Member { name: String, groups: Vec<String> },
     /// A robot account (personal access token) acting for `owner`.
     Robot {
         /// The robot's name, as in `robot:NAME`.
@@ -96,6 +100,18 @@ pub enum Principal {
         /// The user it acts for; its rights never exceed theirs.
         owner: String,
     },
+}
+
+impl Principal {
+    /// The user whose rules apply: the user, or the robot's owner.
+    #[must_use]
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(name) | Self::Member { name, .. } => Some(name),
+            Self::Robot { owner, .. } => Some(owner),
+        }
+    }
 }
 
 /// What a caller wants to do.

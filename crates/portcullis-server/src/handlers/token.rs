@@ -285,7 +285,7 @@ pub(crate) async fn post_token(
             let redeemed =
                 tokio::task::spawn_blocking(move || svc2.refresh_login(&token, &client, now)).await;
             match redeemed {
-                Ok(Ok(u)) => (Identity::User(u), false),
+                Ok(Ok(u)) => (Identity::user_named(u), false),
                 Ok(Err(e)) => return service_error(&e),
                 Err(_) => {
                     return oauth_error(

@@ -203,11 +203,11 @@ fn open_access(
     users: Option<Arc<portcullis_auth::htpasswd::Htpasswd>>,
 ) -> Arc<portcullis_auth::access::AccessControl> {
     use portcullis_auth::policy::{Policy, PolicyStore};
-    Arc::new(portcullis_auth::access::AccessControl {
-        policy: Arc::new(PolicyStore::fixed(Policy::allow_all())),
+    Arc::new(portcullis_auth::access::AccessControl::new(
+        Arc::new(PolicyStore::fixed(Policy::allow_all())),
         users,
-        robots: None,
-    })
+        None,
+    ))
 }
 
 /// An app without authentication, with a URL policy and a catalog page limit.
