@@ -173,15 +173,26 @@ impl TokenService {
     /// actions and resource types are dropped, as the spec says.
     #[must_use]
     pub fn grant(&self, identity: &Identity, requested: &[Scope]) -> Vec<ResourceAccess> {
+        self.grant_explained(identity, requested, |_, _, _| {})
+    }
+
+    /// [`Self::grant`], telling `refused` of each action left out: the
+    /// repository, the action, and the policy's explanation (the same as
+    /// `access explain`'s; never a secret), for the decision events.
+    pub fn grant_explained(
+        &self,
+        identity: &Identity,
+        requested: &[Scope],
+        mut refused: impl FnMut(&str, &str, &str),
+    ) -> Vec<ResourceAccess> {
         let policy = self.access.policy.current();
         let mut out: Vec<ResourceAccess> = Vec::new();
         for s in requested {
             let mut actions: Vec<String> = Vec::new();
-            let allow = |name: &str, action: PolicyAction| {
+            let mut allow = |name: &str, action: PolicyAction| {
                 let d = crate::access::decide(&policy, identity, name, action);
                 if !d.allowed {
-                    // The same explanation as `access explain`; never a secret.
-                    tracing::info!(subject = %identity.subject(), decision = %d.explanation, "access denied");
+                    refused(name, action.as_str(), &d.explanation);
                 }
                 d.allowed
             };

@@ -16,9 +16,11 @@ use portcullis_auth::token::{self, Claims, TokenError};
 use secrecy::SecretString;
 
 use crate::error::{ApiError, Code};
+use crate::events::RequestInfo;
 use crate::state::{AppState, AuthMode, Bearer};
 use crate::tls::ClientCertificate;
 use crate::token_cache::{Verified, identity_of};
+use portcullis_types::event::{Kind, What};
 
 /// Longest Authorization header we will decode.
 const MAX_AUTH_HEADER: usize = 16 * 1024;
@@ -48,11 +50,24 @@ pub(crate) struct Caller {
 /// a 403 saying why: the client presented an identity, so it is not asked to
 /// authenticate again.
 pub(crate) async fn certificate_identity(
+    state: &AppState,
     access: &Arc<AccessControl>,
     certificate: &ClientCertificate,
+    info: &RequestInfo,
 ) -> Result<Identity, ApiError> {
     let refuse = |why: String| {
-        tracing::info!(decision = %why, "client certificate refused");
+        let user = certificate.name.clone().unwrap_or_default();
+        state.events.emit(Kind::Authentication, || {
+            info.event(
+                &Identity::Anonymous,
+                What::Authentication {
+                    user,
+                    ok: false,
+                    provider: Some("certificate"),
+                    reason: Some(format!("client certificate refused: {why}")),
+                },
+            )
+        });
         ApiError::msg(Code::Denied, format!("client certificate: {why}"))
     };
     let name = certificate.name.clone().map_err(refuse)?;
@@ -177,9 +192,13 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, S
 }
 
 /// Checks a login (a user's password or a robot secret): the cache inline,
-/// bcrypt or the robot store on a blocking thread.
+/// bcrypt or the robot store on a blocking thread. A full verification's
+/// outcome is an authentication event (a cache hit repeats one already
+/// reported).
 pub(crate) async fn check_password(
+    state: &AppState,
     access: &Arc<AccessControl>,
+    info: &RequestInfo,
     user: String,
     pass: SecretString,
 ) -> Result<Identity, ApiError> {
@@ -187,16 +206,28 @@ pub(crate) async fn check_password(
         return Ok(identity);
     }
     let access = access.clone();
-    let login = move || {
-        let result = access.login(&user, &pass);
-        if let Err(refusal) = &result {
-            let shown: String = user.chars().filter(|c| !c.is_control()).take(100).collect();
-            let provider = refusal.provider.unwrap_or("none");
-            tracing::info!(user = %shown, reason = %refusal.reason, provider, "authentication failed");
-        }
-        result
-    };
-    match tokio::task::spawn_blocking(login).await {
+    let shown: String = user.chars().filter(|c| !c.is_control()).take(100).collect();
+    let login = move || access.login(&user, &pass);
+    let result = tokio::task::spawn_blocking(login).await;
+    if let Ok(r) = &result {
+        let (ok, provider, reason) = match r {
+            Ok(_) => (true, None, None),
+            Err(refusal) => (false, refusal.provider, Some(refusal.reason.clone())),
+        };
+        let actor = r.as_ref().map_or(Identity::Anonymous, Clone::clone);
+        state.events.emit(Kind::Authentication, || {
+            info.event(
+                &actor,
+                What::Authentication {
+                    user: shown,
+                    ok,
+                    provider,
+                    reason,
+                },
+            )
+        });
+    }
+    match result {
         Ok(Ok(identity)) => Ok(identity),
         Ok(Err(_)) => Err(ApiError::msg(
             Code::Unauthorized,
@@ -258,6 +289,35 @@ fn verify_expired(
     (age <= grace).then_some(claims)
 }
 
+/// The pipeline's authentication layer: finds out who is calling and puts
+/// the [`Caller`] in the request's extensions for everything after it
+/// (limits, events, dispatch). A wrong Basic password ends the request
+/// here with a 401; everything else (anonymous callers, bearer tokens that
+/// fail) goes on, because the answer depends on the access the route needs.
+pub(crate) async fn layer(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let certificate = req.extensions().get::<Arc<ClientCertificate>>().cloned();
+    let info = req
+        .extensions()
+        .get::<RequestInfo>()
+        .cloned()
+        .unwrap_or_default();
+    match authenticate(&state, req.headers(), certificate.as_deref(), &info).await {
+        Ok(caller) => {
+            if let Some(n) = req.extensions().get::<crate::headers::AccessNote>() {
+                n.identity(caller.identity.subject());
+            }
+            req.extensions_mut().insert(Arc::new(caller));
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Who is calling. In Basic mode a missing or wrong password is a 401 here;
 /// in bearer mode the decision waits for the required access, because the
 /// challenge must name the scope.
@@ -266,6 +326,7 @@ pub(crate) async fn authenticate(
     state: &Arc<AppState>,
     headers: &HeaderMap,
     certificate: Option<&ClientCertificate>,
+    info: &RequestInfo,
 ) -> Result<Caller, ApiError> {
     let caller = |identity, token| Caller {
         identity,
@@ -277,7 +338,7 @@ pub(crate) async fn authenticate(
     if let Some(cert) = certificate
         && headers.get(header::AUTHORIZATION).is_none()
     {
-        let identity = certificate_identity(&state.access, cert).await?;
+        let identity = certificate_identity(state, &state.access, cert, info).await?;
         return Ok(Caller {
             identity,
             token: TokenState::Absent,
@@ -290,13 +351,15 @@ pub(crate) async fn authenticate(
             // No credentials: anonymous; the policy decides (a denial is a 401).
             None => Ok(caller(Identity::Anonymous, TokenState::Absent)),
             Some(Err(())) => Err(basic_challenge(realm, "malformed Basic credentials")),
-            Some(Ok((user, pass))) => match check_password(&state.access, user, pass).await {
-                Ok(identity) => Ok(caller(identity, TokenState::Absent)),
-                Err(e) if e.code == Code::Unauthorized => {
-                    Err(basic_challenge(realm, "invalid username or password"))
+            Some(Ok((user, pass))) => {
+                match check_password(state, &state.access, info, user, pass).await {
+                    Ok(identity) => Ok(caller(identity, TokenState::Absent)),
+                    Err(e) if e.code == Code::Unauthorized => {
+                        Err(basic_challenge(realm, "invalid username or password"))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
         },
         AuthMode::Bearer(bearer) => {
             let Some(auth) = authorization(headers) else {

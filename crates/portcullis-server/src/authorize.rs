@@ -4,6 +4,7 @@
 //! token's `access` claim decides, and a refusal is a 401 challenge that
 //! names the scope the client must ask for.
 
+use crate::events::{self, RequestInfo};
 use std::time::SystemTime;
 
 use portcullis_auth::identity::Identity;
@@ -89,13 +90,15 @@ fn by_policy(
     caller: &Caller,
     required: &Required,
     realm: Option<&String>,
+    info: &RequestInfo,
 ) -> Result<(), ApiError> {
     if !state.enforce_policy {
         return Ok(());
     }
     let anonymous = matches!(caller.identity, Identity::Anonymous);
-    let refuse = |why: String| -> ApiError {
-        tracing::info!(subject = %caller.identity.subject(), decision = %why, "access denied");
+    let refuse = |(action, why): (&str, String)| -> ApiError {
+        let repo = required_repo(required);
+        events::decision(state, info, &caller.identity, repo, action, false, &why);
         match (anonymous, realm) {
             (true, Some(realm)) => basic_challenge(realm, "authentication required"),
             _ => ApiError::msg(Code::Denied, why),
@@ -104,7 +107,10 @@ fn by_policy(
     match required {
         Required::Base => {
             if anonymous && realm.is_some() {
-                Err(refuse("the registry requires authentication".to_owned()))
+                Err(refuse((
+                    "login",
+                    "the registry requires authentication".to_owned(),
+                )))
             } else {
                 Ok(())
             }
@@ -113,7 +119,10 @@ fn by_policy(
             if state.access.may_list_catalog(&caller.identity) {
                 Ok(())
             } else {
-                Err(refuse("no rule allows anonymous `catalog`".to_owned()))
+                Err(refuse((
+                    "catalog",
+                    "no rule allows anonymous `catalog`".to_owned(),
+                )))
             }
         }
         Required::Repo {
@@ -121,13 +130,13 @@ fn by_policy(
             actions,
             mount_from,
         } => match first_refusal(state, &caller.identity, name, actions, mount_from.as_ref()) {
-            Some(why) => Err(refuse(why)),
+            Some(refusal) => Err(refuse(refusal)),
             None => Ok(()),
         },
     }
 }
 
-/// The policy's explanation of the first action `identity` may not take,
+/// The first action `identity` may not take and the policy's explanation,
 /// writes before reads: a push that is refused is explained as a push, not
 /// as the pull that comes with it.
 fn first_refusal(
@@ -136,16 +145,24 @@ fn first_refusal(
     name: &portcullis_types::RepoName,
     actions: &[Action],
     mount_from: Option<&portcullis_types::RepoName>,
-) -> Option<String> {
+) -> Option<(&'static str, String)> {
     let mut ordered: Vec<Action> = actions.to_vec();
     ordered.sort_by_key(|a| *a == Action::Pull);
     ordered
         .iter()
         .map(|a| (name, policy_action(*a)))
         .chain(mount_from.map(|f| (f, PolicyAction::Pull)))
-        .map(|(repo, action)| state.access.decide(identity, repo.as_str(), action))
-        .find(|d| !d.allowed)
-        .map(|d| d.explanation)
+        .map(|(repo, action)| (action, state.access.decide(identity, repo.as_str(), action)))
+        .find(|(_, d)| !d.allowed)
+        .map(|(action, d)| (action.as_str(), d.explanation))
+}
+
+/// The repository a request's access is about, if any.
+fn required_repo(required: &Required) -> Option<&str> {
+    match required {
+        Required::Repo { name, .. } => Some(name.as_str()),
+        Required::Base | Required::Catalog => None,
+    }
 }
 
 /// Why a valid token is not enough for `required`.
@@ -198,7 +215,7 @@ fn token_shortfall(state: &AppState, caller: &Caller, required: &Required) -> Sh
             Err(e) => return Shortfall::Refused(format!("deny: {e}")),
         };
     }
-    match first_refusal(state, &identity, name, actions, mount_from.as_ref()) {
+    match first_refusal(state, &identity, name, actions, mount_from.as_ref()).map(|(_, why)| why) {
         Some(why) if matches!(identity, Identity::Anonymous) => {
             Shortfall::Refused(format!("{why}; sign in (docker login) first"))
         }
@@ -263,6 +280,7 @@ pub(crate) fn authorize(
     required: &Required,
     upload_state: Option<&str>,
     request_base: &str,
+    info: &RequestInfo,
 ) -> Result<(), ApiError> {
     let bearer = match &state.auth {
         AuthMode::Bearer(bearer) => bearer,
@@ -270,9 +288,9 @@ pub(crate) fn authorize(
             if !session_bound(state, caller, route, upload_state) {
                 return Err(foreign_session());
             }
-            return by_policy(state, caller, required, Some(realm));
+            return by_policy(state, caller, required, Some(realm), info);
         }
-        AuthMode::None => return by_policy(state, caller, required, None),
+        AuthMode::None => return by_policy(state, caller, required, None, info),
     };
     let scope = scopes(required).join(" ");
     let scope = (!scope.is_empty()).then_some(scope.as_str());
@@ -284,7 +302,7 @@ pub(crate) fn authorize(
         if !session_bound(state, caller, route, upload_state) {
             return Err(foreign_session());
         }
-        return by_policy(state, caller, required, None);
+        return by_policy(state, caller, required, None, info);
     }
     match &caller.token {
         TokenState::Absent => Err(challenge(None, "authentication required")),
@@ -304,7 +322,9 @@ pub(crate) fn authorize(
             } else {
                 match token_shortfall(state, caller, required) {
                     Shortfall::Refused(why) => {
-                        tracing::info!(subject = %caller.identity.subject(), decision = %why, "access denied");
+                        let action = scope.unwrap_or("access");
+                        let repo = required_repo(required);
+                        events::decision(state, info, &caller.identity, repo, action, false, &why);
                         Err(challenge(Some("insufficient_scope"), &why))
                     }
                     // RFC 6750 §3.1: insufficient_scope is a 403, with the

@@ -54,13 +54,16 @@ pub(crate) async fn add_headers(
     let method = req.method().clone();
     let path = req.uri().path().chars().take(512).collect::<String>();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let client = state.access_log.then(|| {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        crate::proxy::client_addr(req.headers(), peer, &state.urls.trusted_proxies)
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = crate::proxy::client_addr(req.headers(), peer, &state.urls.trusted_proxies);
+    req.extensions_mut().insert(crate::events::RequestInfo {
+        id: id.as_str().into(),
+        client: client.clone(),
     });
+    let client = state.access_log.then_some(client);
     let note = state.access_log.then(AccessNote::default);
     let (agent, bytes_in) = match &note {
         Some(n) => {

@@ -6,6 +6,7 @@ mod auth;
 mod authorize;
 mod early;
 pub mod error;
+pub mod events;
 mod handlers;
 mod headers;
 pub mod keys;
@@ -26,13 +27,31 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::any;
 
+/// The sinks a server starts with: the decision log.
+#[must_use]
+pub fn default_sinks() -> portcullis_types::event::Sinks {
+    portcullis_types::event::Sinks::new(vec![std::sync::Arc::new(events::LogSink)])
+}
+
 /// The whole application as a router, for serving or for in-process tests.
+///
+/// The pipeline, outermost first: early responses (`early.rs`), request id
+/// and access log (`headers.rs`); then for `/v2/`: [CORS, issue 11],
+/// authentication (`auth::layer`, which puts the caller in the request's
+/// extensions), [rate limits and lockout, issue 11], events
+/// (`events::layer`), and dispatch (route, required access, the one
+/// decision, a thin handler).
 pub fn app(state: AppState) -> Router {
+    use axum::middleware::from_fn_with_state;
     let state = std::sync::Arc::new(state);
-    Router::new()
+    let v2 = Router::new()
         .route("/v2", any(handlers::dispatch))
         .route("/v2/", any(handlers::dispatch))
         .route("/v2/{*rest}", any(handlers::dispatch))
+        .layer(from_fn_with_state(state.clone(), events::layer))
+        .layer(from_fn_with_state(state.clone(), auth::layer));
+    Router::new()
+        .merge(v2)
         .route(
             "/token",
             axum::routing::get(handlers::token::get_token).post(handlers::token::post_token),

@@ -86,6 +86,7 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         access,
         enforce_policy,
         uploads,
+        events: crate::default_sinks(),
         catalog_max: usize::try_from(config.catalog.maxentries)
             .unwrap_or(usize::MAX)
             .max(1),

@@ -75,4 +75,6 @@ pub struct AppState {
     /// opened it (in Basic and token mode), and an expired token keeps
     /// working on its own session for the upload grace period.
     pub uploads: UploadStates,
+    /// Where events go (the decision log, and later audit and webhooks).
+    pub events: portcullis_types::event::Sinks,
 }

@@ -2,6 +2,7 @@
 //! media types and actions. No I/O and no async runtime live here.
 
 mod digest;
+pub mod event;
 mod media;
 mod name;
 mod reference;

@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_types::RepoName;
 
+use crate::AppState;
 use crate::access;
 use crate::auth::{Caller, TokenState};
 use crate::authorize::{authorize, challenge_unauthenticated};
 use crate::error::{ApiError, Code};
 use crate::route::{self, Route};
 use crate::state::AuthMode;
-use crate::{AppState, auth};
 
 /// What every handler gets besides its route.
 pub(crate) struct Ctx {
@@ -29,7 +29,10 @@ pub(crate) struct Ctx {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
-    pub caller: Caller,
+    /// Who is calling, from the authentication layer.
+    pub caller: Arc<Caller>,
+    /// The request's id and client, for events.
+    pub info: crate::events::RequestInfo,
     /// The TCP peer, when the server was built with `ConnectInfo`.
     pub peer: Option<std::net::IpAddr>,
     /// portcullis terminated TLS on this request's connection.
@@ -123,19 +126,21 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
 
-    // Authenticate first so that probing for names or routes needs credentials.
-    let certificate = parts
-        .extensions
-        .get::<Arc<crate::tls::ClientCertificate>>()
-        .cloned();
+    // The authentication layer ran first, so that probing for names or
+    // routes needs credentials.
+    let Some(caller) = parts.extensions.get::<Arc<Caller>>().cloned() else {
+        tracing::error!("dispatch without the authentication layer");
+        return Err(ApiError::new(Code::Unknown));
+    };
     let note = parts
         .extensions
         .get::<crate::headers::AccessNote>()
         .cloned();
-    let caller = auth::authenticate(&state, &parts.headers, certificate.as_deref()).await?;
-    if let Some(n) = &note {
-        n.identity(caller.identity.subject());
-    }
+    let info = parts
+        .extensions
+        .get::<crate::events::RequestInfo>()
+        .cloned()
+        .unwrap_or_default();
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -152,6 +157,7 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         headers: parts.headers,
         query,
         caller,
+        info,
         peer,
         tls,
         authority,
@@ -188,6 +194,7 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         &required,
         ctx.param("_state"),
         &ctx.absolute_url(""),
+        &ctx.info,
     )?;
 
     match route {

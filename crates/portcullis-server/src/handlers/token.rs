@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::AppState;
 use crate::auth::{basic_credentials, certificate_identity, check_password};
 use crate::tls::ClientCertificate;
+use portcullis_types::event::{Kind, What};
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     // OAuth2's fields, plus distribution's `errors` list so that the Docker
@@ -119,7 +120,9 @@ pub(crate) async fn get_token(
     headers: HeaderMap,
     certificate: Option<axum::Extension<Arc<ClientCertificate>>>,
     note: Option<axum::Extension<crate::headers::AccessNote>>,
+    info: Option<axum::Extension<crate::events::RequestInfo>>,
 ) -> Response {
+    let info = info.map(|i| i.0).unwrap_or_default();
     let Some(svc) = service(&state) else {
         return not_served();
     };
@@ -152,7 +155,7 @@ pub(crate) async fn get_token(
     let identity = match (basic_credentials(&headers), certificate) {
         (None, Some(axum::Extension(cert))) => {
             by_certificate = true;
-            match certificate_identity(svc.access(), &cert).await {
+            match certificate_identity(&state, svc.access(), &cert, &info).await {
                 Ok(identity) => identity,
                 Err(e) => {
                     return oauth_error(StatusCode::FORBIDDEN, "access_denied", &e.message);
@@ -167,10 +170,12 @@ pub(crate) async fn get_token(
                 "malformed Basic credentials",
             );
         }
-        (Some(Ok((user, pass))), _) => match check_password(svc.access(), user, pass).await {
-            Ok(identity) => identity,
-            Err(_) => return service_error(&ServiceError::InvalidCredentials),
-        },
+        (Some(Ok((user, pass))), _) => {
+            match check_password(&state, svc.access(), &info, user, pass).await {
+                Ok(identity) => identity,
+                Err(_) => return service_error(&ServiceError::InvalidCredentials),
+            }
+        }
     };
     if let Some(axum::Extension(n)) = &note {
         n.identity(identity.subject());
@@ -187,9 +192,49 @@ pub(crate) async fn get_token(
     }
     let offline = (param("offline_token") == Some("true") && !by_certificate)
         .then(|| param("client_id").unwrap_or("docker"));
-    let access = svc.grant(&identity, &scopes);
-    match svc.issue(&identity, access, offline, SystemTime::now()) {
-        Ok(issued) => issued_response(&issued, false),
+    let request = Granting {
+        identity: &identity,
+        scopes: &scopes,
+        offline,
+        now: SystemTime::now(),
+        oauth: false,
+    };
+    grant_and_issue(&state, svc, &info, &request)
+}
+
+/// What a token request asks for, once its caller is known.
+struct Granting<'a> {
+    identity: &'a Identity,
+    scopes: &'a [Scope],
+    offline: Option<&'a str>,
+    now: SystemTime,
+    /// The OAuth2 form of the response (`POST /token`).
+    oauth: bool,
+}
+
+/// Grants what the policy allows of the scopes, with a decision event for
+/// each refused action and one for the token, and answers with the token.
+fn grant_and_issue(
+    state: &AppState,
+    svc: &TokenService,
+    info: &crate::events::RequestInfo,
+    g: &Granting<'_>,
+) -> Response {
+    let access = svc.grant_explained(g.identity, g.scopes, |repo, action, why| {
+        crate::events::decision(state, info, g.identity, Some(repo), action, false, why);
+    });
+    match svc.issue(g.identity, access, g.offline, g.now) {
+        Ok(issued) => {
+            state.events.emit(Kind::TokenIssued, || {
+                info.event(
+                    g.identity,
+                    What::TokenIssued {
+                        scopes: issued.scope.clone(),
+                    },
+                )
+            });
+            issued_response(&issued, g.oauth)
+        }
         Err(e) => service_error(&e),
     }
 }
@@ -201,8 +246,10 @@ const MAX_FORM: usize = 64 * 1024;
 pub(crate) async fn post_token(
     State(state): State<Arc<AppState>>,
     note: Option<axum::Extension<crate::headers::AccessNote>>,
+    info: Option<axum::Extension<crate::events::RequestInfo>>,
     body: axum::body::Body,
 ) -> Response {
+    let info = info.map(|i| i.0).unwrap_or_default();
     let Some(svc) = service(&state).cloned() else {
         return not_served();
     };
@@ -260,7 +307,7 @@ pub(crate) async fn post_token(
                 );
             };
             let pass = SecretString::from(pass.clone());
-            match check_password(svc.access(), user.to_owned(), pass).await {
+            match check_password(&state, svc.access(), &info, user.to_owned(), pass).await {
                 Ok(identity) => {
                     let offline = field("access_type") == Some("offline");
                     if let Some(axum::Extension(n)) = &note {
@@ -312,12 +359,14 @@ pub(crate) async fn post_token(
             );
         }
     };
-    let access = svc.grant(&identity, &scopes);
-    let offline = offline.then_some(client_id);
-    match svc.issue(&identity, access, offline, now) {
-        Ok(issued) => issued_response(&issued, true),
-        Err(e) => service_error(&e),
-    }
+    let request = Granting {
+        identity: &identity,
+        scopes: &scopes,
+        offline: offline.then_some(client_id),
+        now,
+        oauth: true,
+    };
+    grant_and_issue(&state, &svc, &info, &request)
 }
 
 /// `GET /.well-known/jwks.json`: the public keys tokens are signed with.

@@ -192,6 +192,7 @@ pub fn state_app_with_users(
         access: open_access(users),
         enforce_policy,
         uploads: uploads(),
+        events: portcullis_server::default_sinks(),
     })
 }
 
@@ -223,6 +224,7 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         token_service: None,
         access: open_access(None),
         enforce_policy: false,
+        events: portcullis_server::default_sinks(),
         uploads: uploads(),
     })
 }
