@@ -1,7 +1,8 @@
 //! The token service's key set from the configuration: the configured
 //! signing key, or one generated on first start into the data directory
-//! (`<rootdirectory>/portcullis/keys/`, key file mode 0600), plus
-//! verify-only certificates. Shared by `serve` and `portcullis keys`.
+//! (`<rootdirectory>/portcullis/keys/`, key file mode 0600) under a lease of
+//! the state store, so processes sharing the directory agree on one key;
+//! plus verify-only certificates. Shared by `serve` and `portcullis keys`.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -34,23 +35,60 @@ pub fn signing_paths(config: &Config, ts: &TokenServerConfig) -> Option<(PathBuf
 /// or a generated key that cannot be written.
 pub fn load_or_generate(config: &Config, ts: &TokenServerConfig) -> Result<KeySet, TokenError> {
     let alg: Algorithm = ts.algorithm.parse()?;
-    let signing = match signing_paths(config, ts) {
-        Some((key, cert)) if ts.keys.signing.is_some() || key.exists() => {
-            SigningKey::load_pem(&key, &cert)?
-        }
-        Some((key, cert)) => {
-            let k = SigningKey::generate(alg, &ts.issuer)?;
-            write_new(&k, &key, &cert)?;
-            tracing::info!(key = %key.display(), kid = k.kid(), "generated a token signing key");
-            k
-        }
-        None => SigningKey::generate(alg, &ts.issuer)?,
+    let signing = match (signing_paths(config, ts), config.storage.state_dir()) {
+        (Some((key, cert)), _) if ts.keys.signing.is_some() => SigningKey::load_pem(&key, &cert)?,
+        (Some((key, cert)), Some(dir)) => generate_once(&dir, alg, ts, &key, &cert)?,
+        _ => SigningKey::generate(alg, &ts.issuer)?,
     };
     let mut verify_only: Vec<VerifyKey> = Vec::new();
     for path in &ts.keys.verify {
         verify_only.extend(VerifyKey::load_cert_pem(path)?);
     }
     Ok(KeySet::new(signing, verify_only))
+}
+
+/// The generated key: loaded, or generated and written by whichever process
+/// (a registry, the CLI, a replica on the same state directory) first holds
+/// the state store's lease on it, so they all sign with the same key.
+fn generate_once(
+    state_dir: &std::path::Path,
+    alg: Algorithm,
+    ts: &TokenServerConfig,
+    key: &std::path::Path,
+    cert: &std::path::Path,
+) -> Result<SigningKey, TokenError> {
+    use portcullis_state::StateStore;
+    const LEASE: &str = "locks/signing-key";
+    let store = portcullis_state::DirStore::new(state_dir, portcullis_state::system_clock());
+    let holder = format!("pid-{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = |e: portcullis_state::StateError| TokenError::Key(format!("{e}"));
+    loop {
+        if let Some(lease) = store
+            .acquire(LEASE, &holder, std::time::Duration::from_secs(60))
+            .map_err(failed)?
+        {
+            let result = if key.exists() {
+                SigningKey::load_pem(key, cert)
+            } else {
+                SigningKey::generate(alg, &ts.issuer).and_then(|k| {
+                    write_new(&k, key, cert)?;
+                    tracing::info!(key = %key.display(), kid = k.kid(), "generated a token signing key");
+                    Ok(k)
+                })
+            };
+            store.release(&lease).map_err(failed)?;
+            return result;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(TokenError::Key(format!(
+                "another process has held the lease {LEASE} in {} for 30 s while generating the signing key; if none is running, remove {}",
+                state_dir.display(),
+                state_dir.join(LEASE).display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Writes a key pair, creating the directory (mode 0700) first.
@@ -72,4 +110,43 @@ pub fn write_new(
         }
     }
     k.write_pem(key, cert)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Processes starting together on one state directory (here threads,
+    /// each with its own store over the directory) end up with one key.
+    #[test]
+    fn concurrent_starts_generate_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  htpasswd:\n    realm: r\n    path: /dev/null\n  tokenserver:\n    issuer: i\n    service: s\n",
+            dir.path().display()
+        );
+        let config = portcullis_config::Config::from_yaml(&yaml, "t.yml", &[])
+            .unwrap()
+            .config;
+        let ts = config.auth.tokenserver.clone().unwrap();
+        let kids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        super::load_or_generate(&config, &ts)
+                            .unwrap()
+                            .signing()
+                            .kid()
+                            .to_owned()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+        let state = config.storage.state_dir().unwrap();
+        assert!(state.join("keys/signing.key").exists());
+        assert!(
+            !state.join("locks/signing-key").exists(),
+            "the lease is released"
+        );
+    }
 }

@@ -1,0 +1,157 @@
+//! State in one process's memory: for tests, and for a single registry
+//! that keeps nothing across restarts.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::{Clock, StateError, StateStore, Versioned, check_key, version_of};
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Option<SystemTime>,
+}
+
+/// A [`StateStore`] in memory.
+pub struct MemoryStore {
+    entries: parking_lot::Mutex<BTreeMap<String, Entry>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(crate::system_clock())
+    }
+}
+
+impl MemoryStore {
+    #[must_use]
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            entries: parking_lot::Mutex::new(BTreeMap::new()),
+            clock,
+        }
+    }
+
+    fn live<'a>(&self, map: &'a BTreeMap<String, Entry>, key: &str) -> Option<&'a Entry> {
+        let now = (self.clock)();
+        map.get(key).filter(|e| e.expires.is_none_or(|t| t > now))
+    }
+
+    fn expiry(&self, ttl: Option<Duration>) -> Option<SystemTime> {
+        ttl.map(|t| (self.clock)() + t)
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
+        check_key(key)?;
+        let map = self.entries.lock();
+        Ok(self.live(&map, key).map(|e| Versioned {
+            value: e.value.clone(),
+            version: version_of(&e.value),
+        }))
+    }
+
+    fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64, StateError> {
+        check_key(key)?;
+        let expires = self.expiry(ttl);
+        self.entries.lock().insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                expires,
+            },
+        );
+        Ok(version_of(value))
+    }
+
+    fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>, StateError> {
+        check_key(key)?;
+        let mut map = self.entries.lock();
+        let current = self.live(&map, key).map(|e| version_of(&e.value));
+        if current != expected {
+            return Ok(None);
+        }
+        let expires = self.expiry(ttl);
+        map.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                expires,
+            },
+        );
+        Ok(Some(version_of(value)))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, StateError> {
+        check_key(key)?;
+        let mut map = self.entries.lock();
+        let was_live = self.live(&map, key).is_some();
+        map.remove(key);
+        Ok(was_live)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        if !prefix.is_empty() {
+            check_key(prefix)?;
+        }
+        let map = self.entries.lock();
+        let under = format!("{prefix}/");
+        Ok(map
+            .keys()
+            .filter(|k| prefix.is_empty() || k.as_str() == prefix || k.starts_with(&under))
+            .filter(|k| self.live(&map, k).is_some())
+            .cloned()
+            .collect())
+    }
+
+    fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, StateError> {
+        check_key(key)?;
+        let mut map = self.entries.lock();
+        let (count, expires) = match self.live(&map, key) {
+            Some(e) => (crate::dir::parse_count(key, &e.value)?, e.expires),
+            None => (0, self.expiry(ttl)),
+        };
+        let next = count.saturating_add(by);
+        map.insert(
+            key.to_owned(),
+            Entry {
+                value: next.to_string().into_bytes(),
+                expires,
+            },
+        );
+        Ok(next)
+    }
+
+    fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_keeps_the_contract() {
+        let clock = crate::TestClock::default();
+        crate::contract(&MemoryStore::new(clock.clock()), &clock);
+        crate::contract_races(&MemoryStore::default());
+    }
+}
