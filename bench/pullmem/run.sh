@@ -5,7 +5,8 @@
 # (VmHWM, and VmRSS sampled every 100 ms) is reported with the ratio.
 # Usage: bench/pullmem/run.sh [CLIENTS] [SECONDS] [RATE]
 # Needs: docker-registry, curl, python3; builds target/release/portcullis
-# (under $CARGO_TARGET_DIR when set) unless BENCH_NO_BUILD=1.
+# (under $CARGO_TARGET_DIR when set) unless BENCH_NO_BUILD=1 or
+# PORTCULLIS_BIN names the binary to measure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$(dirname "$here")")"
@@ -13,8 +14,8 @@ repo="$(dirname "$(dirname "$here")")"
 source "$here/../lib.sh"
 clients="${1:-200}"; seconds="${2:-15}"; rate="${3:-256k}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-bin="$target_dir/release/portcullis"
-if [[ "${BENCH_NO_BUILD:-0}" == 0 ]]; then
+bin="${PORTCULLIS_BIN:-$target_dir/release/portcullis}"
+if [[ -z "${PORTCULLIS_BIN:-}" && "${BENCH_NO_BUILD:-0}" == 0 ]]; then
     (cd "$repo" && cargo build --release -p portcullis >&2)
 fi
 for tool in docker-registry curl python3; do
