@@ -13,8 +13,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use portcullis_testkit::{Attempt, wait_for};
 use tempfile::TempDir;
 
 use super::process::{Supervised, assert_failure, assert_success, pids_with_cmdline, run, signal};
@@ -103,29 +104,24 @@ impl Dockerd {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Some(status) = self.process.try_wait() {
-                panic!("dockerd exited with {status}\n--- log ---\n{}", self.log());
+        let mut info = self.command(None);
+        info.args(["info", "--format", "{{.ServerVersion}}"]);
+        let process = &mut self.process;
+        let ready = wait_for(DAEMON_START_TIMEOUT, || {
+            if let Some(status) = process.try_wait() {
+                return Attempt::Fail(format!("dockerd exited with {status}"));
             }
-            let out = run(
-                self.command(None)
-                    .args(["info", "--format", "{{.ServerVersion}}"]),
-                None,
-                Duration::from_secs(20),
-            );
+            let out = run(&mut info, None, Duration::from_secs(20));
             if out.status.success() {
-                self.ready_log_len = self.log().len();
-                return;
+                Attempt::Done
+            } else {
+                Attempt::Retry(String::from_utf8_lossy(&out.stderr).into_owned())
             }
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-            std::thread::sleep(Duration::from_millis(250));
+        });
+        if let Err(why) = ready {
+            panic!("dockerd: {why}\n--- log ---\n{}", self.log());
         }
-        panic!(
-            "dockerd not ready after {DAEMON_START_TIMEOUT:?}: {last}\n--- log ---\n{}",
-            self.log()
-        );
+        self.ready_log_len = self.log().len();
     }
 
     /// `unix://.../docker.sock`, the value for `DOCKER_HOST`.

@@ -9,11 +9,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use portcullis_testkit::{Attempt, wait_for};
 use tempfile::TempDir;
 
 use super::process::{Supervised, assert_success, run};
+use super::registry::curl_status;
 use super::{free_port, temp_dir};
 
 /// How long nginx may take to accept connections.
@@ -194,8 +196,8 @@ impl DockerTrust {
     /// daemon presents to `host`.
     ///
     /// The daemon reads this directory only for registries it verifies:
-    /// not for `127.0.0.0/8`, which it treats as insecure (so use a
-    /// [`super::netaddr::LocalAddress`]).
+    /// not for `127.0.0.0/8`, which it treats as insecure (so run the
+    /// registry on a [`super::TestHost`]).
     pub fn install_with_client(host: &str, ca: &Path, cert: &Path, key: &Path) -> Self {
         let trust = Self::install(host, ca);
         trust.copy(cert, "client.cert");
@@ -339,31 +341,17 @@ impl Nginx {
     }
 
     fn wait_ready(&mut self, ca: &Path) -> Result<(), String> {
-        let deadline = Instant::now() + NGINX_READY_TIMEOUT;
-        let mut last = String::from("no answer yet");
-        while Instant::now() < deadline {
-            let process = self.process.as_mut().expect("nginx is running");
+        let url = self.url("/v2/");
+        let process = self.process.as_mut().expect("nginx is running");
+        wait_for(NGINX_READY_TIMEOUT, || {
             if let Some(status) = process.try_wait() {
-                return Err(format!("it exited with {status}"));
+                return Attempt::Fail(format!("it exited with {status}"));
             }
-            let out = run(
-                Command::new("curl")
-                    .args(["--silent", "--show-error", "--noproxy", "*"])
-                    .args(["--max-time", "2", "--output", "/dev/null"])
-                    .args(["--write-out", "%{http_code}", "--cacert"])
-                    .arg(ca)
-                    .arg(self.url("/v2/")),
-                None,
-                Duration::from_secs(10),
-            );
-            let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if matches!(code.as_str(), "200" | "401") {
-                return Ok(());
+            match curl_status(&url, ca) {
+                Ok(code) if matches!(code.as_str(), "200" | "401") => Attempt::Done,
+                Ok(code) | Err(code) => Attempt::Retry(code),
             }
-            last = format!("{code} {}", String::from_utf8_lossy(&out.stderr).trim());
-            thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("not ready after {NGINX_READY_TIMEOUT:?}: {last}"))
+        })
     }
 
     /// The port nginx listens on.
