@@ -22,6 +22,7 @@
 //!
 //! Needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`) and `ip`.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::gate::find_in_path;
-use crate::process::{run, signal};
+use crate::process::{run, signal, wrap};
 
 /// How long one `ip` command may take.
 const IP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -147,21 +148,18 @@ impl TestHost {
     /// PROGRAM ARGS...`. `ip` execs the program, so signals sent to the
     /// command's process reach the program itself.
     pub fn command(&self, cmd: &Command) -> Command {
-        let mut wrapped = Command::new(ip_program());
-        wrapped
-            .args(["netns", "exec", self.name()])
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        wrapped
+        wrap(cmd, ip_program(), &["netns", "exec", self.name()])
+    }
+}
+
+impl fmt::Display for TestHost {
+    /// `IP (network namespace NAME, link LINK)`, for a test's log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (network namespace {}, link {})",
+            self.0.ip, self.0.name, self.0.link
+        )
     }
 }
 

@@ -47,11 +47,7 @@ fn docker_and_curl_act_as_the_user_named_by_the_client_certificate() {
     // The registry runs inside, and keeps the host until it has stopped.
     let test_host = TestHost::create();
     let ip = test_host.ip();
-    eprintln!(
-        "registry address: {ip} (network namespace {}, link {})",
-        test_host.name(),
-        test_host.link()
-    );
+    eprintln!("registry on the test host {test_host}");
 
     let dir = common::temp_dir();
     let d = dir.path();

@@ -41,11 +41,7 @@ fn docker_rejects_an_untrusted_certificate_until_the_ca_is_installed() {
     // The registry runs inside, and keeps the host until it has stopped.
     let test_host = TestHost::create();
     let ip = test_host.ip();
-    eprintln!(
-        "registry address: {ip} (network namespace {}, link {})",
-        test_host.name(),
-        test_host.link()
-    );
+    eprintln!("registry on the test host {test_host}");
 
     let dir = common::temp_dir();
     let d = dir.path();

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use portcullis_testkit::{Attempt, wait_for};
+use portcullis_testkit::Attempt;
 use tempfile::TempDir;
 
 use super::process::{Supervised, assert_failure, assert_success, pids_with_cmdline, run, signal};
@@ -66,7 +66,6 @@ impl Dockerd {
             .and_then(|n| n.to_str())
             .expect("temp dir name")
             .to_ascii_lowercase();
-        let log = std::fs::File::create(d.join("dockerd.log")).expect("create dockerd.log");
         let dockerd = super::find_in_path("dockerd").expect("dockerd is installed");
         let mut cmd = Command::new(dockerd);
         cmd.arg(format!("--config-file={}", d.join("daemon.json").display()))
@@ -88,12 +87,8 @@ impl Dockerd {
             ))
             .env_remove("DOCKER_HOST")
             .env("PATH", super::path_with_sbin());
-        let process = Supervised::spawn(
-            &cmd,
-            log.try_clone().expect("clone log handle").into(),
-            log.into(),
-        )
-        .unwrap_or_else(|e| panic!("cannot start dockerd: {e}"));
+        let process = Supervised::spawn_logged(&cmd, &d.join("dockerd.log"))
+            .unwrap_or_else(|e| panic!("cannot start dockerd: {e}"));
         let mut daemon = Self {
             process,
             ready_log_len: 0,
@@ -106,11 +101,7 @@ impl Dockerd {
     fn wait_ready(&mut self) {
         let mut info = self.command(None);
         info.args(["info", "--format", "{{.ServerVersion}}"]);
-        let process = &mut self.process;
-        let ready = wait_for(DAEMON_START_TIMEOUT, || {
-            if let Some(status) = process.try_wait() {
-                return Attempt::Fail(format!("dockerd exited with {status}"));
-            }
+        let ready = self.process.wait_ready(DAEMON_START_TIMEOUT, || {
             let out = run(&mut info, None, Duration::from_secs(20));
             if out.status.success() {
                 Attempt::Done

@@ -4,14 +4,13 @@
 //! [`RegistryConfig::on`], inside a [`TestHost`] on its address), ready
 //! when `GET /v2/` answers, and stopped on drop.
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use portcullis_testkit::{Attempt, TestHost, wait_for};
+use portcullis_testkit::{Attempt, TestHost};
 use tempfile::TempDir;
 
 use super::process::{Supervised, run};
@@ -283,18 +282,13 @@ impl Registry {
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config.to_yaml(port)).expect("write config.yml");
             let log_path = dir.path().join("registry.log");
-            let log = File::create(&log_path).expect("create registry.log");
             let mut cmd = kind.command(&config_path);
             cmd.current_dir(dir.path());
             if let Some(host) = &config.host {
                 cmd = host.command(&cmd);
             }
-            let process = Supervised::spawn(
-                &cmd,
-                log.try_clone().expect("clone log handle").into(),
-                log.into(),
-            )
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
+            let process = Supervised::spawn_logged(&cmd, &log_path)
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
             let mut registry = Self {
                 kind,
                 ip: config.listen_ip(),
@@ -330,37 +324,22 @@ impl Registry {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        if let Some(ca) = self.ca.clone() {
-            return self.wait_ready_tls(&ca);
-        }
+        let url = self.url("/v2/");
+        let ca = self.ca.clone();
         let client = http();
-        let url = self.url("/v2/");
         let process = self.process.as_mut().expect("registry is running");
-        wait_for(READY_TIMEOUT, || {
-            if let Some(status) = process.try_wait() {
-                return Attempt::Fail(format!("it exited with {status}"));
-            }
-            match client.get(&url).timeout(Duration::from_secs(2)).send() {
-                Ok(resp) if matches!(resp.status().as_u16(), 200 | 401) => Attempt::Done,
-                Ok(resp) => Attempt::Retry(format!("GET /v2/ answered {}", resp.status())),
-                Err(e) => Attempt::Retry(format!("GET /v2/: {e}")),
-            }
-        })
-    }
-
-    /// Readiness over HTTPS, checked by curl trusting only `ca`.
-    fn wait_ready_tls(&mut self, ca: &Path) -> Result<(), String> {
-        let url = self.url("/v2/");
-        let process = self.process.as_mut().expect("registry is running");
-        wait_for(READY_TIMEOUT, || {
-            if let Some(status) = process.try_wait() {
-                return Attempt::Fail(format!("it exited with {status}"));
-            }
-            match curl_status(&url, ca) {
-                Ok(code) if matches!(code.as_str(), "200" | "401") => Attempt::Done,
-                Ok(code) => Attempt::Retry(format!("curl --cacert GET /v2/: {code}")),
-                Err(e) => Attempt::Retry(format!("curl --cacert GET /v2/: {e}")),
-            }
+        process.wait_ready(READY_TIMEOUT, || {
+            // Over HTTPS, curl trusting only the CA checks the certificate.
+            let answer = match &ca {
+                Some(ca) => curl_status(&url, ca).map_err(|e| format!("curl --cacert: {e}")),
+                None => client
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .map(|resp| resp.status().as_str().to_owned())
+                    .map_err(|e| e.to_string()),
+            };
+            ready_answer(answer)
         })
     }
 
@@ -436,6 +415,16 @@ impl Drop for Registry {
                 eprintln!("{line}");
             }
         }
+    }
+}
+
+/// Whether an answer to `GET /v2/` (its status code, or the error) says the
+/// server is ready: any 200 or 401.
+pub fn ready_answer(answer: Result<String, String>) -> Attempt {
+    match answer {
+        Ok(code) if matches!(code.as_str(), "200" | "401") => Attempt::Done,
+        Ok(code) => Attempt::Retry(format!("GET /v2/ answered {code}")),
+        Err(e) => Attempt::Retry(format!("GET /v2/: {e}")),
     }
 }
 

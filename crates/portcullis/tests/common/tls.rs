@@ -4,18 +4,16 @@
 //! and `client.cert` / `client.key` beside it), an nginx that terminates TLS
 //! in front of a registry, and curl / openssl views of what is served.
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
-use portcullis_testkit::{Attempt, wait_for};
 use tempfile::TempDir;
 
 use super::process::{Supervised, assert_success, run};
-use super::registry::curl_status;
+use super::registry::{curl_status, ready_answer};
 use super::{free_port, temp_dir};
 
 /// How long nginx may take to accept connections.
@@ -308,7 +306,6 @@ impl Nginx {
             let conf = dir.path().join("nginx.conf");
             std::fs::write(&conf, nginx_conf(dir.path(), port, certs, upstream_port))
                 .expect("write nginx.conf");
-            let log = File::create(dir.path().join("stderr.log")).expect("create stderr.log");
             let nginx = super::find_in_path("nginx").expect("nginx is installed");
             let mut cmd = Command::new(nginx);
             cmd.arg("-p")
@@ -316,12 +313,8 @@ impl Nginx {
                 .arg("-c")
                 .arg(&conf)
                 .args(["-g", "daemon off;"]);
-            let process = Supervised::spawn(
-                &cmd,
-                log.try_clone().expect("clone log handle").into(),
-                log.into(),
-            )
-            .unwrap_or_else(|e| panic!("cannot start nginx: {e}"));
+            let process = Supervised::spawn_logged(&cmd, &dir.path().join("stderr.log"))
+                .unwrap_or_else(|e| panic!("cannot start nginx: {e}"));
             let mut nginx = Self {
                 port,
                 process: Some(process),
@@ -343,15 +336,7 @@ impl Nginx {
     fn wait_ready(&mut self, ca: &Path) -> Result<(), String> {
         let url = self.url("/v2/");
         let process = self.process.as_mut().expect("nginx is running");
-        wait_for(NGINX_READY_TIMEOUT, || {
-            if let Some(status) = process.try_wait() {
-                return Attempt::Fail(format!("it exited with {status}"));
-            }
-            match curl_status(&url, ca) {
-                Ok(code) if matches!(code.as_str(), "200" | "401") => Attempt::Done,
-                Ok(code) | Err(code) => Attempt::Retry(code),
-            }
-        })
+        process.wait_ready(NGINX_READY_TIMEOUT, || ready_answer(curl_status(&url, ca)))
     }
 
     /// The port nginx listens on.
