@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::gate::find_in_path;
+use crate::gate::{find_in_path, is_root};
 use crate::process::{run, signal, wrap};
 
 /// How long one `ip` command may take.
@@ -75,6 +75,11 @@ impl TestHost {
     /// Panics, with what `ip` said, if the host cannot be made (not root,
     /// no network namespaces or veth support).
     pub fn create() -> Self {
+        assert!(
+            is_root(),
+            "cannot create a test host: network namespaces need root (uid 0); \
+             gate the test on `root ip` (portcullis_testkit::e2e_gate)"
+        );
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         assert!(

@@ -27,6 +27,23 @@ pub struct OciImage {
     pub layers: Vec<String>,
 }
 
+impl OciImage {
+    /// Panics unless `copied` has this image's manifest, config and layer
+    /// digests (after a round trip through a registry).
+    #[track_caller]
+    pub fn assert_same(&self, copied: &OciImage) {
+        assert_eq!(
+            copied.manifest_digest, self.manifest_digest,
+            "manifest digest changed"
+        );
+        assert_eq!(
+            copied.config_digest, self.config_digest,
+            "config digest changed"
+        );
+        assert_eq!(copied.layers, self.layers, "layer digests changed");
+    }
+}
+
 /// An OCI image layout directory that images can be added to.
 pub struct OciLayout {
     dir: PathBuf,
