@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use portcullis_testkit::process::{lines_of, lines_until};
 
 #[test]
 fn embedded_default_generates_admin_and_requires_it() {
@@ -21,31 +22,12 @@ fn embedded_default_generates_admin_and_requires_it() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut password = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if let Some(p) = line.trim().strip_prefix("password: ") {
-            password = Some(p.to_owned());
-        }
-        let ready = line.contains("listening");
-        seen.push(line);
-        if ready {
-            break;
-        }
-    }
+    let rx = lines_of(child.stderr.take().unwrap());
+    let seen = lines_until(&rx, "listening", Duration::from_secs(30));
+    let password = seen
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("password: "))
+        .map(str::to_owned);
     let result = std::panic::catch_unwind(|| {
         let password = password
             .clone()

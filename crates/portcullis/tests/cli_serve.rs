@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::token::{self, TokenServer};
+use portcullis_testkit::process::lines_of;
 
 /// Starts `portcullis ARGS` in `dir` without `REGISTRY_*` but `env`, and
 /// returns the child and a channel of its stderr lines.
@@ -38,36 +38,13 @@ fn spawn(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stderr.take().unwrap());
     (child, rx)
 }
 
 /// Lines until one contains `until` (included) or 30 s pass.
 fn lines_until(rx: &mpsc::Receiver<String>, until: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                let done = line.contains(until);
-                seen.push(line);
-                if done {
-                    break;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    seen
+    portcullis_testkit::process::lines_until(rx, until, Duration::from_secs(30))
 }
 
 #[test]
