@@ -34,6 +34,7 @@ pub mod access;
 pub mod authz;
 pub mod docker;
 pub mod hostile;
+pub mod jwt;
 pub mod oci;
 pub mod registry;
 pub mod skopeo;
