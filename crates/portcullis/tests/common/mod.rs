@@ -37,6 +37,7 @@ pub mod hostile;
 pub mod jwt;
 pub mod oci;
 pub mod registry;
+pub mod robots;
 pub mod skopeo;
 pub mod tls;
 pub mod token;
