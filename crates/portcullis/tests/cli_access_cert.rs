@@ -96,11 +96,7 @@ fn explain(config: &Path, cert: &Path, repo: &str, action: &str) -> Output {
         .arg(cert)
         .args(["--repo", repo, "--action", action, "--config"])
         .arg(config);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     common::run(&mut cmd, None, Duration::from_secs(60))
 }
 

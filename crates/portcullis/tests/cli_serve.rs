@@ -28,11 +28,7 @@ fn spawn(
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     cmd.env_remove("PORTCULLIS_LOG");
     for (k, v) in env {
         cmd.env(k, v);

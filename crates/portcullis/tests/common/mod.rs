@@ -76,6 +76,30 @@ pub fn e2e_gate(needs: &str) -> bool {
     portcullis_testkit::e2e_gate(&needs.join(" "))
 }
 
+/// Removes the `REGISTRY_*` overrides of the test's own environment from
+/// `cmd` (portcullis and `docker-registry` both read them), so the test's
+/// config is all there is.
+pub fn without_registry_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs `portcullis ARGS... --config CONFIG` without `REGISTRY_*` from the
+/// environment, killed after a minute.
+pub fn portcullis_cli(args: &[&str], config: &Path) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args).arg("--config").arg(config);
+    run(
+        without_registry_env(&mut cmd),
+        None,
+        Duration::from_secs(60),
+    )
+}
+
 /// Writes an htpasswd file with one bcrypt entry per `(user, password)`,
 /// made by the real `htpasswd -B` of apache2-utils.
 pub fn write_htpasswd(path: &Path, users: &[(&str, &str)]) {

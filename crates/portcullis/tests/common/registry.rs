@@ -65,11 +65,7 @@ impl RegistryKind {
         };
         // Both read REGISTRY_* overrides; the test's config must be all
         // there is.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("REGISTRY_") {
-                cmd.env_remove(key);
-            }
-        }
+        super::without_registry_env(&mut cmd);
         cmd
     }
 }

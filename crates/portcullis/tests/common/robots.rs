@@ -1,11 +1,13 @@
 //! Robot tokens for authorization tests, made with `portcullis token
 //! create --json` against a test registry's config.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::authz::Who;
 use super::registry::Registry;
-use super::token;
+use super::{assert_success, portcullis_cli};
 
 /// A robot token made by `portcullis token create --json`.
 #[derive(Clone, Debug)]
@@ -34,22 +36,34 @@ pub fn create_robot(
     repos: &str,
     actions: &str,
 ) -> Robot {
-    let printed = token::cli_ok(
-        registry,
-        &[
-            "token",
-            "create",
-            "--owner",
-            owner,
-            "--name",
-            name,
-            "--repos",
-            repos,
-            "--actions",
-            actions,
-            "--json",
-        ],
-    );
+    create_robot_with(&registry.config_path(), owner, name, repos, actions)
+}
+
+/// [`create_robot`] against the config file `config` (no registry need
+/// run).
+pub fn create_robot_with(
+    config: &Path,
+    owner: &str,
+    name: &str,
+    repos: &str,
+    actions: &str,
+) -> Robot {
+    let args = [
+        "token",
+        "create",
+        "--owner",
+        owner,
+        "--name",
+        name,
+        "--repos",
+        repos,
+        "--actions",
+        actions,
+        "--json",
+    ];
+    let out = portcullis_cli(&args, config);
+    assert_success(&format!("portcullis {}", args.join(" ")), &out);
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     let value: Value = serde_json::from_str(printed.trim())
         .unwrap_or_else(|e| panic!("token create --json printed no JSON ({e}):\n{printed}"));
     let field = |key: &str| {

@@ -7,14 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
 use reqwest::blocking::Response;
 use serde_json::Value;
 
 use super::oci::{self, OciImage, OciLayout};
-use super::process::{assert_success, run};
+use super::process::assert_success;
 use super::registry::{Registry, RegistryConfig, RegistryKind, yaml_str};
 use super::{http, write_htpasswd};
 
@@ -144,14 +143,7 @@ pub fn portcullis_only() -> bool {
 
 /// Runs `portcullis ARGS... --config <registry's config.yml>`.
 pub fn cli(registry: &Registry, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cmd.args(args).arg("--config").arg(registry.config_path());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
-    run(&mut cmd, None, Duration::from_secs(60))
+    super::portcullis_cli(args, &registry.config_path())
 }
 
 /// [`cli`], panicking unless it succeeds; returns its stdout.
