@@ -21,11 +21,13 @@ impl Setup {
     /// htpasswd file with alice.
     fn new() -> Self {
         let dir = common::temp_dir();
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["cert", "generate", "--host", "localhost", "--out"])
-            .arg(dir.path().join("pki"))
-            .output()
-            .expect("run cert generate");
+        let out = common::run(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(["cert", "generate", "--host", "localhost", "--out"])
+                .arg(dir.path().join("pki")),
+            None,
+            Duration::from_secs(60),
+        );
         common::assert_success("cert generate", &out);
         std::fs::write(dir.path().join("htpasswd"), format!("alice:{HASH}\n")).expect("htpasswd");
         Self { dir }

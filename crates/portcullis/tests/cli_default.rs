@@ -98,23 +98,15 @@ fn embedded_default_generates_admin_and_requires_it() {
 
 #[test]
 fn user_add_reads_password_from_stdin() {
-    use std::io::Write;
     let dir = common::temp_dir();
     let path = dir.path().join("htpasswd");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["user", "add", "alice", "--cost", "4", "--htpasswd"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-pass\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["user", "add", "alice", "--cost", "4", "--htpasswd"])
+            .arg(&path),
+        Some("s3cret-pass\n"),
+        Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -126,12 +118,13 @@ fn user_add_reads_password_from_stdin() {
     assert!(!stored.contains("s3cret-pass"));
 
     // An empty password is refused with exit status 1.
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["user", "add", "bob", "--htpasswd"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["user", "add", "bob", "--htpasswd"])
+            .arg(&path),
+        None,
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password is empty"));
 }

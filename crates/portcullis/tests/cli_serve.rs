@@ -123,11 +123,13 @@ fn every_config_flag_has_help_text() {
         &["token", "list"],
         &["token", "revoke"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(sub)
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = common::run(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(sub)
+                .arg("--help"),
+            None,
+            Duration::from_secs(60),
+        );
         let help = String::from_utf8_lossy(&out.stdout);
         // The flag's line and, in long help, the lines under it up to the
         // next option.
@@ -142,10 +144,11 @@ fn every_config_flag_has_help_text() {
             "{sub:?}: --config has no help text: {line:?}"
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    let out = common::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["serve", "--help"]),
+        None,
+        Duration::from_secs(60),
+    );
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
         help.contains("--addr <HOST:PORT>") && help.contains("overriding http.addr"),
