@@ -12,12 +12,17 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::Method;
 use bytes::Bytes;
 use portcullis_storage::{Driver, FsDriver};
+use portcullis_testkit::run;
 
 use common::{OCI_MANIFEST, Reg, app_over, delete_enabled, digest, image_manifest, with_query};
+
+/// How long `mount` or `umount` may take.
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A tmpfs of `size`, unmounted on drop.
 struct Tmpfs {
@@ -27,11 +32,13 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(size: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("mount cannot run: {e}"))?;
+        let out = run(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path()),
+            None,
+            MOUNT_TIMEOUT,
+        );
         if out.status.success() {
             Ok(Self { dir })
         } else {
@@ -49,7 +56,18 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let out = run(
+            Command::new("umount").arg(self.dir.path()),
+            None,
+            MOUNT_TIMEOUT,
+        );
+        if !out.status.success() {
+            eprintln!(
+                "warning: could not unmount {}: {}",
+                self.dir.path().display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
     }
 }
 
@@ -129,11 +147,7 @@ async fn a_full_disk_answers_507_keeps_nothing_partial_and_recovers() {
     let fs = match Tmpfs::mount("2m") {
         Ok(fs) => fs,
         Err(reason) => {
-            assert!(
-                std::env::var("PORTCULLIS_E2E").as_deref() != Ok("required"),
-                "PORTCULLIS_E2E=required, but this test cannot run: {reason}"
-            );
-            eprintln!("skipping: {reason} (set PORTCULLIS_E2E=required to fail instead)");
+            portcullis_testkit::skip_or_fail(&reason);
             return;
         }
     };

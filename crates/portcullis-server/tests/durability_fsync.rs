@@ -17,16 +17,11 @@ use std::time::{Duration, Instant};
 use portcullis_core::Options;
 
 use common::Reg;
+use portcullis_testkit::process::{signal, wait_deadline};
+use portcullis_testkit::{find_in_path, run, skip_or_fail};
 
-/// Skips (returns false) or, under `PORTCULLIS_E2E=required`, fails.
-fn can_run(reason: &str) -> bool {
-    assert!(
-        std::env::var("PORTCULLIS_E2E").as_deref() != Ok("required"),
-        "PORTCULLIS_E2E=required, but this test cannot run: {reason}"
-    );
-    eprintln!("skipping: {reason} (set PORTCULLIS_E2E=required to fail instead)");
-    false
-}
+/// How long strace may take to start, attach or detach.
+const STRACE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A syscall from the trace: its name and the paths it names (for fsyncs,
 /// the path of the descriptor, which `strace -y` prints).
@@ -114,7 +109,7 @@ fn attach(log: &Path, marker: &Path) -> Result<Child, String> {
                 "strace cannot trace this process ({status}): {err}"
             ));
         }
-        if started.elapsed() > Duration::from_secs(30) {
+        if started.elapsed() > STRACE_TIMEOUT {
             let _ = child.kill();
             return Err("strace did not attach within 30 s".to_owned());
         }
@@ -124,10 +119,11 @@ fn attach(log: &Path, marker: &Path) -> Result<Child, String> {
 
 /// Detaches strace (SIGINT makes it flush and let go) and returns the trace.
 fn detach(mut child: Child, log: &Path) -> String {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    signal(i64::from(child.id()), "INT");
+    if wait_deadline(&mut child, STRACE_TIMEOUT).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     std::fs::read_to_string(log).expect("strace log")
 }
 
@@ -213,12 +209,14 @@ fn blob_path(root: &Path, digest: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_flushed_before_it_is_published_and_acknowledged() {
-    match Command::new("strace").arg("-V").output() {
-        Ok(o) if o.status.success() => {}
-        _ => {
-            can_run("strace is not installed (apt-get install strace)");
-            return;
-        }
+    let installed = find_in_path("strace").is_some_and(|strace| {
+        run(Command::new(strace).arg("-V"), None, STRACE_TIMEOUT)
+            .status
+            .success()
+    });
+    if !installed {
+        skip_or_fail("strace is not installed (apt-get install strace)");
+        return;
     }
     let reg = Reg::fs_with(Options::default());
     let root: PathBuf = reg.dir.as_ref().unwrap().path().canonicalize().unwrap();
@@ -228,7 +226,7 @@ async fn a_push_is_flushed_before_it_is_published_and_acknowledged() {
     let child = match attach(&log, &marker) {
         Ok(c) => c,
         Err(reason) => {
-            can_run(&reason);
+            skip_or_fail(&reason);
             return;
         }
     };

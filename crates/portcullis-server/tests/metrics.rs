@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use pki::{Leaf, ca, leaf_with, path_str, write};
 use portcullis_config::{Config, DebugConfig, PrometheusConfig, TlsConfig};
+use portcullis_testkit::free_port;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use time::OffsetDateTime;
@@ -20,15 +21,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 const DAY: i64 = 24 * 3600;
-
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A config listening on 127.0.0.1 with the debug listener on `debug_port`.
 fn config(debug_port: u16, path: &str) -> Config {

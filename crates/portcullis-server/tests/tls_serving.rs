@@ -272,39 +272,15 @@ async fn client_certificates_required_and_optional() {
     assert!(fetch(optional, with(&stranger)).await.is_err());
 }
 
-fn have(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        || std::process::Command::new(tool)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
-
-/// Whether `tool` is installed; without it the test is skipped, unless
-/// `PORTCULLIS_E2E=required` (CI), where a missing tool is a failure.
-fn tool_or_skip(tool: &str) -> bool {
-    if have(tool) {
-        return true;
-    }
-    assert!(
-        std::env::var("PORTCULLIS_E2E").as_deref() != Ok("required"),
-        "{tool} is not installed and PORTCULLIS_E2E=required"
-    );
-    eprintln!("{tool} is not installed; skipping");
-    false
-}
-
+/// Runs `cmd ARGS...` off the runtime's threads, killed after a minute.
 async fn run(cmd: &str, args: Vec<String>) -> std::process::Output {
     let cmd = cmd.to_owned();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(cmd)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+        portcullis_testkit::run(
+            std::process::Command::new(cmd).args(args),
+            None,
+            Duration::from_secs(60),
+        )
     })
     .await
     .unwrap()
@@ -312,7 +288,7 @@ async fn run(cmd: &str, args: Vec<String>) -> std::process::Output {
 
 #[tokio::test]
 async fn curl_negotiates_http2() {
-    if !tool_or_skip("curl") {
+    if !portcullis_testkit::e2e_gate("curl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -351,7 +327,7 @@ async fn curl_negotiates_http2() {
 
 #[tokio::test]
 async fn openssl_s_client_versions_and_mtls() {
-    if !tool_or_skip("openssl") {
+    if !portcullis_testkit::e2e_gate("openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

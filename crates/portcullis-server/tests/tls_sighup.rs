@@ -71,11 +71,7 @@ async fn sighup_reloads_the_certificate() {
     // Polling is off: still the first certificate.
     assert_eq!(served_leaf(port, client.clone()).await, first.der);
 
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    portcullis_testkit::signal(i64::from(std::process::id()), "HUP");
     for _ in 0..50 {
         if served_leaf(port, client.clone()).await == second.der {
             return;

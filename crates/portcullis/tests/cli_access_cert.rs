@@ -21,11 +21,13 @@ impl Setup {
     /// htpasswd file with alice.
     fn new() -> Self {
         let dir = common::temp_dir();
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["cert", "generate", "--host", "localhost", "--out"])
-            .arg(dir.path().join("pki"))
-            .output()
-            .expect("run cert generate");
+        let out = common::run(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(["cert", "generate", "--host", "localhost", "--out"])
+                .arg(dir.path().join("pki")),
+            None,
+            Duration::from_secs(60),
+        );
         common::assert_success("cert generate", &out);
         std::fs::write(dir.path().join("htpasswd"), format!("alice:{HASH}\n")).expect("htpasswd");
         Self { dir }
@@ -96,11 +98,7 @@ fn explain(config: &Path, cert: &Path, repo: &str, action: &str) -> Output {
         .arg(cert)
         .args(["--repo", repo, "--action", action, "--config"])
         .arg(config);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     common::run(&mut cmd, None, Duration::from_secs(60))
 }
 

@@ -6,12 +6,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn portcullis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .output()
-        .expect("run portcullis")
+    portcullis_testkit::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args),
+        None,
+        Duration::from_secs(120),
+    )
 }
 
 fn ok(args: &[&str]) -> String {
@@ -33,7 +35,11 @@ fn openssl() -> bool {
 }
 
 fn openssl_out(args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).output().unwrap();
+    let out = portcullis_testkit::run(
+        Command::new("openssl").args(args),
+        None,
+        Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -346,17 +352,18 @@ fn client_writes_a_certificate_signed_by_the_ca() {
     ]);
     assert!(v.contains("OK"), "{v}");
     // A client certificate cannot serve.
-    let server = Command::new("openssl")
-        .args([
+    let server = portcullis_testkit::run(
+        Command::new("openssl").args([
             "verify",
             "-purpose",
             "sslserver",
             "-CAfile",
             ca_file,
             cert_file,
-        ])
-        .output()
-        .unwrap();
+        ]),
+        None,
+        Duration::from_secs(60),
+    );
     assert!(
         !server.status.success(),
         "a client certificate is no server's"

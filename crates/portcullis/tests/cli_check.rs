@@ -20,11 +20,7 @@ fn check(path: &Path, args: &[&str]) -> (Option<i32>, String) {
         .arg(path)
         .args(args)
         .current_dir(path.parent().unwrap());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     let out: Output = common::run(&mut cmd, None, Duration::from_secs(60));
     (out.status.code(), common::combined_output(&out))
 }
@@ -149,11 +145,7 @@ fn the_embedded_default_checks_as_valid_before_its_first_start() {
     let dir = common::temp_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.args(["config", "check"]).current_dir(dir.path());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     let out = common::run(&mut cmd, None, Duration::from_secs(60));
     let printed = common::combined_output(&out);
     assert_eq!(out.status.code(), Some(0), "{printed}");

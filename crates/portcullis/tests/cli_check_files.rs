@@ -21,11 +21,7 @@ fn check(path: &Path) -> (Option<i32>, String) {
     cmd.args(["config", "check", "--config"])
         .arg(path)
         .current_dir(path.parent().unwrap());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     let out = common::run(&mut cmd, None, Duration::from_secs(60));
     (out.status.code(), common::combined_output(&out))
 }

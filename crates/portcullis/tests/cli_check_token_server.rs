@@ -13,11 +13,7 @@ use std::time::Duration;
 fn portcullis(args: &[&str], cwd: &Path) -> (Option<i32>, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.args(args).current_dir(cwd);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     let out = common::run(&mut cmd, None, Duration::from_secs(60));
     (
         out.status.code(),

@@ -23,11 +23,7 @@ fn config_check(path: &Path) -> Output {
         .arg(path)
         .current_dir(repo_root());
     // Only the file may configure the registry under check.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     common::run(&mut cmd, None, Duration::from_secs(60))
 }
 
@@ -187,11 +183,7 @@ fn the_access_teams_example_command_works_as_written() {
     copy_examples(dir.path());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.args(&words[at + 1..]).current_dir(dir.path());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     for assignment in &words[..at] {
         let (k, v) = assignment.split_once('=').unwrap();
         cmd.env(k, v);

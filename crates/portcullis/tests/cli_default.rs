@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use portcullis_testkit::process::{lines_of, lines_until};
 
 #[test]
 fn embedded_default_generates_admin_and_requires_it() {
@@ -21,31 +22,12 @@ fn embedded_default_generates_admin_and_requires_it() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut password = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if let Some(p) = line.trim().strip_prefix("password: ") {
-            password = Some(p.to_owned());
-        }
-        let ready = line.contains("listening");
-        seen.push(line);
-        if ready {
-            break;
-        }
-    }
+    let rx = lines_of(child.stderr.take().unwrap());
+    let seen = lines_until(&rx, "listening", Duration::from_secs(30));
+    let password = seen
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("password: "))
+        .map(str::to_owned);
     let result = std::panic::catch_unwind(|| {
         let password = password
             .clone()
@@ -116,23 +98,15 @@ fn embedded_default_generates_admin_and_requires_it() {
 
 #[test]
 fn user_add_reads_password_from_stdin() {
-    use std::io::Write;
     let dir = common::temp_dir();
     let path = dir.path().join("htpasswd");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["user", "add", "alice", "--cost", "4", "--htpasswd"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-pass\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["user", "add", "alice", "--cost", "4", "--htpasswd"])
+            .arg(&path),
+        Some("s3cret-pass\n"),
+        Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -144,12 +118,13 @@ fn user_add_reads_password_from_stdin() {
     assert!(!stored.contains("s3cret-pass"));
 
     // An empty password is refused with exit status 1.
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["user", "add", "bob", "--htpasswd"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["user", "add", "bob", "--htpasswd"])
+            .arg(&path),
+        None,
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password is empty"));
 }

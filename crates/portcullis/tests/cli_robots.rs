@@ -53,16 +53,7 @@ impl Setup {
 
     /// `portcullis ARGS... --config config.yml`.
     fn cli(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        cmd.args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("config.yml"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("REGISTRY_") {
-                cmd.env_remove(key);
-            }
-        }
-        common::run(&mut cmd, None, Duration::from_secs(60))
+        common::portcullis_cli(args, &self.dir.path().join("config.yml"))
     }
 
     fn cli_ok(&self, args: &[&str]) -> String {
@@ -231,19 +222,9 @@ fn list_and_revoke_cover_both_kinds() {
             SystemTime::now(),
         )
         .unwrap();
+    let config = s.dir.path().join("config.yml");
     for (owner, name) in [("alice", "ci"), ("alice", "nightly"), ("carol", "ci")] {
-        s.cli_ok(&[
-            "token",
-            "create",
-            "--owner",
-            owner,
-            "--name",
-            name,
-            "--repos",
-            "team/**",
-            "--actions",
-            "pull",
-        ]);
+        common::robots::create_robot_with(&config, owner, name, "team/**", "pull");
     }
     let rows = s.list_json();
     let kinds: Vec<&str> = rows.iter().filter_map(|r| r["kind"].as_str()).collect();
@@ -307,11 +288,7 @@ fn without_config_commands_say_they_read_the_embedded_default_and_where_its_data
     let run = |args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         cmd.args(args).current_dir(dir.path());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("REGISTRY_") {
-                cmd.env_remove(key);
-            }
-        }
+        common::without_registry_env(&mut cmd);
         let out = common::run(&mut cmd, None, Duration::from_secs(60));
         (out.status.code(), common::combined_output(&out))
     };

@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::token::{self, TokenServer};
+use portcullis_testkit::process::lines_of;
 
 /// Starts `portcullis ARGS` in `dir` without `REGISTRY_*` but `env`, and
 /// returns the child and a channel of its stderr lines.
@@ -28,46 +28,19 @@ fn spawn(
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_registry_env(&mut cmd);
     cmd.env_remove("PORTCULLIS_LOG");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stderr.take().unwrap());
     (child, rx)
 }
 
 /// Lines until one contains `until` (included) or 30 s pass.
 fn lines_until(rx: &mpsc::Receiver<String>, until: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                let done = line.contains(until);
-                seen.push(line);
-                if done {
-                    break;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    seen
+    portcullis_testkit::process::lines_until(rx, until, Duration::from_secs(30))
 }
 
 #[test]
@@ -150,11 +123,13 @@ fn every_config_flag_has_help_text() {
         &["token", "list"],
         &["token", "revoke"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(sub)
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = common::run(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(sub)
+                .arg("--help"),
+            None,
+            Duration::from_secs(60),
+        );
         let help = String::from_utf8_lossy(&out.stdout);
         // The flag's line and, in long help, the lines under it up to the
         // next option.
@@ -169,10 +144,11 @@ fn every_config_flag_has_help_text() {
             "{sub:?}: --config has no help text: {line:?}"
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    let out = common::run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["serve", "--help"]),
+        None,
+        Duration::from_secs(60),
+    );
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
         help.contains("--addr <HOST:PORT>") && help.contains("overriding http.addr"),

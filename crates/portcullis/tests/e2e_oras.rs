@@ -37,12 +37,14 @@ fn oras(
 ) -> std::process::Output {
     let artifact = dir.join("artifact.txt");
     std::fs::write(&artifact, "an oras artifact\n").unwrap();
-    Command::new("python3")
-        .current_dir(dir)
-        .args(["-c", SCRIPT, host, user, password, repo, "artifact.txt"])
-        .arg(dir.join("pulled"))
-        .output()
-        .expect("run python3")
+    common::run(
+        Command::new("python3")
+            .current_dir(dir)
+            .args(["-c", SCRIPT, host, user, password, repo, "artifact.txt"])
+            .arg(dir.join("pulled")),
+        None,
+        std::time::Duration::from_secs(180),
+    )
 }
 
 #[test]

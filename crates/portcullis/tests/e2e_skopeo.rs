@@ -79,39 +79,14 @@ fn copy_in_and_out_inspect_list_tags_delete() {
     let creds = creds();
 
     for image in [&v1, &v2] {
-        skopeo.skopeo_ok(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds,
-            &layout.reference(&image.tag),
-            &format!("{repo_ref}:{}", image.tag),
-        ]);
+        let target = format!("{repo_ref}:{}", image.tag);
+        skopeo.push_layout(&layout, &image.tag, &target, &creds);
     }
 
     // Back out into a new layout: the same manifest and the same layers.
     let out_dir = dir.path().join("copied");
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--src-creds",
-        &creds,
-        &format!("{repo_ref}:v1"),
-        &format!("oci:{}:v1", out_dir.display()),
-    ]);
-    let copied = oci::read_layout_image(&out_dir, "v1");
-    assert_eq!(
-        copied.layers, v1.layers,
-        "layer digests changed in the round trip"
-    );
-    assert_eq!(
-        copied.config_digest, v1.config_digest,
-        "config digest changed"
-    );
-    assert_eq!(
-        copied.manifest_digest, v1.manifest_digest,
-        "manifest digest changed"
-    );
+    let copied = skopeo.pull_to_layout(&format!("{repo_ref}:v1"), &creds, &out_dir, "v1");
+    v1.assert_same(&copied);
 
     // inspect: the digest and layers the registry reports.
     let inspected: Value = serde_json::from_str(&skopeo.skopeo_ok(&[
@@ -200,14 +175,7 @@ fn anonymous_and_wrong_credentials_are_refused() {
         );
     }
 
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &creds(),
-        &layout.reference(&image.tag),
-        &target,
-    ]);
+    skopeo.push_layout(&layout, &image.tag, &target, &creds());
     let out = skopeo.skopeo(&["inspect", "--tls-verify=false", &target]);
     common::process::assert_failure("anonymous skopeo inspect", &out);
     let printed = common::combined_output(&out).to_lowercase();
@@ -228,14 +196,7 @@ fn delete_is_refused_when_disabled() {
     let mut layout = OciLayout::create(&dir.path().join("source"));
     let image = layout.add_image("v1", 1, 64 << 10);
     let target = format!("docker://{}/e2e/keep:v1", registry.host());
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &creds(),
-        &layout.reference(&image.tag),
-        &target,
-    ]);
+    skopeo.push_layout(&layout, &image.tag, &target, &creds());
 
     let out = skopeo.skopeo(&["delete", "--tls-verify=false", "--creds", &creds(), &target]);
     common::process::assert_failure("skopeo delete with deletes disabled", &out);

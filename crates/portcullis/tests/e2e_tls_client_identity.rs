@@ -8,25 +8,24 @@
 //! certificate lists alice's tags and gets a token for her from `GET
 //! /token`; curl without it gets the token service's Bearer challenge.
 //!
-//! Why a veth address: the daemon treats `127.0.0.0/8` registries as
+//! Why a test host: the daemon treats `127.0.0.0/8` registries as
 //! insecure, and for those it neither verifies the server nor reads
 //! `certs.d` at all, so it would present no client certificate. As in
-//! `e2e_tls_untrusted.rs`, [`LocalAddress`] gives the host an address in
-//! `198.18.0.0/15` for the length of the test, and the registry listens
-//! there.
+//! `e2e_tls_untrusted.rs`, the registry runs inside a [`TestHost`] (a
+//! network namespace of the test's own) on an address in `198.18.0.0/15`,
+//! which the daemon reaches through a veth pair.
 //!
-//! Needs root (for `dockerd` and the veth pair), `dockerd`, `docker`, `ip`,
+//! Needs root (for `dockerd` and the network namespace), `dockerd`, `docker`, `ip`,
 //! curl, openssl and htpasswd. Skipped with
 //! `PORTCULLIS_TEST_REGISTRY=reference`: client certificates as identities
 //! and the token service are portcullis's own.
 
 mod common;
 
-use common::netaddr::LocalAddress;
 use common::registry::yaml_str;
 use common::tls::{self, DockerTrust};
 use common::token::{self, Challenge};
-use common::{Docker, Registry, RegistryConfig, RegistryKind};
+use common::{Docker, Registry, RegistryConfig, RegistryKind, TestHost};
 
 /// alice may pull and push her own repositories; nobody has rights
 /// anywhere else (in particular not under `bob/`).
@@ -45,10 +44,10 @@ fn docker_and_curl_act_as_the_user_named_by_the_client_certificate() {
     {
         return;
     }
-    // Declared first, so dropped last: after the registry that listens on it.
-    let address = LocalAddress::create();
-    let ip = address.ip();
-    eprintln!("registry address: {ip} (link {})", address.link());
+    // The registry runs inside, and keeps the host until it has stopped.
+    let test_host = TestHost::create();
+    let ip = test_host.ip();
+    eprintln!("registry on the test host {test_host}");
 
     let dir = common::temp_dir();
     let d = dir.path();
@@ -60,7 +59,7 @@ fn docker_and_curl_act_as_the_user_named_by_the_client_certificate() {
         &[("alice", "alice-password-1"), ("bob", "bob-password-1")],
     );
     let config = RegistryConfig::new(d.join("data"))
-        .listen_ip(ip)
+        .on(&test_host)
         .http_yaml(format!(
             "  tls:\n    certificate: {}\n    key: {}\n    clientcas: [{}]\n    \
              clientauth: optional\n    clientidentity: cn\n",

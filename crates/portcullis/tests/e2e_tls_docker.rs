@@ -7,8 +7,8 @@
 //!
 //! Docker's x509 error without the CA is tested in `e2e_tls_untrusted.rs`:
 //! the daemon treats `127.0.0.0/8` registries as insecure and skips
-//! certificate verification for them, so that test gives the host a
-//! non-loopback address (a veth pair) and runs the registry there.
+//! certificate verification for them, so that test runs the registry on a
+//! test host of its own (a network namespace with a non-loopback address).
 //!
 //! The registry runs the token service with no `http.host`: the realm and
 //! every `Location` must say `https://` because portcullis terminates TLS

@@ -6,27 +6,27 @@
 //! `/etc/docker/certs.d/HOST:PORT/ca.crt` (no daemon restart), login, push
 //! and pull work.
 //!
-//! Why a veth address: the daemon treats `127.0.0.0/8` registries as
+//! Why a test host: the daemon treats `127.0.0.0/8` registries as
 //! insecure and skips certificate verification for them, so on loopback
 //! (where the other TLS tests run, see `e2e_tls_docker.rs`) an untrusted
-//! certificate goes unnoticed. [`LocalAddress`] gives the host an address
-//! of its own in `198.18.0.0/15` for the length of the test, and the
-//! registry listens there with a certificate naming that IP.
+//! certificate goes unnoticed. A [`TestHost`] is a network namespace of the
+//! test's own, joined to the machine's by a veth pair; the registry runs
+//! inside it on an address in `198.18.0.0/15` with a certificate naming
+//! that IP, and the daemon reaches it through the veth.
 //!
 //! Portcullis runs with the token service, as in `e2e_tls_docker.rs`. With
 //! `PORTCULLIS_TEST_REGISTRY=reference` the reference registry runs with
 //! Basic auth instead: certificate verification is Docker's business, and
 //! the same failure and success must show with either registry.
 //!
-//! Needs root (for `dockerd` and the veth pair), `dockerd`, `docker`, `ip`,
+//! Needs root (for `dockerd` and the network namespace), `dockerd`, `docker`, `ip`,
 //! curl, openssl and htpasswd.
 
 mod common;
 
-use common::netaddr::LocalAddress;
 use common::registry::yaml_str;
 use common::tls::{self, DockerTrust};
-use common::{Docker, PASSWORD, Registry, RegistryConfig, RegistryKind, USER};
+use common::{Docker, PASSWORD, Registry, RegistryConfig, RegistryKind, TestHost, USER};
 
 /// What Docker says, whichever Go version built it ("x509: certificate
 /// signed by unknown authority", after "tls: failed to verify certificate:"
@@ -38,10 +38,10 @@ fn docker_rejects_an_untrusted_certificate_until_the_ca_is_installed() {
     if !common::e2e_gate("root dockerd docker ip curl openssl htpasswd registry") {
         return;
     }
-    // Declared first, so dropped last: after the registry that listens on it.
-    let address = LocalAddress::create();
-    let ip = address.ip();
-    eprintln!("registry address: {ip} (link {})", address.link());
+    // The registry runs inside, and keeps the host until it has stopped.
+    let test_host = TestHost::create();
+    let ip = test_host.ip();
+    eprintln!("registry on the test host {test_host}");
 
     let dir = common::temp_dir();
     let d = dir.path();
@@ -50,7 +50,7 @@ fn docker_rejects_an_untrusted_certificate_until_the_ca_is_installed() {
     common::write_htpasswd(&htpasswd, &[(USER, PASSWORD)]);
     let kind = RegistryKind::under_test();
     let config = RegistryConfig::new(d.join("data"))
-        .listen_ip(ip)
+        .on(&test_host)
         .http_yaml(format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             yaml_str(&certs.cert()),
@@ -70,7 +70,7 @@ fn docker_rejects_an_untrusted_certificate_until_the_ca_is_installed() {
     assert_eq!(
         registry.ip(),
         ip,
-        "the registry listens on the veth address"
+        "the registry listens on the test host's address"
     );
     let reply = tls::curl("GET", &registry.url("/v2/"), &certs.ca(), &[]);
     assert_eq!(reply.status, 401, "anonymous GET /v2/ over TLS: {reply:?}");

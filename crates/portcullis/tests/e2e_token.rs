@@ -13,7 +13,7 @@ mod common;
 use std::time::Instant;
 
 use base64::Engine as _;
-use common::oci::{self, OciLayout};
+use common::oci::OciLayout;
 use common::token::{self, ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, SERVICE, TokenServer};
 use common::{Docker, Registry, Skopeo};
 use serde_json::Value;
@@ -259,33 +259,9 @@ fn skopeo_creds_go_through_the_token_flow() {
     let image = layout.add_image("v1", 3, 200 << 10);
     let target = format!("docker://{}/skopeo/token-app:v1", registry.host());
     let creds = format!("{ALICE}:{ALICE_PASSWORD}");
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &creds,
-        &layout.reference("v1"),
-        &target,
-    ]);
-    let out_dir = dir.path().join("copied");
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--src-creds",
-        &creds,
-        &target,
-        &format!("oci:{}:v1", out_dir.display()),
-    ]);
-    let copied = oci::read_layout_image(&out_dir, "v1");
-    assert_eq!(
-        copied.manifest_digest, image.manifest_digest,
-        "manifest digest changed"
-    );
-    assert_eq!(
-        copied.config_digest, image.config_digest,
-        "config digest changed"
-    );
-    assert_eq!(copied.layers, image.layers, "layer digests changed");
+    skopeo.push_layout(&layout, "v1", &target, &creds);
+    let copied = skopeo.pull_to_layout(&target, &creds, &dir.path().join("copied"), "v1");
+    image.assert_same(&copied);
 
     let inspected: Value = serde_json::from_str(&skopeo.skopeo_ok(&[
         "inspect",

@@ -121,26 +121,9 @@ fn reference_registry_serves_skopeo_with_portcullis_rs256_tokens() {
     let image = layout.add_image("v1", 2, 100 << 10);
     let target = format!("docker://{}/rs/app:v1", reference.host());
     let creds = format!("{ALICE}:{ALICE_PASSWORD}");
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &creds,
-        &layout.reference("v1"),
-        &target,
-    ]);
-    let out_dir = dir.path().join("copied");
-    skopeo.skopeo_ok(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--src-creds",
-        &creds,
-        &target,
-        &format!("oci:{}:v1", out_dir.display()),
-    ]);
-    let copied = oci::read_layout_image(&out_dir, "v1");
-    assert_eq!(copied.manifest_digest, image.manifest_digest);
-    assert_eq!(copied.layers, image.layers);
+    skopeo.push_layout(&layout, "v1", &target, &creds);
+    let copied = skopeo.pull_to_layout(&target, &creds, &dir.path().join("copied"), "v1");
+    image.assert_same(&copied);
     let out = skopeo.skopeo(&[
         "inspect",
         "--tls-verify=false",

@@ -3,6 +3,7 @@
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary uses a different subset of the helpers"
 )]
 
@@ -12,11 +13,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use portcullis_core::{Registry, digest_of};
 use portcullis_storage::{Chunks, Driver, FileInfo, MemoryDriver, Reader, StorageError, Writer};
+pub use portcullis_testkit::oci::{OCI_INDEX, OCI_MANIFEST};
 use portcullis_types::{Algorithm, Digest, RepoName};
 use tokio::sync::oneshot;
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A one-chunk request body.
 pub fn body(
@@ -44,12 +43,12 @@ fn descriptor(media_type: &str, digest: &Digest, size: usize) -> serde_json::Val
 pub fn image(config: &(Digest, usize), layers: &[(Digest, usize)], note: &str) -> Bytes {
     let layers: Vec<_> = layers
         .iter()
-        .map(|(d, n)| descriptor("application/vnd.oci.image.layer.v1.tar+gzip", d, *n))
+        .map(|(d, n)| descriptor(portcullis_testkit::oci::OCI_LAYER, d, *n))
         .collect();
     let m = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": descriptor("application/vnd.oci.image.config.v1+json", &config.0, config.1),
+        "config": descriptor(portcullis_testkit::oci::OCI_CONFIG, &config.0, config.1),
         "layers": layers,
         "annotations": { "note": note },
     });

@@ -4,6 +4,7 @@
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary uses a different subset of the helpers"
 )]
 
@@ -17,21 +18,13 @@ use http_body_util::BodyExt;
 use portcullis_core::{Options, Registry};
 use portcullis_server::{AppState, AuthMode, UrlPolicy, app};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
-use sha2::{Digest as _, Sha256};
+pub use portcullis_testkit::oci::{
+    DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, sha256 as digest,
+};
 use tower::ServiceExt;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const EMPTY_DIGEST: &str =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-/// `sha256:<hex>` of some bytes.
-pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
 
 /// A well-formed digest of content that nobody pushed.
 pub fn absent_digest(seed: &str) -> String {

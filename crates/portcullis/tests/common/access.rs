@@ -3,8 +3,7 @@
 //! the CLI run against a config that uses them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
 /// An htpasswd entry's bcrypt hash (the password `demo`, from
 /// docs/examples/htpasswd); the users' passwords do not matter here.
@@ -69,12 +68,5 @@ impl Setup {
 
 /// `portcullis ARGS...`, without `REGISTRY_*` from the environment.
 pub fn portcullis(args: &[&str], config: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cmd.args(args).arg("--config").arg(config);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("REGISTRY_") {
-            cmd.env_remove(key);
-        }
-    }
-    super::run(&mut cmd, None, Duration::from_secs(60))
+    super::portcullis_cli(args, config)
 }

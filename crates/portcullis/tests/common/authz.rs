@@ -2,8 +2,8 @@
 //! that enforces it in Basic (htpasswd) or token mode, callers that talk to
 //! it over HTTP the way each mode wants (Basic credentials, or a token asked
 //! for the request's scope first), small random images pushed by hand, what
-//! a refusal must look like in each mode, and robot tokens made with
-//! `portcullis token create`.
+//! a refusal must look like in each mode; robot tokens made with
+//! `portcullis token create` are in [`super::robots`], re-exported here.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -15,6 +15,8 @@ use super::oci::{self, CONFIG_TYPE, LAYER_TYPE, MANIFEST_TYPE};
 use super::registry::{Registry, RegistryConfig, RegistryKind, yaml_str};
 use super::token::{self, ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, Reply, TokenServer};
 use super::{http, random_bytes, write_htpasswd};
+
+pub use super::robots::{Robot, create_robot};
 
 /// A user with no group.
 pub const CAROL: &str = "carol";
@@ -558,68 +560,4 @@ pub fn tag_list(reply: &Reply) -> Result<Vec<String>, String> {
                 .collect()
         })
         .unwrap_or_default())
-}
-
-/// A robot token made by `portcullis token create --json`.
-#[derive(Clone, Debug)]
-pub struct Robot {
-    /// `<owner>+<name>`.
-    pub login: String,
-    /// The secret, the robot's password.
-    pub secret: String,
-    /// Its public id (for `token revoke --id`).
-    pub id: String,
-}
-
-impl Robot {
-    /// The robot as a caller's identity.
-    pub fn who(&self) -> Who {
-        Who::login(&self.login, &self.secret)
-    }
-}
-
-/// `portcullis token create --owner OWNER --name NAME --repos REPOS
-/// --actions ACTIONS --json` against `registry`'s config.
-pub fn create_robot(
-    registry: &Registry,
-    owner: &str,
-    name: &str,
-    repos: &str,
-    actions: &str,
-) -> Robot {
-    let printed = token::cli_ok(
-        registry,
-        &[
-            "token",
-            "create",
-            "--owner",
-            owner,
-            "--name",
-            name,
-            "--repos",
-            repos,
-            "--actions",
-            actions,
-            "--json",
-        ],
-    );
-    let value: Value = serde_json::from_str(printed.trim())
-        .unwrap_or_else(|e| panic!("token create --json printed no JSON ({e}):\n{printed}"));
-    let field = |key: &str| {
-        value[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("token create --json has no `{key}`:\n{printed}"))
-            .to_owned()
-    };
-    let robot = Robot {
-        login: field("login"),
-        secret: field("secret"),
-        id: field("id"),
-    };
-    assert_eq!(
-        robot.login,
-        format!("{owner}+{name}"),
-        "unexpected robot login"
-    );
-    robot
 }

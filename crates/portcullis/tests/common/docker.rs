@@ -13,8 +13,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use portcullis_testkit::Attempt;
 use tempfile::TempDir;
 
 use super::process::{Supervised, assert_failure, assert_success, pids_with_cmdline, run, signal};
@@ -65,7 +66,6 @@ impl Dockerd {
             .and_then(|n| n.to_str())
             .expect("temp dir name")
             .to_ascii_lowercase();
-        let log = std::fs::File::create(d.join("dockerd.log")).expect("create dockerd.log");
         let dockerd = super::find_in_path("dockerd").expect("dockerd is installed");
         let mut cmd = Command::new(dockerd);
         cmd.arg(format!("--config-file={}", d.join("daemon.json").display()))
@@ -87,12 +87,8 @@ impl Dockerd {
             ))
             .env_remove("DOCKER_HOST")
             .env("PATH", super::path_with_sbin());
-        let process = Supervised::spawn(
-            &cmd,
-            log.try_clone().expect("clone log handle").into(),
-            log.into(),
-        )
-        .unwrap_or_else(|e| panic!("cannot start dockerd: {e}"));
+        let process = Supervised::spawn_logged(&cmd, &d.join("dockerd.log"))
+            .unwrap_or_else(|e| panic!("cannot start dockerd: {e}"));
         let mut daemon = Self {
             process,
             ready_log_len: 0,
@@ -103,29 +99,20 @@ impl Dockerd {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Some(status) = self.process.try_wait() {
-                panic!("dockerd exited with {status}\n--- log ---\n{}", self.log());
-            }
-            let out = run(
-                self.command(None)
-                    .args(["info", "--format", "{{.ServerVersion}}"]),
-                None,
-                Duration::from_secs(20),
-            );
+        let mut info = self.command(None);
+        info.args(["info", "--format", "{{.ServerVersion}}"]);
+        let ready = self.process.wait_ready(DAEMON_START_TIMEOUT, || {
+            let out = run(&mut info, None, Duration::from_secs(20));
             if out.status.success() {
-                self.ready_log_len = self.log().len();
-                return;
+                Attempt::Done
+            } else {
+                Attempt::Retry(String::from_utf8_lossy(&out.stderr).into_owned())
             }
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-            std::thread::sleep(Duration::from_millis(250));
+        });
+        if let Err(why) = ready {
+            panic!("dockerd: {why}\n--- log ---\n{}", self.log());
         }
-        panic!(
-            "dockerd not ready after {DAEMON_START_TIMEOUT:?}: {last}\n--- log ---\n{}",
-            self.log()
-        );
+        self.ready_log_len = self.log().len();
     }
 
     /// `unix://.../docker.sock`, the value for `DOCKER_HOST`.

@@ -6,20 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+pub use portcullis_testkit::oci::{
+    OCI_CONFIG as CONFIG_TYPE, OCI_LAYER as LAYER_TYPE, OCI_MANIFEST as MANIFEST_TYPE, sha256,
+};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::process::{assert_success, run};
 use super::{random_bytes, temp_dir};
-
-pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-/// `sha256:<hex>` of `data`.
-pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
 
 /// One image stored in an [`OciLayout`].
 #[derive(Clone, Debug)]
@@ -32,6 +25,23 @@ pub struct OciImage {
     pub config_digest: String,
     /// The (compressed) layer blobs' digests, in order.
     pub layers: Vec<String>,
+}
+
+impl OciImage {
+    /// Panics unless `copied` has this image's manifest, config and layer
+    /// digests (after a round trip through a registry).
+    #[track_caller]
+    pub fn assert_same(&self, copied: &OciImage) {
+        assert_eq!(
+            copied.manifest_digest, self.manifest_digest,
+            "manifest digest changed"
+        );
+        assert_eq!(
+            copied.config_digest, self.config_digest,
+            "config digest changed"
+        );
+        assert_eq!(copied.layers, self.layers, "layer digests changed");
+    }
 }
 
 /// An OCI image layout directory that images can be added to.

@@ -1,20 +1,20 @@
 //! A registry process for tests: portcullis or the reference registry
 //! (`docker-registry`, Debian's distribution 2.8), started from a
-//! distribution-format `config.yml` on a free port of `127.0.0.1` (or of
-//! the address [`RegistryConfig::listen_ip`] chooses), ready when `GET /v2/`
-//! answers, and stopped on drop.
+//! distribution-format `config.yml` on a free port of `127.0.0.1` (or, with
+//! [`RegistryConfig::on`], inside a [`TestHost`] on its address), ready
+//! when `GET /v2/` answers, and stopped on drop.
 
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use portcullis_testkit::{Attempt, TestHost};
 use tempfile::TempDir;
 
 use super::process::{Supervised, run};
-use super::{http, temp_dir};
+use super::{free_port, http, temp_dir};
 
 /// How long a registry may take to answer `GET /v2/`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -65,11 +65,7 @@ impl RegistryKind {
         };
         // Both read REGISTRY_* overrides; the test's config must be all
         // there is.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("REGISTRY_") {
-                cmd.env_remove(key);
-            }
-        }
+        super::without_registry_env(&mut cmd);
         cmd
     }
 }
@@ -92,9 +88,9 @@ pub struct RegistryConfig {
     /// Writes `http.host: https://IP:PORT` instead (a registry that serves
     /// TLS itself).
     pub https_host: bool,
-    /// The address it listens on (`http.addr: IP:PORT`); `127.0.0.1`
-    /// unless [`RegistryConfig::listen_ip`] says otherwise.
-    pub listen_ip: IpAddr,
+    /// The test host it runs on ([`RegistryConfig::on`]); this machine's
+    /// `127.0.0.1` when `None`.
+    pub host: Option<TestHost>,
     /// Top-level sections appended verbatim (an `access:` policy, say).
     pub extra_yaml: Option<String>,
     /// Lines added verbatim under `http:` (each indented by two spaces):
@@ -112,7 +108,7 @@ impl RegistryConfig {
             auth_yaml: None,
             http_host: false,
             https_host: false,
-            listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            host: None,
             extra_yaml: None,
             http_yaml: None,
         }
@@ -153,13 +149,21 @@ impl RegistryConfig {
         self
     }
 
-    /// Listens on `ip` instead of `127.0.0.1` (an address of this host, such
-    /// as a [`super::netaddr::LocalAddress`]); [`Registry::host`] and
-    /// [`Registry::url`] then use it too.
+    /// Runs the registry inside the test host `host` (`ip netns exec`),
+    /// listening on its address instead of `127.0.0.1`; [`Registry::host`]
+    /// and [`Registry::url`] then use that address too. The registry keeps
+    /// the test host alive as long as it runs.
     #[must_use]
-    pub fn listen_ip(mut self, ip: IpAddr) -> Self {
-        self.listen_ip = ip;
+    pub fn on(mut self, host: &TestHost) -> Self {
+        self.host = Some(host.clone());
         self
+    }
+
+    /// The address it listens on: the test host's, or `127.0.0.1`.
+    pub fn listen_ip(&self) -> IpAddr {
+        self.host
+            .as_ref()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), TestHost::ip)
     }
 
     /// Adds `yaml` (lines indented by two spaces) to the `http:` section.
@@ -180,10 +184,10 @@ impl RegistryConfig {
         self
     }
 
-    /// The `config.yml` text, listening on `IP:port` (`127.0.0.1` unless
-    /// [`RegistryConfig::listen_ip`] says otherwise).
+    /// The `config.yml` text, listening on `IP:port` (`127.0.0.1`, or the
+    /// test host's address).
     pub fn to_yaml(&self, port: u16) -> String {
-        let addr = SocketAddr::new(self.listen_ip, port);
+        let addr = SocketAddr::new(self.listen_ip(), port);
         let mut host = if self.https_host {
             format!("  host: https://{addr}\n")
         } else if self.http_host {
@@ -235,6 +239,8 @@ pub struct Registry {
     kind: RegistryKind,
     /// The address it listens on ([`RegistryConfig::listen_ip`]).
     ip: IpAddr,
+    /// The test host it runs on, kept until the process has stopped.
+    _host: Option<TestHost>,
     port: u16,
     process: Option<Supervised>,
     /// The CA that signed its certificate, when it serves HTTPS
@@ -266,22 +272,23 @@ impl Registry {
         // A port that was free can be taken before the registry binds it:
         // then try another one.
         for _attempt in 0..3 {
-            let port = free_port_on(config.listen_ip);
+            // Nothing else listens inside a test host: any port number is
+            // free there.
+            let port = free_port();
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config.to_yaml(port)).expect("write config.yml");
             let log_path = dir.path().join("registry.log");
-            let log = File::create(&log_path).expect("create registry.log");
             let mut cmd = kind.command(&config_path);
             cmd.current_dir(dir.path());
-            let process = Supervised::spawn(
-                &cmd,
-                log.try_clone().expect("clone log handle").into(),
-                log.into(),
-            )
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
+            if let Some(host) = &config.host {
+                cmd = host.command(&cmd);
+            }
+            let process = Supervised::spawn_logged(&cmd, &log_path)
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.name()));
             let mut registry = Self {
                 kind,
-                ip: config.listen_ip,
+                ip: config.listen_ip(),
+                _host: config.host.clone(),
                 port,
                 process: Some(process),
                 ca: ca.map(Path::to_path_buf),
@@ -313,59 +320,23 @@ impl Registry {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        if let Some(ca) = self.ca.clone() {
-            return self.wait_ready_tls(&ca);
-        }
+        let url = self.url("/v2/");
+        let ca = self.ca.clone();
         let client = http();
-        let url = self.url("/v2/");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last_error = String::from("no answer yet");
-        while Instant::now() < deadline {
-            let process = self.process.as_mut().expect("registry is running");
-            if let Some(status) = process.try_wait() {
-                return Err(format!("it exited with {status}"));
-            }
-            match client.get(&url).timeout(Duration::from_secs(2)).send() {
-                Ok(resp) if matches!(resp.status().as_u16(), 200 | 401) => return Ok(()),
-                Ok(resp) => last_error = format!("GET /v2/ answered {}", resp.status()),
-                Err(e) => last_error = format!("GET /v2/: {e}"),
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("not ready after {READY_TIMEOUT:?} ({last_error})"))
-    }
-
-    /// Readiness over HTTPS, checked by curl trusting only `ca`.
-    fn wait_ready_tls(&mut self, ca: &Path) -> Result<(), String> {
-        let url = self.url("/v2/");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last_error = String::from("no answer yet");
-        while Instant::now() < deadline {
-            let process = self.process.as_mut().expect("registry is running");
-            if let Some(status) = process.try_wait() {
-                return Err(format!("it exited with {status}"));
-            }
-            let out = run(
-                Command::new("curl")
-                    .args(["--silent", "--show-error", "--noproxy", "*"])
-                    .args(["--max-time", "2", "--output", "/dev/null"])
-                    .args(["--write-out", "%{http_code}", "--cacert"])
-                    .arg(ca)
-                    .arg(&url),
-                None,
-                Duration::from_secs(10),
-            );
-            let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if matches!(code.as_str(), "200" | "401") {
-                return Ok(());
-            }
-            last_error = format!(
-                "curl --cacert GET /v2/: {code} {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("not ready after {READY_TIMEOUT:?} ({last_error})"))
+        let process = self.process.as_mut().expect("registry is running");
+        process.wait_ready(READY_TIMEOUT, || {
+            // Over HTTPS, curl trusting only the CA checks the certificate.
+            let answer = match &ca {
+                Some(ca) => curl_status(&url, ca).map_err(|e| format!("curl --cacert: {e}")),
+                None => client
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .map(|resp| resp.status().as_str().to_owned())
+                    .map_err(|e| e.to_string()),
+            };
+            ready_answer(answer)
+        })
     }
 
     /// The CA file its certificate chains to, when it serves HTTPS.
@@ -443,11 +414,35 @@ impl Drop for Registry {
     }
 }
 
-/// A port of `ip` that was free a moment ago (like [`super::free_port`],
-/// which is this for `127.0.0.1`).
-fn free_port_on(ip: IpAddr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
-        .port()
+/// Whether an answer to `GET /v2/` (its status code, or the error) says the
+/// server is ready: any 200 or 401.
+pub fn ready_answer(answer: Result<String, String>) -> Attempt {
+    match answer {
+        Ok(code) if matches!(code.as_str(), "200" | "401") => Attempt::Done,
+        Ok(code) => Attempt::Retry(format!("GET /v2/ answered {code}")),
+        Err(e) => Attempt::Retry(format!("GET /v2/: {e}")),
+    }
+}
+
+/// The HTTP status `curl`, trusting only `ca`, gets for `url`, or what
+/// curl said when it got none.
+pub fn curl_status(url: &str, ca: &Path) -> Result<String, String> {
+    let out = run(
+        Command::new("curl")
+            .args(["--silent", "--show-error", "--noproxy", "*"])
+            .args(["--max-time", "2", "--output", "/dev/null"])
+            .args(["--write-out", "%{http_code}", "--cacert"])
+            .arg(ca)
+            .arg(url),
+        None,
+        Duration::from_secs(10),
+    );
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if code.is_empty() || code == "000" {
+        return Err(format!(
+            "{code} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(code)
 }

@@ -1,11 +1,13 @@
 //! A skopeo client for tests: its own auth file, a permissive signature
 //! policy, and a deadline on every command.
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::oci::{OciImage, OciLayout, read_layout_image};
 use super::process::{assert_success, run};
 use super::temp_dir;
 
@@ -44,6 +46,34 @@ impl Skopeo {
         let out = self.skopeo(args);
         assert_success(&format!("skopeo {}", args.join(" ")), &out);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `skopeo copy` of the image tagged `tag` in `layout` to `target` (a
+    /// `docker://` reference over plain HTTP) as `creds` (`USER:PASSWORD`).
+    pub fn push_layout(&self, layout: &OciLayout, tag: &str, target: &str, creds: &str) {
+        self.skopeo_ok(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &layout.reference(tag),
+            target,
+        ]);
+    }
+
+    /// `skopeo copy` of `source` (a `docker://` reference over plain HTTP)
+    /// as `creds` into a new OCI layout at `dir`, tagged `tag`; returns what
+    /// the layout holds.
+    pub fn pull_to_layout(&self, source: &str, creds: &str, dir: &Path, tag: &str) -> OciImage {
+        self.skopeo_ok(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            creds,
+            source,
+            &format!("oci:{}:{tag}", dir.display()),
+        ]);
+        read_layout_image(dir, tag)
     }
 }
 

@@ -4,16 +4,16 @@
 //! and `client.cert` / `client.key` beside it), an nginx that terminates TLS
 //! in front of a registry, and curl / openssl views of what is served.
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
 use super::process::{Supervised, assert_success, run};
+use super::registry::{curl_status, ready_answer};
 use super::{free_port, temp_dir};
 
 /// How long nginx may take to accept connections.
@@ -194,8 +194,8 @@ impl DockerTrust {
     /// daemon presents to `host`.
     ///
     /// The daemon reads this directory only for registries it verifies:
-    /// not for `127.0.0.0/8`, which it treats as insecure (so use a
-    /// [`super::netaddr::LocalAddress`]).
+    /// not for `127.0.0.0/8`, which it treats as insecure (so run the
+    /// registry on a [`super::TestHost`]).
     pub fn install_with_client(host: &str, ca: &Path, cert: &Path, key: &Path) -> Self {
         let trust = Self::install(host, ca);
         trust.copy(cert, "client.cert");
@@ -306,7 +306,6 @@ impl Nginx {
             let conf = dir.path().join("nginx.conf");
             std::fs::write(&conf, nginx_conf(dir.path(), port, certs, upstream_port))
                 .expect("write nginx.conf");
-            let log = File::create(dir.path().join("stderr.log")).expect("create stderr.log");
             let nginx = super::find_in_path("nginx").expect("nginx is installed");
             let mut cmd = Command::new(nginx);
             cmd.arg("-p")
@@ -314,12 +313,8 @@ impl Nginx {
                 .arg("-c")
                 .arg(&conf)
                 .args(["-g", "daemon off;"]);
-            let process = Supervised::spawn(
-                &cmd,
-                log.try_clone().expect("clone log handle").into(),
-                log.into(),
-            )
-            .unwrap_or_else(|e| panic!("cannot start nginx: {e}"));
+            let process = Supervised::spawn_logged(&cmd, &dir.path().join("stderr.log"))
+                .unwrap_or_else(|e| panic!("cannot start nginx: {e}"));
             let mut nginx = Self {
                 port,
                 process: Some(process),
@@ -339,31 +334,9 @@ impl Nginx {
     }
 
     fn wait_ready(&mut self, ca: &Path) -> Result<(), String> {
-        let deadline = Instant::now() + NGINX_READY_TIMEOUT;
-        let mut last = String::from("no answer yet");
-        while Instant::now() < deadline {
-            let process = self.process.as_mut().expect("nginx is running");
-            if let Some(status) = process.try_wait() {
-                return Err(format!("it exited with {status}"));
-            }
-            let out = run(
-                Command::new("curl")
-                    .args(["--silent", "--show-error", "--noproxy", "*"])
-                    .args(["--max-time", "2", "--output", "/dev/null"])
-                    .args(["--write-out", "%{http_code}", "--cacert"])
-                    .arg(ca)
-                    .arg(self.url("/v2/")),
-                None,
-                Duration::from_secs(10),
-            );
-            let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if matches!(code.as_str(), "200" | "401") {
-                return Ok(());
-            }
-            last = format!("{code} {}", String::from_utf8_lossy(&out.stderr).trim());
-            thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("not ready after {NGINX_READY_TIMEOUT:?}: {last}"))
+        let url = self.url("/v2/");
+        let process = self.process.as_mut().expect("nginx is running");
+        process.wait_ready(NGINX_READY_TIMEOUT, || ready_answer(curl_status(&url, ca)))
     }
 
     /// The port nginx listens on.

@@ -2,10 +2,16 @@
 //! server fails the test instead of hanging CI), with readable failure
 //! messages, and with signals sent without `unsafe`.
 
-use std::io::{Read, Write};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::wait::{Attempt, wait_for};
 
 /// Runs `cmd` to completion, feeding it `stdin`, and kills it after
 /// `timeout`. Panics if it cannot be started or times out.
@@ -59,6 +65,41 @@ fn reader(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
         let _ = pipe.read_to_end(&mut buf);
         buf
     })
+}
+
+/// The lines `pipe` (a child's stderr, say) prints, as they come: read on
+/// a thread, so a test can wait for one with a deadline ([`lines_until`]).
+pub fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Lines from `rx` until one contains `until` (included), the pipe closes,
+/// or `timeout` passes.
+pub fn lines_until(rx: &mpsc::Receiver<String>, until: &str, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => {
+                let done = line.contains(until);
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    seen
 }
 
 /// Waits for `child` until `timeout`; `None` if it is still running then.
@@ -162,20 +203,7 @@ impl Supervised {
     /// Starts `cmd` (its program, arguments, environment and directory)
     /// under the watchdog, with its output going to `stdout` and `stderr`.
     pub fn spawn(cmd: &Command, stdout: Stdio, stderr: Stdio) -> std::io::Result<Self> {
-        let mut wrapped = Command::new("sh");
-        wrapped
-            .args(["-c", WATCHDOG, "watchdog"])
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
+        let mut wrapped = wrap(cmd, "sh", &["-c", WATCHDOG, "watchdog"]);
         wrapped.stdin(Stdio::piped()).stdout(stdout).stderr(stderr);
         // Its own process group: a teardown that must use SIGKILL reaches
         // every process, and a Ctrl-C reaches it only through the watchdog.
@@ -185,9 +213,30 @@ impl Supervised {
         Ok(Self { child, lifeline })
     }
 
+    /// Like [`Supervised::spawn`], with stdout and stderr both written to
+    /// the file `log` (created, or emptied).
+    pub fn spawn_logged(cmd: &Command, log: &Path) -> std::io::Result<Self> {
+        let file = File::create(log)?;
+        Self::spawn(cmd, file.try_clone()?.into(), file.into())
+    }
+
     /// The exit status, if the program has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits until `probe` says the program is ready, for at most
+    /// `timeout` (see [`crate::wait_for`]); fails at once if the program
+    /// exits first.
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        mut probe: impl FnMut() -> Attempt,
+    ) -> Result<(), String> {
+        wait_for(timeout, || match self.try_wait() {
+            Some(status) => Attempt::Fail(format!("it exited with {status}")),
+            None => probe(),
+        })
     }
 
     /// Asks the program to stop (SIGTERM), waits up to `grace`, then kills
@@ -199,6 +248,27 @@ impl Supervised {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A command that runs `program LEADING... PROGRAM ARGS...`, where
+/// `PROGRAM ARGS...` is `cmd`, with `cmd`'s environment and directory: for
+/// wrappers such as a watchdog shell or `ip netns exec`.
+pub fn wrap(cmd: &Command, program: impl AsRef<OsStr>, leading: &[&str]) -> Command {
+    let mut wrapped = Command::new(program);
+    wrapped
+        .args(leading)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 impl Drop for Supervised {
