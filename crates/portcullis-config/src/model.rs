@@ -17,10 +17,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
+use crate::crypto::{CipherSuite, Named, SigningAlgorithm, TlsVersion};
 use crate::duration::go;
-use crate::tree::Loc;
+use crate::secret::Secret;
+use portcullis_yaml::Loc;
 
 /// A whole configuration. See `docs/CONFIG.md` for every key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,7 +138,7 @@ pub struct AccessLogConfig {
 }
 
 /// `http`.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// `http.addr`, default `:5000`. With `net: unix`, a socket path.
@@ -148,8 +150,7 @@ pub struct HttpConfig {
     /// `http.host`: external URL, used to build absolute `Location` headers.
     pub host: Option<String>,
     /// `http.secret`: signs upload state. Never logged or serialized.
-    #[serde(serialize_with = "redact")]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// `http.relativeurls`: send relative `Location` headers.
     pub relativeurls: bool,
     /// `http.headers`: added to every response.
@@ -194,42 +195,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("addr", &self.addr)
-            .field("net", &self.net)
-            .field("prefix", &self.prefix)
-            .field("host", &self.host)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("relativeurls", &self.relativeurls)
-            .field("headers", &self.headers)
-            .field("tls", &self.tls)
-            .field("draintimeout", &self.draintimeout)
-            .field("debug", &self.debug)
-            .field("http2", &self.http2)
-            .field("h2c", &self.h2c)
-            .field("trustedproxies", &self.trustedproxies)
-            .field(
-                "insecureplaintextcredentials",
-                &self.insecureplaintextcredentials,
-            )
-            .finish()
-    }
-}
-
-// serde's `serialize_with` passes `&Option<T>`, so the reference cannot be avoided.
-#[expect(
-    clippy::ref_option,
-    reason = "signature required by serde(serialize_with)"
-)]
-fn redact<S: Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
-    }
-}
-
 /// `http.tls`. `letsencrypt` is accepted and ignored with a warning.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -241,9 +206,9 @@ pub struct TlsConfig {
     /// CA bundles; when set, clients must present a certificate they signed.
     pub clientcas: Vec<String>,
     /// `tls1.0` ... `tls1.3`; distribution's default is `tls1.2`.
-    pub minimumtls: Option<String>,
+    pub minimumtls: Option<Named<TlsVersion>>,
     /// Go cipher suite names, such as `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
-    pub ciphersuites: Vec<String>,
+    pub ciphersuites: Vec<Named<CipherSuite>>,
     /// portcullis: `none`, `optional` or `required`; `required` when
     /// `clientcas` is set (as in distribution), otherwise `none`.
     pub clientauth: Option<String>,
@@ -353,7 +318,7 @@ pub struct TokenConfig {
     /// A JWKS file whose keys may sign tokens.
     pub jwks: Option<PathBuf>,
     /// Accepted JWS algorithms; empty means the defaults.
-    pub signingalgorithms: Vec<String>,
+    pub signingalgorithms: Vec<Named<SigningAlgorithm>>,
     /// Redirect a browser without a token to the realm.
     pub autoredirect: bool,
     /// Path of the token endpoint for `autoredirect`; distribution's default
@@ -386,7 +351,7 @@ pub struct TokenServerConfig {
     #[serde(with = "go")]
     pub uploadgrace: Duration,
     /// Algorithm of a generated signing key; default `ES256`.
-    pub algorithm: String,
+    pub algorithm: SigningAlgorithm,
     pub keys: TokenKeysConfig,
     pub refresh: RefreshConfig,
 }
@@ -401,7 +366,7 @@ impl Default for TokenServerConfig {
             allowshortexpiration: false,
             leeway: Duration::from_secs(60),
             uploadgrace: Duration::from_secs(6 * 3600),
-            algorithm: "ES256".to_owned(),
+            algorithm: SigningAlgorithm::Es256,
             keys: TokenKeysConfig::default(),
             refresh: RefreshConfig::default(),
         }

@@ -243,7 +243,10 @@ const TOKENSERVER: &[Field] = &[
     used("allowshortexpiration", Shape::Bool),
     used("leeway", Shape::Duration),
     used("uploadgrace", Shape::Duration),
-    used("algorithm", Shape::Enum(&["ES256", "RS256", "EdDSA"])),
+    used(
+        "algorithm",
+        Shape::Enum(crate::crypto::SigningAlgorithm::PORTCULLIS_NAMES),
+    ),
     used(
         "keys",
         Shape::Map(&[

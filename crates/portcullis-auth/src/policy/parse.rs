@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::pattern::Pattern;
-use super::yaml::{self, Entry, Kind, Node};
+use portcullis_yaml::{Entry, Kind, Node};
+
 use super::{Effect, PolicyError};
 
 /// Action bits. `catalog` is kept apart (see [`RuleSpec::catalog`]).
@@ -137,7 +138,7 @@ pub(super) fn parse(
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let root = match yaml::parse(text) {
+    let root = match super::yaml::parse(text) {
         Ok(root) => root,
         Err(problem) => {
             return Err(vec![report.make(
@@ -163,7 +164,7 @@ pub(super) fn parse(
         Some(_) => &[],
     };
     if entries.is_empty() {
-        let line = root.as_ref().map_or(0, |n| n.line);
+        let line = root.as_ref().map_or(0, |n| n.loc.line);
         report.error(
             line,
             "",
@@ -182,13 +183,13 @@ pub(super) fn parse(
                 did_you_mean(&entry.key, known),
                 known.join(", ")
             );
-            report.error(entry.line, &entry.key, "unknown key", fix);
+            report.error(entry.loc.line, &entry.key, "unknown key", fix);
         }
     }
     if let Some(path) = find("path").filter(|_| allow_path) {
-        if !matches!(&path.value.kind, Kind::Scalar(p) if !p.is_empty()) {
+        if path.value.as_scalar().is_none_or(str::is_empty) {
             report.error(
-                path.line,
+                path.loc.line,
                 "path",
                 &format!("expected a file name, found {}", path.value.describe()),
                 "write the path of the policy file, such as /etc/portcullis/access.yml",
@@ -196,7 +197,7 @@ pub(super) fn parse(
         }
         if let Some(other) = entries.iter().find(|e| e.key != "path") {
             report.error(
-                other.line,
+                other.loc.line,
                 &other.key,
                 "`path` names a policy file, so the policy cannot also be written here",
                 "move groups, rules and immutable into the file that `path` names, or remove `path`",
@@ -234,11 +235,11 @@ pub(super) fn parse(
 fn list<'n>(report: &mut Report<'_>, node: &'n Node, path: &str, want: &str) -> Vec<&'n Node> {
     match &node.kind {
         Kind::Seq(items) => items.iter().collect(),
-        Kind::Scalar(_) => vec![node],
+        Kind::Scalar { .. } => vec![node],
         Kind::Null => Vec::new(),
         Kind::Map(_) => {
             report.error(
-                node.line,
+                node.loc.line,
                 path,
                 &format!("expected {want}, found a map"),
                 format!("write {want}, one `- item` per line or `[a, b]`"),
@@ -249,11 +250,11 @@ fn list<'n>(report: &mut Report<'_>, node: &'n Node, path: &str, want: &str) -> 
 }
 
 fn scalar<'n>(report: &mut Report<'_>, node: &'n Node, path: &str, want: &str) -> Option<&'n str> {
-    if let Kind::Scalar(text) = &node.kind {
+    if let Some(text) = node.as_scalar() {
         return Some(text);
     }
     report.error(
-        node.line,
+        node.loc.line,
         path,
         &format!("expected {want}, found {}", node.describe()),
         format!("write {want} here"),
@@ -267,7 +268,7 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
         Kind::Null => &[],
         _ => {
             report.error(
-                groups.line,
+                groups.loc.line,
                 "groups",
                 &format!(
                     "expected a map of group names to members, found {}",
@@ -287,7 +288,7 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
             .find(|&c| c == ':' || c.is_whitespace() || c.is_control())
         {
             report.error(
-                entry.line,
+                entry.loc.line,
                 &path,
                 &format!("group name contains {c:?}"),
                 "use a group name without `:`, spaces or control characters",
@@ -305,14 +306,14 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
             };
             if let Some(plain) = name.strip_prefix("user:") {
                 report.error(
-                    member.line,
+                    member.loc.line,
                     &member_path,
                     &format!("group members are plain user names, not `{name}`"),
                     format!("write `{plain}`"),
                 );
             } else if let Err(e) = crate::identity::UserName::new(name) {
                 report.error(
-                    member.line,
+                    member.loc.line,
                     &member_path,
                     &format!("`{name}` is not a valid user name: {e}"),
                     "write the user's login name",
@@ -433,7 +434,7 @@ fn parse_rule(
 ) -> Option<RuleSpec> {
     let Kind::Map(entries) = &item.kind else {
         report.error(
-            item.line,
+            item.loc.line,
             path,
             &format!(
                 "expected a rule (a map with subjects, repositories and actions), found {}",
@@ -461,10 +462,12 @@ fn parse_rule(
                     match parse_subject(text, groups) {
                         Ok(s) if !subjects.contains(&s) => subjects.push(s),
                         Ok(_) => {}
-                        Err((message, fix)) => report.error(node.line, &key_path, &message, fix),
+                        Err((message, fix)) => {
+                            report.error(node.loc.line, &key_path, &message, fix)
+                        }
                     }
                 }
-                parts.subjects = Some((entry.line, subjects));
+                parts.subjects = Some((entry.loc.line, subjects));
             }
             "repositories" => {
                 let mut patterns = Vec::new();
@@ -487,10 +490,10 @@ fn parse_rule(
                     };
                     match Pattern::compile(text) {
                         Ok(p) => patterns.push(p),
-                        Err(e) => report.error(node.line, &key_path, &e.message, e.fix),
+                        Err(e) => report.error(node.loc.line, &key_path, &e.message, e.fix),
                     }
                 }
-                parts.patterns = Some((entry.line, patterns));
+                parts.patterns = Some((entry.loc.line, patterns));
             }
             "actions" => {
                 let mut bits = 0;
@@ -508,14 +511,14 @@ fn parse_rule(
                             parts.explicit_catalog |= b == CATALOG;
                         }
                         Err(fix) => report.error(
-                            node.line,
+                            node.loc.line,
                             &key_path,
                             &format!("unknown action `{text}`"),
                             fix,
                         ),
                     }
                 }
-                parts.actions = Some((entry.line, bits));
+                parts.actions = Some((entry.loc.line, bits));
             }
             "effect" => {
                 let text =
@@ -525,7 +528,7 @@ fn parse_rule(
                     "deny" => parts.effect = Effect::Deny,
                     "" => {}
                     _ => report.error(
-                        entry.value.line,
+                        entry.value.loc.line,
                         &key_path,
                         &format!("unknown effect `{text}`"),
                         format!(
@@ -542,12 +545,12 @@ fn parse_rule(
                     did_you_mean(other, RULE_KEYS),
                     RULE_KEYS.join(", ")
                 );
-                report.error(entry.line, &key_path, "unknown key", fix);
+                report.error(entry.loc.line, &key_path, "unknown key", fix);
             }
         }
     }
     parts.failed = report.errors.len() > errors_before;
-    finish_rule(report, item.line, path, parts)
+    finish_rule(report, item.loc.line, path, parts)
 }
 
 /// Checks that need the whole rule.
@@ -675,13 +678,13 @@ fn parse_immutable(report: &mut Report<'_>, node: &Node) -> Vec<Pattern> {
         };
         match Pattern::compile(text) {
             Ok(p) if p.has_user() => report.error(
-                item.line,
+                item.loc.line,
                 &path,
                 &format!("`{text}` uses `${{user}}`, but immutability does not depend on who asks"),
                 "name the repositories directly, as in `release/**`",
             ),
             Ok(p) => out.push(p),
-            Err(e) => report.error(item.line, &path, &e.message, e.fix),
+            Err(e) => report.error(item.loc.line, &path, &e.message, e.fix),
         }
     }
     out

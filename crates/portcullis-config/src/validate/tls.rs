@@ -4,42 +4,9 @@
 use std::path::Path;
 
 use super::Validator;
+use crate::crypto::{CipherSuite, Named, TlsVersion};
 use crate::model::TlsConfig;
 use crate::schema;
-
-/// Go's TLS cipher suite names, as distribution accepts them in
-/// `http.tls.ciphersuites`.
-const CIPHER_SUITES: &[&str] = &[
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-    "TLS_RSA_WITH_RC4_128_SHA",
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-];
-
-const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
 
 impl Validator<'_> {
     pub(super) fn tls(&mut self, tls: &TlsConfig) {
@@ -69,13 +36,14 @@ impl Validator<'_> {
                 "point it at a PEM file of CA certificates",
             );
         }
-        if let Some(min) = &tls.minimumtls
-            && !TLS_VERSIONS.contains(&min.as_str())
-        {
+        if let Some(Named::Unknown(min)) = &tls.minimumtls {
             self.err(
                 "http.tls.minimumtls",
                 format!("unknown TLS version `{min}`"),
-                format!("use one of: {}", TLS_VERSIONS.join(", ")),
+                format!(
+                    "use one of: {}",
+                    TlsVersion::names().collect::<Vec<_>>().join(", ")
+                ),
             );
         }
         if tls.clientcas.is_empty()
@@ -100,8 +68,8 @@ impl Validator<'_> {
         }
         self.client_identity(tls);
         for (i, suite) in tls.ciphersuites.iter().enumerate() {
-            if !CIPHER_SUITES.contains(&suite.as_str()) {
-                let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
+            if let Named::Unknown(suite) = suite {
+                let hint = schema::nearest(suite, CipherSuite::names())
                     .map(|n| format!("; did you mean `{n}`"))
                     .unwrap_or_default();
                 self.err(
