@@ -1,5 +1,6 @@
-//! TLS versions, cipher suites and JWS signing algorithms, by the names
-//! distribution's configuration gives them: the one table of those names.
+//! TLS versions, cipher suites, client-certificate modes and JWS signing
+//! algorithms, by the names the configuration gives them: the one table of
+//! those names.
 //!
 //! Each is an enum with `FromStr`, `Display` and the list of accepted names
 //! (for the hints of `validate()`). The configuration keeps a value it does
@@ -18,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 macro_rules! named_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident ($what:literal) {
+        pub enum $name:ident ($what:literal, ignore_case = $ignore_case:literal) {
             $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
         }
         aliases { $($alias:literal => $target:ident,)* }
@@ -41,10 +42,12 @@ macro_rules! named_enum {
                 }
             }
 
-            /// The accepted names (canonical ones, then older aliases), for
-            /// messages.
+            /// The accepted names (canonical ones, then older aliases).
+            pub const NAMES: &'static [&'static str] = &[$($text,)+ $($alias,)*];
+
+            /// [`Self::NAMES`] as an iterator, for messages.
             pub fn names() -> impl Iterator<Item = &'static str> + Clone {
-                [$($text,)+ $($alias,)*].into_iter()
+                Self::NAMES.iter().copied()
             }
         }
 
@@ -57,9 +60,17 @@ macro_rules! named_enum {
         impl FromStr for $name {
             type Err = UnknownName;
 
-            /// Exact names, as distribution (and Go, and RFC 7518) spell them.
+            /// Exact names, as distribution (and Go, and RFC 7518) spell them;
+            /// portcullis's own lower-case words in any case.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
+                let lower;
+                let name = if $ignore_case {
+                    lower = s.to_ascii_lowercase();
+                    lower.as_str()
+                } else {
+                    s
+                };
+                match name {
                     $($text => Ok(Self::$variant),)+
                     $($alias => Ok(Self::$target),)*
                     _ => Err(UnknownName {
@@ -95,7 +106,7 @@ pub struct UnknownName {
 
 named_enum! {
     /// `http.tls.minimumtls`: Go's names of TLS versions.
-    pub enum TlsVersion ("TLS version") {
+    pub enum TlsVersion ("TLS version", ignore_case = false) {
         Tls10 = "tls1.0",
         Tls11 = "tls1.1",
         Tls12 = "tls1.2",
@@ -107,7 +118,7 @@ named_enum! {
 named_enum! {
     /// `http.tls.ciphersuites`: Go's cipher suite names, as distribution
     /// accepts them.
-    pub enum CipherSuite ("cipher suite") {
+    pub enum CipherSuite ("cipher suite", ignore_case = false) {
         Aes128GcmSha256 = "TLS_AES_128_GCM_SHA256",
         Aes256GcmSha384 = "TLS_AES_256_GCM_SHA384",
         Chacha20Poly1305Sha256 = "TLS_CHACHA20_POLY1305_SHA256",
@@ -142,9 +153,36 @@ named_enum! {
 }
 
 named_enum! {
+    /// `http.tls.clientauth` (portcullis's own): whether clients must present
+    /// a certificate.
+    pub enum ClientAuthMode ("client certificate mode", ignore_case = true) {
+        /// No client certificate is asked for.
+        None = "none",
+        /// A client certificate is asked for and verified when one is sent.
+        Optional = "optional",
+        /// The handshake fails without a client certificate signed by a client CA.
+        Required = "required",
+    }
+    aliases {}
+}
+
+named_enum! {
+    /// `http.tls.clientidentity` (portcullis's own): which name of a verified
+    /// client certificate identifies the caller.
+    pub enum ClientIdentityMode ("client identity mode", ignore_case = true) {
+        None = "none",
+        Cn = "cn",
+        SanDns = "san-dns",
+        SanEmail = "san-email",
+        SanUri = "san-uri",
+    }
+    aliases {}
+}
+
+named_enum! {
     /// JWS signature algorithms (RFC 7518), as `auth.token.signingalgorithms`
     /// and `auth.tokenserver.algorithm` name them.
-    pub enum SigningAlgorithm ("signing algorithm") {
+    pub enum SigningAlgorithm ("signing algorithm", ignore_case = false) {
         EdDsa = "EdDSA",
         Hs256 = "HS256",
         Hs384 = "HS384",
@@ -257,6 +295,8 @@ mod tests {
     #[test]
     fn exact_names_and_aliases() {
         assert!("TLS1.2".parse::<TlsVersion>().is_err());
+        assert_eq!("Optional".parse(), Ok(ClientAuthMode::Optional));
+        assert_eq!("SAN-DNS".parse(), Ok(ClientIdentityMode::SanDns));
         assert!("es256".parse::<SigningAlgorithm>().is_err());
         assert_eq!(
             SigningAlgorithm::from_name_ignore_case("es256"),

@@ -38,7 +38,10 @@ use std::path::Path;
 
 pub use access::{AccessSection, InlineText};
 pub use addr::{ListenAddr, parse_listen_addr};
-pub use crypto::{CipherSuite, Named, SigningAlgorithm, TlsVersion, UnknownName};
+pub use crypto::{
+    CipherSuite, ClientAuthMode, ClientIdentityMode, Named, SigningAlgorithm, TlsVersion,
+    UnknownName,
+};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{CipherSuite, Named, SigningAlgorithm, TlsVersion};
+use crate::crypto::{
+    CipherSuite, ClientAuthMode, ClientIdentityMode, Named, SigningAlgorithm, TlsVersion,
+};
 use crate::duration::go;
 use crate::secret::Secret;
 
@@ -217,11 +219,11 @@ pub struct TlsConfig {
     pub ciphersuites: Vec<Named<CipherSuite>>,
     /// portcullis: `none`, `optional` or `required`; `required` when
     /// `clientcas` is set (as in distribution), otherwise `none`.
-    pub clientauth: Option<String>,
+    pub clientauth: Option<Named<ClientAuthMode>>,
     /// portcullis: which name of a verified client certificate identifies
     /// the caller for the policy: `none` (default), `cn`, `san-dns`,
     /// `san-email` or `san-uri`. A name `owner+robot` is a robot account.
-    pub clientidentity: Option<String>,
+    pub clientidentity: Option<Named<ClientIdentityMode>>,
     /// portcullis: how often the certificate, key and client CA files are
     /// checked for changes; default 2s, `0s` turns polling off (SIGHUP still
     /// reloads).

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::Validator;
-use crate::crypto::{CipherSuite, Named, TlsVersion};
+use crate::crypto::{CipherSuite, ClientAuthMode, ClientIdentityMode, Named, TlsVersion};
 use crate::model::TlsConfig;
 use crate::schema;
 
@@ -48,23 +48,21 @@ impl Validator<'_> {
         }
         if tls.clientcas.is_empty()
             && let Some(mode) = &tls.clientauth
-            && mode.eq_ignore_ascii_case("optional")
         {
-            self.err(
-                "http.tls.clientauth",
-                "`optional` needs CA certificates to verify client certificates against",
-                "list the CA files in http.tls.clientcas, or remove http.tls.clientauth",
-            );
-        }
-        if tls.clientcas.is_empty()
-            && let Some(mode) = &tls.clientauth
-            && mode.eq_ignore_ascii_case("required")
-        {
-            self.err(
-                "http.tls.clientauth",
-                "`required` needs CA certificates to verify client certificates against",
-                "list the CA files in http.tls.clientcas",
-            );
+            let fix = match mode.known() {
+                Some(ClientAuthMode::Optional) => {
+                    Some("list the CA files in http.tls.clientcas, or remove http.tls.clientauth")
+                }
+                Some(ClientAuthMode::Required) => Some("list the CA files in http.tls.clientcas"),
+                Some(ClientAuthMode::None) | None => None,
+            };
+            if let Some(fix) = fix {
+                self.err(
+                    "http.tls.clientauth",
+                    format!("`{mode}` needs CA certificates to verify client certificates against"),
+                    fix,
+                );
+            }
         }
         self.client_identity(tls);
         for (i, suite) in tls.ciphersuites.iter().enumerate() {
@@ -84,17 +82,15 @@ impl Validator<'_> {
     /// `http.tls.clientidentity` needs verified client certificates, and a
     /// policy that portcullis itself decides (not an external token issuer).
     fn client_identity(&mut self, tls: &TlsConfig) {
-        let Some(mode) = tls.clientidentity.as_deref() else {
+        let Some(mode) = &tls.clientidentity else {
             return;
         };
-        if mode.eq_ignore_ascii_case("none") {
+        if mode.known() == Some(ClientIdentityMode::None) {
             return;
         }
         let key = "http.tls.clientidentity";
-        let auth_none = tls
-            .clientauth
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("none"));
+        let auth_none =
+            tls.clientauth.as_ref().and_then(Named::known) == Some(ClientAuthMode::None);
         if tls.clientcas.is_empty() || auth_none {
             self.err(
                 key,

@@ -12,16 +12,8 @@ use rustls::crypto::ring::{self, cipher_suite as cs};
 
 use super::TlsError;
 
-/// Whether clients must present a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// No client certificate is asked for.
-    None,
-    /// A client certificate is asked for and verified when one is sent.
-    Optional,
-    /// The handshake fails without a client certificate signed by a client CA.
-    Required,
-}
+/// Whether clients must present a certificate: the configuration's mode.
+pub use portcullis_config::ClientAuthMode as ClientAuth;
 
 /// Everything needed to (re)build the rustls server configuration.
 #[derive(Debug, Clone)]
@@ -209,23 +201,23 @@ impl TlsSettings {
         };
         let certificate = required("http.tls.certificate", &tls.certificate)?;
         let key = required("http.tls.key", &tls.key)?;
-        let client_auth = match tls
-            .clientauth
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("") => {
+        let client_auth = match &tls.clientauth {
+            None => {
                 if tls.clientcas.is_empty() {
                     ClientAuth::None
                 } else {
                     ClientAuth::Required
                 }
             }
-            Some("none") => ClientAuth::None,
-            Some("optional") => ClientAuth::Optional,
-            Some("required") => ClientAuth::Required,
-            Some(other) => {
+            Some(Named::Known(mode)) => *mode,
+            Some(Named::Unknown(other)) if other.is_empty() => {
+                if tls.clientcas.is_empty() {
+                    ClientAuth::None
+                } else {
+                    ClientAuth::Required
+                }
+            }
+            Some(Named::Unknown(other)) => {
                 return Err(TlsError::new(
                     "http.tls.clientauth",
                     format!("unknown mode `{other}`. Fix: use none, optional or required"),
@@ -238,7 +230,7 @@ impl TlsSettings {
                 "client certificates cannot be verified without CA certificates. Fix: list the CA files in http.tls.clientcas",
             ));
         }
-        let client_identity = super::ClientIdentity::parse(tls.clientidentity.as_deref())?;
+        let client_identity = super::ClientIdentity::parse(tls.clientidentity.as_ref())?;
         if client_identity != super::ClientIdentity::None && client_auth == ClientAuth::None {
             return Err(TlsError::new(
                 "http.tls.clientidentity",
