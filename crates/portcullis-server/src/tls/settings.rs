@@ -201,22 +201,16 @@ impl TlsSettings {
         };
         let certificate = required("http.tls.certificate", &tls.certificate)?;
         let key = required("http.tls.key", &tls.key)?;
+        // As in distribution: client CAs alone mean certificates are required.
+        let default_auth = if tls.clientcas.is_empty() {
+            ClientAuth::None
+        } else {
+            ClientAuth::Required
+        };
         let client_auth = match &tls.clientauth {
-            None => {
-                if tls.clientcas.is_empty() {
-                    ClientAuth::None
-                } else {
-                    ClientAuth::Required
-                }
-            }
             Some(Named::Known(mode)) => *mode,
-            Some(Named::Unknown(other)) if other.is_empty() => {
-                if tls.clientcas.is_empty() {
-                    ClientAuth::None
-                } else {
-                    ClientAuth::Required
-                }
-            }
+            None => default_auth,
+            Some(Named::Unknown(other)) if other.is_empty() => default_auth,
             Some(Named::Unknown(other)) => {
                 return Err(TlsError::new(
                     "http.tls.clientauth",
