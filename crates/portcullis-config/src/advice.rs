@@ -6,6 +6,7 @@
 
 use crate::model::Config;
 use crate::validate::is_loopback;
+use secrecy::ExposeSecret;
 
 pub(crate) fn run(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
@@ -30,7 +31,12 @@ pub(crate) fn run(config: &Config) -> Vec<String> {
     let bound = config.auth.tokenserver.is_some()
         || config.auth.token.is_some()
         || config.auth.htpasswd.is_some();
-    if bound && http.secret.as_deref().is_none_or(str::is_empty) {
+    if bound
+        && http
+            .secret
+            .as_ref()
+            .is_none_or(|s| s.expose_secret().is_empty())
+    {
         out.push(config.warning_at(
             "http.secret",
             "is not set, so a random key made at each start signs upload sessions (their `_state`). \

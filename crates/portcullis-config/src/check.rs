@@ -14,22 +14,14 @@ use serde_json::{Map, Value};
 use crate::duration::parse_duration;
 use crate::error::ConfigError;
 use crate::schema::{self, Act, Field, Shape};
-use crate::tree::{Entry, Kind, Loc, Node};
+use portcullis_yaml::{Entry, Kind, Loc, Node, child_path};
 
 /// Describes a location for messages: `config.yml:3` or `env REGISTRY_X`.
 pub(crate) fn place(source: &str, loc: &Loc) -> (String, Option<usize>) {
-    match &loc.env {
+    match &loc.origin {
         Some(flag) if flag.starts_with("--") => (format!("flag {flag}"), None),
         Some(var) => (format!("env {var}"), None),
         None => (source.to_owned(), Some(loc.line)),
-    }
-}
-
-pub(crate) fn child_path(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
     }
 }
 

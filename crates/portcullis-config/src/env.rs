@@ -24,10 +24,9 @@
 
 use std::sync::Arc;
 
-use crate::check::child_path;
 use crate::error::ConfigError;
 use crate::schema::{self, STORAGE_DRIVERS, Shape};
-use crate::tree::{self, Entry, Kind, Loc, Node};
+use portcullis_yaml::{Entry, Kind, Loc, Node, child_path};
 
 const PREFIX: &str = "REGISTRY_";
 
@@ -88,15 +87,12 @@ fn unknown_var(name: &str) -> ConfigError {
 /// Applies one variable. Returns a warning to show, if any.
 fn apply_one(root: &mut Node, name: &str, value: &str) -> Result<Option<String>, Box<ConfigError>> {
     let var: Arc<str> = Arc::from(name);
-    let env_loc = Loc {
-        line: 0,
-        env: Some(Arc::clone(&var)),
-    };
+    let env_loc = Loc::from_origin(Arc::clone(&var));
     let mut segments: Vec<String> = name[PREFIX.len()..].split('_').map(str::to_owned).collect();
     if segments.iter().any(String::is_empty) {
         return Err(Box::new(unknown_var(name)));
     }
-    let parsed = tree::parse(value).map_err(|p| {
+    let parsed = portcullis_yaml::parse(value).map_err(|p| {
         Box::new(ConfigError::new(
             "",
             format!("value is not valid YAML: {}", p.message),
@@ -107,7 +103,7 @@ fn apply_one(root: &mut Node, name: &str, value: &str) -> Result<Option<String>,
     let mut node = parsed
         .root
         .unwrap_or_else(|| Node::new(Kind::Null, env_loc.clone()));
-    node.set_env(&var);
+    node.set_origin(&var);
     // `REGISTRY_STORAGE=inmemory` names a driver without parameters.
     if segments.len() == 1
         && segments[0] == "STORAGE"

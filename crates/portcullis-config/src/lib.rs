@@ -9,7 +9,7 @@
 //!
 //! How loading works, and why:
 //!
-//! 1. `tree` parses the YAML into a tree that keeps each key's line and each
+//! 1. `portcullis-yaml` parses the YAML into a tree that keeps each key's line and each
 //!    scalar's exact text, using the event parser under serde-saphyr rather
 //!    than serde, so lines survive and the schema decides what `0.1` or `yes`
 //!    means (as Go's YAML decoder does for distribution).
@@ -24,19 +24,24 @@ mod access;
 mod addr;
 mod advice;
 mod check;
+mod crypto;
 mod duration;
 mod env;
 mod error;
 mod load;
 mod model;
 mod schema;
-mod tree;
+mod secret;
 mod validate;
 
 use std::path::Path;
 
 pub use access::{AccessSection, InlineText};
 pub use addr::{ListenAddr, parse_listen_addr};
+pub use crypto::{
+    CipherSuite, ClientAuthMode, ClientIdentityMode, Named, SigningAlgorithm, TlsVersion,
+    UnknownName,
+};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
@@ -46,6 +51,8 @@ pub use model::{
     RedirectConfig, RefreshConfig, SigningKeyConfig, SillyConfig, StorageConfig, StorageDriver,
     TlsConfig, TokenConfig, TokenKeysConfig, TokenServerConfig, UploadPurging,
 };
+pub use secrecy::ExposeSecret;
+pub use secret::Secret;
 
 /// The configuration used when none is given: filesystem storage under
 /// `/var/lib/registry`, listening on `:5000`, no authentication.
@@ -188,7 +195,7 @@ impl Config {
             self.http.addr = value;
             self.meta
                 .origins
-                .insert(key.to_owned(), tree::Loc::flag(flag));
+                .insert(key.to_owned(), portcullis_yaml::Loc::from_origin(flag));
         }
     }
 
@@ -199,7 +206,7 @@ impl Config {
         self.meta
             .origins
             .get(key)
-            .filter(|loc| loc.env.is_none())
+            .filter(|loc| loc.origin.is_none())
             .map(|loc| loc.line)
     }
 }

@@ -1,6 +1,6 @@
 //! Loading: YAML text and environment to a [`Config`], with every problem found.
 //!
-//! The steps are: parse the text into a tree that keeps lines (`crate::tree`),
+//! The steps are: parse the text into a tree that keeps lines (`portcullis-yaml`),
 //! apply `REGISTRY_*` overrides to the tree (`crate::env`), walk the tree
 //! against the schema (`crate::check`), check what the walk cannot see one key
 //! at a time (the version, exactly one storage driver), and finally let serde
@@ -12,15 +12,15 @@ use crate::check::{Checker, place, to_json};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{Config, Meta};
 use crate::schema::STORAGE_DRIVERS;
-use crate::tree::{self, Entry, Kind, Loc, Node};
 use crate::{Loaded, env};
+use portcullis_yaml::{Entry, Kind, Loc, Node};
 
 pub(crate) fn from_yaml(
     text: &str,
     source: &str,
     env: &[(String, String)],
 ) -> Result<Loaded, ConfigErrors> {
-    let parsed = tree::parse(text).map_err(|p| {
+    let parsed = portcullis_yaml::parse(text).map_err(|p| {
         ConfigErrors::from(
             ConfigError::new(p.key, p.message, p.fix).at(source, Some(p.line.max(1))),
         )
@@ -33,7 +33,7 @@ pub(crate) fn from_yaml(
     let mut warnings = Vec::new();
     let mut root = parsed
         .root
-        .unwrap_or_else(|| Node::new(Kind::Map(Vec::new()), Loc { line: 1, env: None }));
+        .unwrap_or_else(|| Node::new(Kind::Map(Vec::new()), Loc::at_line(1)));
     if let Kind::Map(entries) = &mut root.kind {
         normalize_storage(entries);
     }

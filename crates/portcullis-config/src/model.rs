@@ -13,14 +13,24 @@
 //! Go's notation.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
+use crate::crypto::{
+    CipherSuite, ClientAuthMode, ClientIdentityMode, Named, SigningAlgorithm, TlsVersion,
+};
 use crate::duration::go;
-use crate::tree::Loc;
+use crate::secret::Secret;
+
+mod storage;
+
+use portcullis_yaml::Loc;
+pub use storage::{
+    DeleteConfig, FilesystemConfig, MaintenanceConfig, OtherStorageDriver, ReadOnly,
+    RedirectConfig, StorageConfig, StorageDriver, UploadPurging,
+};
 
 /// A whole configuration. See `docs/CONFIG.md` for every key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,7 +146,7 @@ pub struct AccessLogConfig {
 }
 
 /// `http`.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// `http.addr`, default `:5000`. With `net: unix`, a socket path.
@@ -148,8 +158,7 @@ pub struct HttpConfig {
     /// `http.host`: external URL, used to build absolute `Location` headers.
     pub host: Option<String>,
     /// `http.secret`: signs upload state. Never logged or serialized.
-    #[serde(serialize_with = "redact")]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// `http.relativeurls`: send relative `Location` headers.
     pub relativeurls: bool,
     /// `http.headers`: added to every response.
@@ -194,42 +203,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("addr", &self.addr)
-            .field("net", &self.net)
-            .field("prefix", &self.prefix)
-            .field("host", &self.host)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("relativeurls", &self.relativeurls)
-            .field("headers", &self.headers)
-            .field("tls", &self.tls)
-            .field("draintimeout", &self.draintimeout)
-            .field("debug", &self.debug)
-            .field("http2", &self.http2)
-            .field("h2c", &self.h2c)
-            .field("trustedproxies", &self.trustedproxies)
-            .field(
-                "insecureplaintextcredentials",
-                &self.insecureplaintextcredentials,
-            )
-            .finish()
-    }
-}
-
-// serde's `serialize_with` passes `&Option<T>`, so the reference cannot be avoided.
-#[expect(
-    clippy::ref_option,
-    reason = "signature required by serde(serialize_with)"
-)]
-fn redact<S: Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
-    }
-}
-
 /// `http.tls`. `letsencrypt` is accepted and ignored with a warning.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -241,16 +214,16 @@ pub struct TlsConfig {
     /// CA bundles; when set, clients must present a certificate they signed.
     pub clientcas: Vec<String>,
     /// `tls1.0` ... `tls1.3`; distribution's default is `tls1.2`.
-    pub minimumtls: Option<String>,
+    pub minimumtls: Option<Named<TlsVersion>>,
     /// Go cipher suite names, such as `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
-    pub ciphersuites: Vec<String>,
+    pub ciphersuites: Vec<Named<CipherSuite>>,
     /// portcullis: `none`, `optional` or `required`; `required` when
     /// `clientcas` is set (as in distribution), otherwise `none`.
-    pub clientauth: Option<String>,
+    pub clientauth: Option<Named<ClientAuthMode>>,
     /// portcullis: which name of a verified client certificate identifies
     /// the caller for the policy: `none` (default), `cn`, `san-dns`,
     /// `san-email` or `san-uri`. A name `owner+robot` is a robot account.
-    pub clientidentity: Option<String>,
+    pub clientidentity: Option<Named<ClientIdentityMode>>,
     /// portcullis: how often the certificate, key and client CA files are
     /// checked for changes; default 2s, `0s` turns polling off (SIGHUP still
     /// reloads).
@@ -353,7 +326,7 @@ pub struct TokenConfig {
     /// A JWKS file whose keys may sign tokens.
     pub jwks: Option<PathBuf>,
     /// Accepted JWS algorithms; empty means the defaults.
-    pub signingalgorithms: Vec<String>,
+    pub signingalgorithms: Vec<Named<SigningAlgorithm>>,
     /// Redirect a browser without a token to the realm.
     pub autoredirect: bool,
     /// Path of the token endpoint for `autoredirect`; distribution's default
@@ -386,7 +359,7 @@ pub struct TokenServerConfig {
     #[serde(with = "go")]
     pub uploadgrace: Duration,
     /// Algorithm of a generated signing key; default `ES256`.
-    pub algorithm: String,
+    pub algorithm: SigningAlgorithm,
     pub keys: TokenKeysConfig,
     pub refresh: RefreshConfig,
 }
@@ -401,7 +374,7 @@ impl Default for TokenServerConfig {
             allowshortexpiration: false,
             leeway: Duration::from_secs(60),
             uploadgrace: Duration::from_secs(6 * 3600),
-            algorithm: "ES256".to_owned(),
+            algorithm: SigningAlgorithm::Es256,
             keys: TokenKeysConfig::default(),
             refresh: RefreshConfig::default(),
         }
@@ -452,173 +425,6 @@ impl Default for RefreshConfig {
 pub struct SillyConfig {
     pub realm: String,
     pub service: String,
-}
-
-/// `storage`. Exactly one driver is set: `filesystem`, `inmemory`, or one that
-/// portcullis does not implement (kept in `other_driver`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StorageConfig {
-    pub filesystem: Option<FilesystemConfig>,
-    /// `storage.inmemory:` is present (distribution's test driver).
-    pub inmemory: bool,
-    /// A driver distribution has and portcullis does not (`s3`, `azure`, ...).
-    pub other_driver: Option<OtherStorageDriver>,
-    pub delete: DeleteConfig,
-    pub redirect: RedirectConfig,
-    pub maintenance: MaintenanceConfig,
-}
-
-/// The storage driver a configuration selects.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum StorageDriver<'a> {
-    Filesystem(&'a FilesystemConfig),
-    InMemory,
-    Other(&'a OtherStorageDriver),
-}
-
-impl StorageConfig {
-    /// Where portcullis keeps its own state (signing keys, refresh tokens):
-    /// `<rootdirectory>/portcullis`, beside distribution's `docker/` tree,
-    /// which registry:2 ignores. `None` without filesystem storage.
-    #[must_use]
-    pub fn state_dir(&self) -> Option<PathBuf> {
-        self.filesystem
-            .as_ref()
-            .map(|fs| fs.rootdirectory.join("portcullis"))
-    }
-
-    /// The driver, or `None` when none or more than one is set.
-    #[must_use]
-    pub fn driver(&self) -> Option<StorageDriver<'_>> {
-        let mut drivers = Vec::new();
-        if let Some(fs) = &self.filesystem {
-            drivers.push(StorageDriver::Filesystem(fs));
-        }
-        if self.inmemory {
-            drivers.push(StorageDriver::InMemory);
-        }
-        if let Some(other) = &self.other_driver {
-            drivers.push(StorageDriver::Other(other));
-        }
-        if drivers.len() == 1 {
-            drivers.pop()
-        } else {
-            None
-        }
-    }
-
-    /// The names of the drivers that are set.
-    #[must_use]
-    pub fn driver_names(&self) -> Vec<&str> {
-        let mut names = Vec::new();
-        if self.filesystem.is_some() {
-            names.push("filesystem");
-        }
-        if self.inmemory {
-            names.push("inmemory");
-        }
-        if let Some(other) = &self.other_driver {
-            names.push(other.name.as_str());
-        }
-        names
-    }
-}
-
-/// `storage.filesystem`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FilesystemConfig {
-    /// Default `/var/lib/registry`.
-    pub rootdirectory: PathBuf,
-    /// Limit on concurrent filesystem operations (distribution: at least 25,
-    /// default 100).
-    pub maxthreads: Option<u32>,
-}
-
-impl Default for FilesystemConfig {
-    fn default() -> Self {
-        Self {
-            rootdirectory: PathBuf::from("/var/lib/registry"),
-            maxthreads: None,
-        }
-    }
-}
-
-/// A storage driver portcullis does not implement, with its parameters.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct OtherStorageDriver {
-    pub name: String,
-    #[serde(skip_serializing)]
-    pub params: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Parameters may hold credentials (`secretkey`, `accountkey`), so only their
-/// names are shown.
-impl fmt::Debug for OtherStorageDriver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtherStorageDriver")
-            .field("name", &self.name)
-            .field("params", &self.params.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-/// `storage.delete`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DeleteConfig {
-    pub enabled: bool,
-}
-
-/// `storage.redirect`. portcullis's drivers never redirect, so `disable` only
-/// restates that.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RedirectConfig {
-    pub disable: bool,
-}
-
-/// `storage.maintenance`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MaintenanceConfig {
-    pub uploadpurging: UploadPurging,
-    pub readonly: ReadOnly,
-}
-
-/// `storage.maintenance.uploadpurging`: delete abandoned uploads.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct UploadPurging {
-    /// Default `true`.
-    pub enabled: bool,
-    /// Uploads older than this are deleted; default `168h`.
-    #[serde(with = "go")]
-    pub age: Duration,
-    /// How often to look; default `24h`.
-    #[serde(with = "go")]
-    pub interval: Duration,
-    /// Only log what would be deleted.
-    pub dryrun: bool,
-}
-
-impl Default for UploadPurging {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            age: Duration::from_secs(168 * 3600),
-            interval: Duration::from_secs(24 * 3600),
-            dryrun: false,
-        }
-    }
-}
-
-/// `storage.maintenance.readonly`: refuse every write.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ReadOnly {
-    pub enabled: bool,
 }
 
 /// `catalog`.

@@ -243,7 +243,10 @@ const TOKENSERVER: &[Field] = &[
     used("allowshortexpiration", Shape::Bool),
     used("leeway", Shape::Duration),
     used("uploadgrace", Shape::Duration),
-    used("algorithm", Shape::Enum(&["ES256", "RS256", "EdDSA"])),
+    used(
+        "algorithm",
+        Shape::Enum(crate::crypto::SigningAlgorithm::PORTCULLIS_NAMES),
+    ),
     used(
         "keys",
         Shape::Map(&[
@@ -322,10 +325,13 @@ const TLS: &[Field] = &[
     used("clientcas", Shape::StrList),
     used("minimumtls", Shape::Str),
     used("ciphersuites", Shape::StrList),
-    used("clientauth", Shape::Enum(&["none", "optional", "required"])),
+    used(
+        "clientauth",
+        Shape::Enum(crate::crypto::ClientAuthMode::NAMES),
+    ),
     used(
         "clientidentity",
-        Shape::Enum(&["none", "cn", "san-dns", "san-email", "san-uri"]),
+        Shape::Enum(crate::crypto::ClientIdentityMode::NAMES),
     ),
     used("reloadinterval", Shape::Duration),
     used("expirywarning", Shape::Duration),

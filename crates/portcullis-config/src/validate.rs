@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::addr::parse_listen_addr;
+use crate::crypto::{Named, SigningAlgorithm};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::{
     Config, DebugConfig, HtpasswdConfig, StorageDriver, TokenConfig, TokenServerConfig,
@@ -20,11 +21,6 @@ use crate::schema;
 /// Docker (and containerd) treat a token as valid for at least 60 s
 /// whatever its `expires_in`, so a shorter lifetime makes requests fail.
 const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-
-const SIGNING_ALGORITHMS: &[&str] = &[
-    "EdDSA", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
-    "PS256", "PS384", "PS512",
-];
 
 /// Runs every check, resolving relative paths against `base` (an empty `base`
 /// leaves them relative to the working directory).
@@ -359,14 +355,17 @@ impl Validator<'_> {
             );
         }
         for (i, alg) in token.signingalgorithms.iter().enumerate() {
-            if !SIGNING_ALGORITHMS.contains(&alg.as_str()) {
-                let hint = schema::nearest(alg, SIGNING_ALGORITHMS.iter().copied())
+            if let Named::Unknown(alg) = alg {
+                let hint = schema::nearest(alg, SigningAlgorithm::names())
                     .map(|n| format!("; did you mean `{n}`"))
                     .unwrap_or_default();
                 self.err(
                     &format!("auth.token.signingalgorithms[{i}]"),
                     format!("unknown signing algorithm `{alg}`{hint}"),
-                    format!("use some of: {}", SIGNING_ALGORITHMS.join(", ")),
+                    format!(
+                        "use some of: {}",
+                        SigningAlgorithm::names().collect::<Vec<_>>().join(", ")
+                    ),
                 );
             }
         }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use portcullis_config::{Config, ConfigErrors, Loaded, StorageDriver};
+use portcullis_config::{Config, ConfigErrors, ExposeSecret, Loaded, StorageDriver};
 
 fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
     vars.iter()
@@ -40,7 +40,10 @@ fn scalar_overrides() {
         Path::new("/data")
     );
     assert!(c.storage.delete.enabled);
-    assert_eq!(c.http.secret.as_deref(), Some("s3cret"));
+    assert_eq!(
+        c.http.secret.as_ref().map(ExposeSecret::expose_secret),
+        Some("s3cret")
+    );
     assert_eq!(c.log.level.as_str(), "debug");
     assert!(c.portcullis.automount);
     assert_eq!(c.storage.maintenance.uploadpurging.age.as_secs(), 5400);

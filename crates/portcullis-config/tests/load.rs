@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use portcullis_config::{Config, ConfigError, ConfigErrors, LogFormatter, LogLevel, StorageDriver};
+use portcullis_config::{
+    Config, ConfigError, ConfigErrors, ExposeSecret, LogFormatter, LogLevel, Named, StorageDriver,
+    TlsVersion,
+};
 
 fn load(text: &str) -> Result<portcullis_config::Loaded, ConfigErrors> {
     Config::from_yaml(text, "config.yml", &[])
@@ -222,11 +225,14 @@ fn distribution_full_example_loads_with_warnings() {
         c.http.host.as_deref(),
         Some("https://myregistryaddress.org:5000")
     );
-    assert_eq!(c.http.secret.as_deref(), Some("asecretforlocaldevelopment"));
+    assert_eq!(
+        c.http.secret.as_ref().map(ExposeSecret::expose_secret),
+        Some("asecretforlocaldevelopment")
+    );
     assert_eq!(c.http.headers["X-Content-Type-Options"], vec!["nosniff"]);
     let tls = c.http.tls.as_ref().unwrap();
     assert_eq!(tls.clientcas.len(), 2);
-    assert_eq!(tls.minimumtls.as_deref(), Some("tls1.2"));
+    assert_eq!(tls.minimumtls, Some(Named::Known(TlsVersion::Tls12)));
     assert_eq!(tls.ciphersuites.len(), 2);
     let fs = c.storage.filesystem.as_ref().unwrap();
     assert_eq!(fs.rootdirectory.to_str(), Some("/var/lib/registry"));
@@ -471,7 +477,10 @@ fn yaml_booleans_and_quoting() {
     assert!(c.storage.delete.enabled);
     assert!(c.http.relativeurls);
     // A secret keeps its exact text, leading zero included.
-    assert_eq!(c.http.secret.as_deref(), Some("012"));
+    assert_eq!(
+        c.http.secret.as_ref().map(ExposeSecret::expose_secret),
+        Some("012")
+    );
 }
 
 #[test]
@@ -587,6 +596,41 @@ fn serialize_redacts_secret() {
     assert!(!json.contains("topsecret"), "{json}");
     assert!(json.contains("168h0m0s"), "{json}");
     assert!(!format!("{c:?}").contains("topsecret"));
+}
+
+#[test]
+fn debug_never_shows_the_secret() {
+    // From the file and from the environment, in every Debug form.
+    let env = [("REGISTRY_HTTP_SECRET".to_owned(), "envsecret-42".to_owned())];
+    for (text, env, secret) in [
+        (
+            "version: 0.1\nstorage: inmemory\nhttp:\n  secret: filesecret-42\n",
+            &[][..],
+            "filesecret-42",
+        ),
+        (
+            "version: 0.1\nstorage: inmemory\n",
+            &env[..],
+            "envsecret-42",
+        ),
+    ] {
+        let loaded = Config::from_yaml(text, "config.yml", env).unwrap();
+        let http = &loaded.config.http;
+        assert_eq!(
+            http.secret.as_ref().map(ExposeSecret::expose_secret),
+            Some(secret)
+        );
+        for shown in [
+            format!("{loaded:?}"),
+            format!("{loaded:#?}"),
+            format!("{:?}", loaded.config),
+            format!("{http:?}"),
+            format!("{:?}", http.secret),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+    }
 }
 
 #[test]

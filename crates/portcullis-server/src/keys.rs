@@ -8,7 +8,31 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use portcullis_auth::token::{Algorithm, KeySet, SigningKey, TokenError, VerifyKey};
-use portcullis_config::{Config, TokenServerConfig};
+use portcullis_config::{Config, SigningAlgorithm, TokenServerConfig};
+
+/// The token crate's algorithm for one named in the configuration: the one
+/// place the configuration's algorithm names meet the token code. `None` for
+/// the JOSE algorithms portcullis neither signs nor verifies with (HMAC, the
+/// other sizes, PSS).
+#[must_use]
+pub fn token_algorithm(alg: SigningAlgorithm) -> Option<Algorithm> {
+    use SigningAlgorithm as S;
+    match alg {
+        S::Es256 => Some(Algorithm::Es256),
+        S::Rs256 => Some(Algorithm::Rs256),
+        S::EdDsa => Some(Algorithm::EdDsa),
+        S::Hs256
+        | S::Hs384
+        | S::Hs512
+        | S::Rs384
+        | S::Rs512
+        | S::Es384
+        | S::Es512
+        | S::Ps256
+        | S::Ps384
+        | S::Ps512 => None,
+    }
+}
 
 /// Where a generated signing key lives.
 #[must_use]
@@ -34,7 +58,8 @@ pub fn signing_paths(config: &Config, ts: &TokenServerConfig) -> Option<(PathBuf
 /// A configured key that cannot be read or does not match its certificate,
 /// or a generated key that cannot be written.
 pub fn load_or_generate(config: &Config, ts: &TokenServerConfig) -> Result<KeySet, TokenError> {
-    let alg: Algorithm = ts.algorithm.parse()?;
+    let alg = token_algorithm(ts.algorithm)
+        .ok_or_else(|| TokenError::UnsupportedAlgorithm(ts.algorithm.to_string()))?;
     let signing = match (signing_paths(config, ts), config.storage.state_dir()) {
         (Some((key, cert)), _) if ts.keys.signing.is_some() => SigningKey::load_pem(&key, &cert)?,
         (Some((key, cert)), Some(dir)) => generate_once(&dir, alg, ts, &key, &cert)?,

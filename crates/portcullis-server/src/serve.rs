@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use portcullis_config::{Config, ListenAddr};
+use portcullis_config::{Config, ExposeSecret, ListenAddr};
 use portcullis_core::{Options, Registry};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
 
@@ -180,7 +180,7 @@ fn auth_mode(
         let algorithms: Vec<Algorithm> = t
             .signingalgorithms
             .iter()
-            .filter_map(|a| a.parse().ok())
+            .filter_map(|a| a.known().and_then(keys::token_algorithm))
             .collect();
         if !t.signingalgorithms.is_empty() && algorithms.is_empty() {
             return Err(config_err("auth.token.signingalgorithms")(
@@ -234,7 +234,13 @@ fn auth_mode(
 
 /// The key that binds upload sessions to their owner (`http.secret`).
 fn upload_states(config: &Config, grace: std::time::Duration) -> UploadStates {
-    if let Some(s) = config.http.secret.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(s) = config
+        .http
+        .secret
+        .as_ref()
+        .map(ExposeSecret::expose_secret)
+        .filter(|s| !s.is_empty())
+    {
         return UploadStates::new(s.as_bytes(), grace);
     }
     // Without http.secret, `Config::advice` has warned at start.

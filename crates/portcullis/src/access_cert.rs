@@ -59,7 +59,7 @@ pub fn identify(cfg: &Config, path: &Path) -> anyhow::Result<(Identity, String)>
     let Some(tls) = &cfg.http.tls else {
         bail!("http.tls is not set: portcullis only sees client certificates when it serves TLS");
     };
-    let mode = ClientIdentity::parse(tls.clientidentity.as_deref()).map_err(|e| anyhow!("{e}"))?;
+    let mode = ClientIdentity::parse(tls.clientidentity.as_ref()).map_err(|e| anyhow!("{e}"))?;
     if mode == ClientIdentity::None {
         bail!(
             "http.tls.clientidentity is not set, so client certificates identify nobody. Fix: set it to cn, san-dns, san-email or san-uri"
@@ -101,7 +101,10 @@ pub fn identify(cfg: &Config, path: &Path) -> anyhow::Result<(Identity, String)>
     let says = format!(
         "certificate `{subject}` ({signed}, valid until {}) names `{name}` under clientidentity {}: {who}",
         leaf.validity().not_after,
-        tls.clientidentity.as_deref().unwrap_or_default()
+        tls.clientidentity
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     );
     Ok((identity, says))
 }

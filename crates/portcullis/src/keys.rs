@@ -59,7 +59,7 @@ pub fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = crate::cli::load_valid(config.as_deref())?;
             let ts = tokenserver(&cfg);
-            let name = algorithm.as_deref().unwrap_or(&ts.algorithm);
+            let name = algorithm.as_deref().unwrap_or(ts.algorithm.as_str());
             let alg: Algorithm = crate::check::parse_algorithm(name).with_context(|| {
                 format!("unsupported algorithm `{name}`; use ES256, RS256 or EdDSA (any case)")
             })?;

@@ -71,6 +71,7 @@ mod engine;
 mod parse;
 mod pattern;
 mod store;
+mod words;
 mod yaml;
 
 #[cfg(test)]

@@ -4,40 +4,20 @@
 //! a fix, so `config check` can list them all at once.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use super::pattern::Pattern;
-use super::yaml::{self, Entry, Kind, Node};
+pub(super) use super::words::Subject;
+use super::words::{parse_action, parse_subject};
+use portcullis_yaml::{Entry, Kind, Node};
+
 use super::{Effect, PolicyError};
 
 /// Action bits. `catalog` is kept apart (see [`RuleSpec::catalog`]).
 pub(super) const PULL: u8 = 1;
 pub(super) const PUSH: u8 = 2;
 pub(super) const DELETE: u8 = 4;
-const CATALOG: u8 = 8;
-const ALL: u8 = PULL | PUSH | DELETE | CATALOG;
-
-/// Who a rule is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum Subject {
-    Anonymous,
-    Authenticated,
-    User(String),
-    Group(String),
-    Robot(String),
-}
-
-impl fmt::Display for Subject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Anonymous => f.write_str("anonymous"),
-            Self::Authenticated => f.write_str("authenticated"),
-            Self::User(name) => write!(f, "user:{name}"),
-            Self::Group(name) => write!(f, "group:{name}"),
-            Self::Robot(name) => write!(f, "robot:{name}"),
-        }
-    }
-}
+pub(super) const CATALOG: u8 = 8;
+pub(super) const ALL: u8 = PULL | PUSH | DELETE | CATALOG;
 
 /// One checked rule.
 #[derive(Debug, Clone)]
@@ -72,8 +52,6 @@ const RULE_KEYS: &[&str] = &[
     "effect",
     "description",
 ];
-const SUBJECTS_FIX: &str = "use anonymous, authenticated, user:NAME, group:NAME or robot:NAME";
-const ACTIONS: &str = "pull, push, delete, catalog and \"*\" (all four)";
 
 /// Where problems are collected.
 struct Report<'a> {
@@ -137,7 +115,7 @@ pub(super) fn parse(
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let root = match yaml::parse(text) {
+    let root = match super::yaml::parse(text) {
         Ok(root) => root,
         Err(problem) => {
             return Err(vec![report.make(
@@ -163,7 +141,7 @@ pub(super) fn parse(
         Some(_) => &[],
     };
     if entries.is_empty() {
-        let line = root.as_ref().map_or(0, |n| n.line);
+        let line = root.as_ref().map_or(0, |n| n.loc.line);
         report.error(
             line,
             "",
@@ -182,13 +160,13 @@ pub(super) fn parse(
                 did_you_mean(&entry.key, known),
                 known.join(", ")
             );
-            report.error(entry.line, &entry.key, "unknown key", fix);
+            report.error(entry.loc.line, &entry.key, "unknown key", fix);
         }
     }
     if let Some(path) = find("path").filter(|_| allow_path) {
-        if !matches!(&path.value.kind, Kind::Scalar(p) if !p.is_empty()) {
+        if path.value.as_scalar().is_none_or(str::is_empty) {
             report.error(
-                path.line,
+                path.loc.line,
                 "path",
                 &format!("expected a file name, found {}", path.value.describe()),
                 "write the path of the policy file, such as /etc/portcullis/access.yml",
@@ -196,7 +174,7 @@ pub(super) fn parse(
         }
         if let Some(other) = entries.iter().find(|e| e.key != "path") {
             report.error(
-                other.line,
+                other.loc.line,
                 &other.key,
                 "`path` names a policy file, so the policy cannot also be written here",
                 "move groups, rules and immutable into the file that `path` names, or remove `path`",
@@ -234,11 +212,11 @@ pub(super) fn parse(
 fn list<'n>(report: &mut Report<'_>, node: &'n Node, path: &str, want: &str) -> Vec<&'n Node> {
     match &node.kind {
         Kind::Seq(items) => items.iter().collect(),
-        Kind::Scalar(_) => vec![node],
+        Kind::Scalar { .. } => vec![node],
         Kind::Null => Vec::new(),
         Kind::Map(_) => {
             report.error(
-                node.line,
+                node.loc.line,
                 path,
                 &format!("expected {want}, found a map"),
                 format!("write {want}, one `- item` per line or `[a, b]`"),
@@ -249,11 +227,11 @@ fn list<'n>(report: &mut Report<'_>, node: &'n Node, path: &str, want: &str) -> 
 }
 
 fn scalar<'n>(report: &mut Report<'_>, node: &'n Node, path: &str, want: &str) -> Option<&'n str> {
-    if let Kind::Scalar(text) = &node.kind {
+    if let Some(text) = node.as_scalar() {
         return Some(text);
     }
     report.error(
-        node.line,
+        node.loc.line,
         path,
         &format!("expected {want}, found {}", node.describe()),
         format!("write {want} here"),
@@ -267,7 +245,7 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
         Kind::Null => &[],
         _ => {
             report.error(
-                groups.line,
+                groups.loc.line,
                 "groups",
                 &format!(
                     "expected a map of group names to members, found {}",
@@ -287,7 +265,7 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
             .find(|&c| c == ':' || c.is_whitespace() || c.is_control())
         {
             report.error(
-                entry.line,
+                entry.loc.line,
                 &path,
                 &format!("group name contains {c:?}"),
                 "use a group name without `:`, spaces or control characters",
@@ -305,14 +283,14 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
             };
             if let Some(plain) = name.strip_prefix("user:") {
                 report.error(
-                    member.line,
+                    member.loc.line,
                     &member_path,
                     &format!("group members are plain user names, not `{name}`"),
                     format!("write `{plain}`"),
                 );
             } else if let Err(e) = crate::identity::UserName::new(name) {
                 report.error(
-                    member.line,
+                    member.loc.line,
                     &member_path,
                     &format!("`{name}` is not a valid user name: {e}"),
                     "write the user's login name",
@@ -324,94 +302,6 @@ fn parse_groups(report: &mut Report<'_>, groups: &Entry) -> Vec<(String, Vec<Str
         out.push((entry.key.clone(), members));
     }
     out
-}
-
-fn parse_subject(text: &str, groups: &HashSet<&str>) -> Result<Subject, (String, String)> {
-    let unknown = |fix: String| Err((format!("unknown subject `{text}`"), fix));
-    let Some((kind, name)) = text.split_once(':') else {
-        if text.eq_ignore_ascii_case("anonymous") {
-            return Ok(Subject::Anonymous);
-        }
-        if text.eq_ignore_ascii_case("authenticated") {
-            return Ok(Subject::Authenticated);
-        }
-        if let Some(near) = nearest(text, &["anonymous", "authenticated"]) {
-            return unknown(format!("did you mean `{near}`? {SUBJECTS_FIX}"));
-        }
-        let hint = match text {
-            "*" | "all" | "everyone" | "any" => {
-                " (rules for anonymous apply to everyone; authenticated means every signed-in user)"
-                    .to_owned()
-            }
-            _ => format!(" (for the user `{text}`, write `user:{text}`)"),
-        };
-        return unknown(format!("{SUBJECTS_FIX}{hint}"));
-    };
-    let kind_lower = kind.to_ascii_lowercase();
-    if !matches!(kind_lower.as_str(), "user" | "group" | "robot") {
-        let fix = match nearest(kind, &["user", "group", "robot"]) {
-            Some(near) => format!("did you mean `{near}:{name}`? {SUBJECTS_FIX}"),
-            None => SUBJECTS_FIX.to_owned(),
-        };
-        return unknown(fix);
-    }
-    if name.is_empty() {
-        return Err((
-            format!("subject `{text}` has no name after `{kind}:`"),
-            format!("write `{kind_lower}:NAME`"),
-        ));
-    }
-    if let Some(c) = name.chars().find(|&c| c == ':' || c.is_control()) {
-        return Err((
-            format!("subject `{text}`: the name contains {c:?}"),
-            "names cannot contain `:` or control characters".to_owned(),
-        ));
-    }
-    match kind_lower.as_str() {
-        "user" => Ok(Subject::User(name.to_owned())),
-        "robot" => Ok(Subject::Robot(name.to_owned())),
-        _ if groups.contains(name) => Ok(Subject::Group(name.to_owned())),
-        _ => {
-            let mut known: Vec<&str> = groups.iter().copied().collect();
-            known.sort_unstable();
-            let fix = match nearest(name, &known) {
-                Some(near) => {
-                    format!("did you mean `group:{near}`? Or define `{name}` under `groups`")
-                }
-                None if known.is_empty() => {
-                    format!("define the group under `groups:`, as in `{name}: [alice, bob]`")
-                }
-                None => format!(
-                    "define `{name}` under `groups`; the groups defined are {}",
-                    known.join(", ")
-                ),
-            };
-            Err((format!("group `{name}` is not defined"), fix))
-        }
-    }
-}
-
-fn parse_action(text: &str) -> Result<u8, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "pull" => return Ok(PULL),
-        "push" => return Ok(PUSH),
-        "delete" => return Ok(DELETE),
-        "catalog" => return Ok(CATALOG),
-        "*" => return Ok(ALL),
-        _ => {}
-    }
-    let synonym = match text.to_ascii_lowercase().as_str() {
-        "read" | "get" | "fetch" | "download" => Some("pull"),
-        "write" | "put" | "upload" => Some("push"),
-        "remove" | "rm" | "del" => Some("delete"),
-        "all" | "any" | "admin" | "everything" | "**" => Some("\"*\""),
-        "list" | "search" | "registry:catalog:*" => Some("catalog"),
-        _ => nearest(text, &["pull", "push", "delete", "catalog"]),
-    };
-    Err(match synonym {
-        Some(s) => format!("did you mean {s}? The actions are {ACTIONS}"),
-        None => format!("the actions are {ACTIONS}"),
-    })
 }
 
 #[derive(Default)]
@@ -433,7 +323,7 @@ fn parse_rule(
 ) -> Option<RuleSpec> {
     let Kind::Map(entries) = &item.kind else {
         report.error(
-            item.line,
+            item.loc.line,
             path,
             &format!(
                 "expected a rule (a map with subjects, repositories and actions), found {}",
@@ -461,10 +351,12 @@ fn parse_rule(
                     match parse_subject(text, groups) {
                         Ok(s) if !subjects.contains(&s) => subjects.push(s),
                         Ok(_) => {}
-                        Err((message, fix)) => report.error(node.line, &key_path, &message, fix),
+                        Err((message, fix)) => {
+                            report.error(node.loc.line, &key_path, &message, fix)
+                        }
                     }
                 }
-                parts.subjects = Some((entry.line, subjects));
+                parts.subjects = Some((entry.loc.line, subjects));
             }
             "repositories" => {
                 let mut patterns = Vec::new();
@@ -487,10 +379,10 @@ fn parse_rule(
                     };
                     match Pattern::compile(text) {
                         Ok(p) => patterns.push(p),
-                        Err(e) => report.error(node.line, &key_path, &e.message, e.fix),
+                        Err(e) => report.error(node.loc.line, &key_path, &e.message, e.fix),
                     }
                 }
-                parts.patterns = Some((entry.line, patterns));
+                parts.patterns = Some((entry.loc.line, patterns));
             }
             "actions" => {
                 let mut bits = 0;
@@ -508,14 +400,14 @@ fn parse_rule(
                             parts.explicit_catalog |= b == CATALOG;
                         }
                         Err(fix) => report.error(
-                            node.line,
+                            node.loc.line,
                             &key_path,
                             &format!("unknown action `{text}`"),
                             fix,
                         ),
                     }
                 }
-                parts.actions = Some((entry.line, bits));
+                parts.actions = Some((entry.loc.line, bits));
             }
             "effect" => {
                 let text =
@@ -525,7 +417,7 @@ fn parse_rule(
                     "deny" => parts.effect = Effect::Deny,
                     "" => {}
                     _ => report.error(
-                        entry.value.line,
+                        entry.value.loc.line,
                         &key_path,
                         &format!("unknown effect `{text}`"),
                         format!(
@@ -542,12 +434,12 @@ fn parse_rule(
                     did_you_mean(other, RULE_KEYS),
                     RULE_KEYS.join(", ")
                 );
-                report.error(entry.line, &key_path, "unknown key", fix);
+                report.error(entry.loc.line, &key_path, "unknown key", fix);
             }
         }
     }
     parts.failed = report.errors.len() > errors_before;
-    finish_rule(report, item.line, path, parts)
+    finish_rule(report, item.loc.line, path, parts)
 }
 
 /// Checks that need the whole rule.
@@ -675,13 +567,13 @@ fn parse_immutable(report: &mut Report<'_>, node: &Node) -> Vec<Pattern> {
         };
         match Pattern::compile(text) {
             Ok(p) if p.has_user() => report.error(
-                item.line,
+                item.loc.line,
                 &path,
                 &format!("`{text}` uses `${{user}}`, but immutability does not depend on who asks"),
                 "name the repositories directly, as in `release/**`",
             ),
             Ok(p) => out.push(p),
-            Err(e) => report.error(item.line, &path, &e.message, e.fix),
+            Err(e) => report.error(item.loc.line, &path, &e.message, e.fix),
         }
     }
     out

@@ -4,42 +4,9 @@
 use std::path::Path;
 
 use super::Validator;
+use crate::crypto::{CipherSuite, ClientAuthMode, ClientIdentityMode, Named, TlsVersion};
 use crate::model::TlsConfig;
 use crate::schema;
-
-/// Go's TLS cipher suite names, as distribution accepts them in
-/// `http.tls.ciphersuites`.
-const CIPHER_SUITES: &[&str] = &[
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-    "TLS_RSA_WITH_RC4_128_SHA",
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-];
-
-const TLS_VERSIONS: &[&str] = &["tls1.0", "tls1.1", "tls1.2", "tls1.3"];
 
 impl Validator<'_> {
     pub(super) fn tls(&mut self, tls: &TlsConfig) {
@@ -69,39 +36,38 @@ impl Validator<'_> {
                 "point it at a PEM file of CA certificates",
             );
         }
-        if let Some(min) = &tls.minimumtls
-            && !TLS_VERSIONS.contains(&min.as_str())
-        {
+        if let Some(Named::Unknown(min)) = &tls.minimumtls {
             self.err(
                 "http.tls.minimumtls",
                 format!("unknown TLS version `{min}`"),
-                format!("use one of: {}", TLS_VERSIONS.join(", ")),
+                format!(
+                    "use one of: {}",
+                    TlsVersion::names().collect::<Vec<_>>().join(", ")
+                ),
             );
         }
         if tls.clientcas.is_empty()
             && let Some(mode) = &tls.clientauth
-            && mode.eq_ignore_ascii_case("optional")
         {
-            self.err(
-                "http.tls.clientauth",
-                "`optional` needs CA certificates to verify client certificates against",
-                "list the CA files in http.tls.clientcas, or remove http.tls.clientauth",
-            );
-        }
-        if tls.clientcas.is_empty()
-            && let Some(mode) = &tls.clientauth
-            && mode.eq_ignore_ascii_case("required")
-        {
-            self.err(
-                "http.tls.clientauth",
-                "`required` needs CA certificates to verify client certificates against",
-                "list the CA files in http.tls.clientcas",
-            );
+            let fix = match mode.known() {
+                Some(ClientAuthMode::Optional) => {
+                    Some("list the CA files in http.tls.clientcas, or remove http.tls.clientauth")
+                }
+                Some(ClientAuthMode::Required) => Some("list the CA files in http.tls.clientcas"),
+                Some(ClientAuthMode::None) | None => None,
+            };
+            if let Some(fix) = fix {
+                self.err(
+                    "http.tls.clientauth",
+                    format!("`{mode}` needs CA certificates to verify client certificates against"),
+                    fix,
+                );
+            }
         }
         self.client_identity(tls);
         for (i, suite) in tls.ciphersuites.iter().enumerate() {
-            if !CIPHER_SUITES.contains(&suite.as_str()) {
-                let hint = schema::nearest(suite, CIPHER_SUITES.iter().copied())
+            if let Named::Unknown(suite) = suite {
+                let hint = schema::nearest(suite, CipherSuite::names())
                     .map(|n| format!("; did you mean `{n}`"))
                     .unwrap_or_default();
                 self.err(
@@ -116,17 +82,15 @@ impl Validator<'_> {
     /// `http.tls.clientidentity` needs verified client certificates, and a
     /// policy that portcullis itself decides (not an external token issuer).
     fn client_identity(&mut self, tls: &TlsConfig) {
-        let Some(mode) = tls.clientidentity.as_deref() else {
+        let Some(mode) = &tls.clientidentity else {
             return;
         };
-        if mode.eq_ignore_ascii_case("none") {
+        if mode.known() == Some(ClientIdentityMode::None) {
             return;
         }
         let key = "http.tls.clientidentity";
-        let auth_none = tls
-            .clientauth
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("none"));
+        let auth_none =
+            tls.clientauth.as_ref().and_then(Named::known) == Some(ClientAuthMode::None);
         if tls.clientcas.is_empty() || auth_none {
             self.err(
                 key,

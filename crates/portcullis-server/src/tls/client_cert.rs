@@ -10,6 +10,8 @@ use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
+use portcullis_config::{ClientIdentityMode, Named};
+
 use super::TlsError;
 
 /// Which name of a client certificate identifies the caller.
@@ -33,24 +35,24 @@ impl ClientIdentity {
     ///
     /// # Errors
     /// An unknown mode, naming the key and the accepted values.
-    pub fn parse(value: Option<&str>) -> Result<Self, TlsError> {
-        Ok(
-            match value.map(str::to_ascii_lowercase).as_deref().unwrap_or("") {
-                "" | "none" => Self::None,
-                "cn" => Self::CommonName,
-                "san-dns" => Self::SanDns,
-                "san-email" => Self::SanEmail,
-                "san-uri" => Self::SanUri,
-                other => {
-                    return Err(TlsError::new(
-                        "http.tls.clientidentity",
-                        format!(
-                            "unknown mode `{other}`. Fix: use none, cn, san-dns, san-email or san-uri"
-                        ),
-                    ));
-                }
-            },
-        )
+    pub fn parse(value: Option<&Named<ClientIdentityMode>>) -> Result<Self, TlsError> {
+        use ClientIdentityMode as M;
+        Ok(match value {
+            None | Some(Named::Known(M::None)) => Self::None,
+            Some(Named::Known(M::Cn)) => Self::CommonName,
+            Some(Named::Known(M::SanDns)) => Self::SanDns,
+            Some(Named::Known(M::SanEmail)) => Self::SanEmail,
+            Some(Named::Known(M::SanUri)) => Self::SanUri,
+            Some(Named::Unknown(other)) if other.is_empty() => Self::None,
+            Some(Named::Unknown(other)) => {
+                return Err(TlsError::new(
+                    "http.tls.clientidentity",
+                    format!(
+                        "unknown mode `{other}`. Fix: use none, cn, san-dns, san-email or san-uri"
+                    ),
+                ));
+            }
+        })
     }
 
     fn describe(self) -> &'static str {
@@ -167,10 +169,10 @@ mod tests {
     fn modes_parse() {
         assert_eq!(ClientIdentity::parse(None).unwrap(), ClientIdentity::None);
         assert_eq!(
-            ClientIdentity::parse(Some("CN")).unwrap(),
+            ClientIdentity::parse(Some(&"CN".into())).unwrap(),
             ClientIdentity::CommonName
         );
-        let e = ClientIdentity::parse(Some("subject")).unwrap_err();
+        let e = ClientIdentity::parse(Some(&"subject".into())).unwrap_err();
         assert!(e.to_string().starts_with("http.tls.clientidentity:"), "{e}");
     }
 }

@@ -5,23 +5,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_config::TlsConfig;
+use portcullis_config::{CipherSuite, Named, TlsConfig, TlsVersion};
 use rustls::SupportedProtocolVersion;
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring::{self, cipher_suite as cs};
 
 use super::TlsError;
 
-/// Whether clients must present a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// No client certificate is asked for.
-    None,
-    /// A client certificate is asked for and verified when one is sent.
-    Optional,
-    /// The handshake fails without a client certificate signed by a client CA.
-    Required,
-}
+/// Whether clients must present a certificate: the configuration's mode.
+pub use portcullis_config::ClientAuthMode as ClientAuth;
 
 /// Everything needed to (re)build the rustls server configuration.
 #[derive(Debug, Clone)]
@@ -46,29 +38,51 @@ static TLS12_AND_13: &[&SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
-/// Go cipher suite names that rustls implements, with their rustls suites.
-fn suite_by_go_name(name: &str) -> Option<rustls::SupportedCipherSuite> {
-    Some(match name {
-        "TLS_AES_128_GCM_SHA256" => cs::TLS13_AES_128_GCM_SHA256,
-        "TLS_AES_256_GCM_SHA384" => cs::TLS13_AES_256_GCM_SHA384,
-        "TLS_CHACHA20_POLY1305_SHA256" => cs::TLS13_CHACHA20_POLY1305_SHA256,
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
-        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+/// The rustls suite of a cipher suite from the configuration: the one place
+/// the configuration's names meet rustls. `None` for the suites rustls does
+/// not implement (CBC, RC4, 3DES, RSA key exchange).
+fn rustls_suite(suite: CipherSuite) -> Option<rustls::SupportedCipherSuite> {
+    use CipherSuite as C;
+    Some(match suite {
+        C::Aes128GcmSha256 => cs::TLS13_AES_128_GCM_SHA256,
+        C::Aes256GcmSha384 => cs::TLS13_AES_256_GCM_SHA384,
+        C::Chacha20Poly1305Sha256 => cs::TLS13_CHACHA20_POLY1305_SHA256,
+        C::EcdheEcdsaWithAes128GcmSha256 => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        C::EcdheEcdsaWithAes256GcmSha384 => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        C::EcdheEcdsaWithChacha20Poly1305Sha256 => {
             cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
         }
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
-            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
-        }
-        _ => return None,
+        C::EcdheRsaWithAes128GcmSha256 => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        C::EcdheRsaWithAes256GcmSha384 => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        C::EcdheRsaWithChacha20Poly1305Sha256 => cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        C::EcdheEcdsaWithAes128CbcSha
+        | C::EcdheEcdsaWithAes256CbcSha
+        | C::EcdheRsaWithAes128CbcSha
+        | C::EcdheRsaWithAes256CbcSha
+        | C::RsaWithRc4128Sha
+        | C::RsaWith3desEdeCbcSha
+        | C::RsaWithAes128CbcSha
+        | C::RsaWithAes256CbcSha
+        | C::RsaWithAes128CbcSha256
+        | C::RsaWithAes128GcmSha256
+        | C::RsaWithAes256GcmSha384
+        | C::EcdheEcdsaWithRc4128Sha
+        | C::EcdheRsaWithRc4128Sha
+        | C::EcdheRsaWith3desEdeCbcSha
+        | C::EcdheEcdsaWithAes128CbcSha256
+        | C::EcdheRsaWithAes128CbcSha256 => return None,
     })
 }
 
-/// The Go names rustls implements, for error messages.
-const SUPPORTED_GO_SUITES: &str = "TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+/// The names of the suites rustls implements, for error messages.
+fn supported_suite_names() -> String {
+    CipherSuite::ALL
+        .iter()
+        .filter(|s| rustls_suite(**s).is_some())
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The default suites with AES-128-GCM first, then AES-256-GCM, then
 /// ChaCha20: with AES-NI the first is the fastest of equally safe choices, and
@@ -94,18 +108,21 @@ fn fastest_first(
 /// The cipher suites for `http.tls.ciphersuites`. As in Go, the list
 /// restricts TLS 1.2 suites; TLS 1.3 suites are restricted only when the list
 /// names at least one of them.
-fn cipher_suites(names: &[String]) -> Result<Vec<rustls::SupportedCipherSuite>, TlsError> {
+fn cipher_suites(
+    names: &[Named<CipherSuite>],
+) -> Result<Vec<rustls::SupportedCipherSuite>, TlsError> {
     let all = ring::DEFAULT_CIPHER_SUITES.to_vec();
     if names.is_empty() {
         return Ok(fastest_first(all));
     }
     let mut chosen = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let suite = suite_by_go_name(name).ok_or_else(|| {
+        let suite = name.known().and_then(rustls_suite).ok_or_else(|| {
             TlsError::new(
                 format!("http.tls.ciphersuites[{i}]"),
                 format!(
-                    "cipher suite `{name}` is not supported: rustls implements only AEAD suites with forward secrecy (no CBC, RC4, 3DES or RSA key exchange). Fix: remove it, or use one of: {SUPPORTED_GO_SUITES}"
+                    "cipher suite `{name}` is not supported: rustls implements only AEAD suites with forward secrecy (no CBC, RC4, 3DES or RSA key exchange). Fix: remove it, or use one of: {}",
+                    supported_suite_names()
                 ),
             )
         })?;
@@ -128,18 +145,19 @@ fn cipher_suites(names: &[String]) -> Result<Vec<rustls::SupportedCipherSuite>, 
 }
 
 fn versions(
-    minimum: Option<&str>,
+    minimum: Option<&Named<TlsVersion>>,
 ) -> Result<&'static [&'static SupportedProtocolVersion], TlsError> {
-    match minimum.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("" | "tls1.2") => Ok(TLS12_AND_13),
-        Some("tls1.3") => Ok(TLS13_ONLY),
-        Some(v @ ("tls1.0" | "tls1.1")) => Err(TlsError::new(
+    match minimum {
+        None | Some(Named::Known(TlsVersion::Tls12)) => Ok(TLS12_AND_13),
+        Some(Named::Known(TlsVersion::Tls13)) => Ok(TLS13_ONLY),
+        Some(Named::Known(v @ (TlsVersion::Tls10 | TlsVersion::Tls11))) => Err(TlsError::new(
             "http.tls.minimumtls",
             format!(
                 "`{v}` cannot be served: portcullis uses rustls, which implements only TLS 1.2 and 1.3 (TLS 1.0 and 1.1 are deprecated by RFC 8996). Fix: set minimumtls to tls1.2 or tls1.3, or remove it"
             ),
         )),
-        Some(other) => Err(TlsError::new(
+        Some(Named::Unknown(other)) if other.is_empty() => Ok(TLS12_AND_13),
+        Some(Named::Unknown(other)) => Err(TlsError::new(
             "http.tls.minimumtls",
             format!("unknown TLS version `{other}`. Fix: use tls1.2 or tls1.3"),
         )),
@@ -183,23 +201,17 @@ impl TlsSettings {
         };
         let certificate = required("http.tls.certificate", &tls.certificate)?;
         let key = required("http.tls.key", &tls.key)?;
-        let client_auth = match tls
-            .clientauth
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("") => {
-                if tls.clientcas.is_empty() {
-                    ClientAuth::None
-                } else {
-                    ClientAuth::Required
-                }
-            }
-            Some("none") => ClientAuth::None,
-            Some("optional") => ClientAuth::Optional,
-            Some("required") => ClientAuth::Required,
-            Some(other) => {
+        // As in distribution: client CAs alone mean certificates are required.
+        let default_auth = if tls.clientcas.is_empty() {
+            ClientAuth::None
+        } else {
+            ClientAuth::Required
+        };
+        let client_auth = match &tls.clientauth {
+            Some(Named::Known(mode)) => *mode,
+            None => default_auth,
+            Some(Named::Unknown(other)) if other.is_empty() => default_auth,
+            Some(Named::Unknown(other)) => {
                 return Err(TlsError::new(
                     "http.tls.clientauth",
                     format!("unknown mode `{other}`. Fix: use none, optional or required"),
@@ -212,7 +224,7 @@ impl TlsSettings {
                 "client certificates cannot be verified without CA certificates. Fix: list the CA files in http.tls.clientcas",
             ));
         }
-        let client_identity = super::ClientIdentity::parse(tls.clientidentity.as_deref())?;
+        let client_identity = super::ClientIdentity::parse(tls.clientidentity.as_ref())?;
         if client_identity != super::ClientIdentity::None && client_auth == ClientAuth::None {
             return Err(TlsError::new(
                 "http.tls.clientidentity",
@@ -228,7 +240,7 @@ impl TlsSettings {
             certificate,
             key,
             clientcas: tls.clientcas.iter().map(PathBuf::from).collect(),
-            versions: versions(tls.minimumtls.as_deref())?,
+            versions: versions(tls.minimumtls.as_ref())?,
             provider,
             client_auth,
             reload_interval: tls.reloadinterval.unwrap_or(Duration::from_secs(2)),
@@ -265,7 +277,7 @@ mod tests {
         let e = cipher_suites(&["TLS_RSA_WITH_AES_128_CBC_SHA".into()]).unwrap_err();
         assert!(e.to_string().contains("TLS_RSA_WITH_AES_128_CBC_SHA"));
         assert!(
-            versions(Some("tls1.1"))
+            versions(Some(&"tls1.1".into()))
                 .unwrap_err()
                 .to_string()
                 .contains("rustls")

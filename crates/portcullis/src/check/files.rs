@@ -7,7 +7,8 @@ use std::fs::OpenOptions;
 
 use portcullis_auth::refresh::RefreshStore;
 use portcullis_auth::token::{Algorithm, SigningKey, Verifier, VerifyKey};
-use portcullis_config::Config;
+use portcullis_config::{Config, Named, SigningAlgorithm};
+use portcullis_server::keys::token_algorithm;
 use portcullis_server::tls::{TlsSettings, load};
 
 use super::Findings;
@@ -186,7 +187,7 @@ impl Findings {
         let supported = token
             .signingalgorithms
             .iter()
-            .any(|a| parse_algorithm(a).is_some());
+            .any(|a| listed_algorithm(a).is_some());
         if !token.signingalgorithms.is_empty()
             && !supported
             && !self.reported("auth.token.signingalgorithms")
@@ -211,11 +212,15 @@ impl Findings {
     }
 }
 
-/// A JOSE algorithm name in any case (`rs256` is `RS256`).
+/// A JOSE algorithm name in any case (`rs256` is `RS256`), when portcullis
+/// signs and verifies with it.
 pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
-    Algorithm::ALL
-        .into_iter()
-        .find(|a| a.as_str().eq_ignore_ascii_case(name))
+    SigningAlgorithm::from_name_ignore_case(name).and_then(token_algorithm)
+}
+
+/// An algorithm of `auth.token.signingalgorithms`, when portcullis verifies it.
+pub(super) fn listed_algorithm(listed: &Named<SigningAlgorithm>) -> Option<Algorithm> {
+    listed.known().and_then(token_algorithm)
 }
 
 /// ` --config FILE` for a command to suggest, or nothing for the default.

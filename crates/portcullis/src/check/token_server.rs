@@ -10,7 +10,7 @@ use portcullis_auth::token::{Algorithm, SigningKey, Verifier};
 use portcullis_config::{Config, TokenConfig, TokenServerConfig};
 
 use super::Findings;
-use super::files::{config_flag, parse_algorithm};
+use super::files::{config_flag, listed_algorithm};
 use crate::cli;
 
 impl Findings {
@@ -174,7 +174,7 @@ impl Findings {
             ));
         }
         let listed = &token.signingalgorithms;
-        if !listed.is_empty() && !listed.iter().any(|a| parse_algorithm(a) == Some(alg)) {
+        if !listed.is_empty() && !listed.iter().any(|a| listed_algorithm(a) == Some(alg)) {
             self.errors.push(registry.error_at(
                 "auth.token.signingalgorithms",
                 format!("does not list {alg}, the algorithm of portcullis's signing key"),
