@@ -20,7 +20,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::tls::{ClientIdentity, TlsReloader, client_certificate};
 
-
 /// How much hyper buffers per HTTP/1 connection, each way. Its default
 /// (about 400 KiB) is most of what a slow pull costs; 256 KiB still holds
 /// any request head we accept and keeps a fast pull's writes large.
