@@ -27,44 +27,64 @@ pub fn principal(identity: &Identity) -> Principal {
     }
 }
 
-/// Whether `identity` may do `action` on `repo`, and why. A robot may do
-/// what its owner may within the scope it was given, and, like every
-/// authenticated identity, whatever anonymous callers may.
+/// Whether `identity` may do `action` on `repo`, and why: the one decision
+/// that Basic mode, token grants, certificates, the catalog and `access
+/// explain` all make. A robot may do what its owner may within the scope
+/// it was given, and, like every authenticated identity, whatever anonymous
+/// callers may.
 #[must_use]
 pub fn decide(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
-    let d = policy.decide(&principal(identity), repo, action);
-    if let Identity::Robot(r) = identity
-        && action != PolicyAction::Catalog
-        && d.allowed
-        && !r.permits(repo, action.as_str())
-        && !policy.allows(&Principal::Anonymous, repo, action)
-    {
-        return Decision {
-            allowed: false,
-            rule: None,
-            explanation: format!(
-                "deny: robot {} was given {} on {}, which does not include {} on {repo}",
-                r.login(),
-                r.actions.join(","),
-                r.repositories.join(" "),
-                action.as_str()
-            ),
-        };
-    }
-    d
+    decide_as(policy, identity, repo, action, true)
 }
 
 /// [`decide`] without the explanation (for filtering many repositories).
 #[must_use]
 pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> bool {
-    policy.allows(&principal(identity), repo, action)
-        && match identity {
-            Identity::Robot(r) if action != PolicyAction::Catalog => {
-                r.permits(repo, action.as_str())
-                    || policy.allows(&Principal::Anonymous, repo, action)
-            }
-            _ => true,
+    decide_as(policy, identity, repo, action, false).allowed
+}
+
+fn decide_as(
+    policy: &Policy,
+    identity: &Identity,
+    repo: &str,
+    action: PolicyAction,
+    explain: bool,
+) -> Decision {
+    let who = principal(identity);
+    let d = if explain {
+        policy.decide(&who, repo, action)
+    } else {
+        Decision {
+            allowed: policy.allows(&who, repo, action),
+            rule: None,
+            explanation: String::new(),
         }
+    };
+    match identity {
+        Identity::Robot(r)
+            if action != PolicyAction::Catalog
+                && d.allowed
+                && !r.permits(repo, action.as_str())
+                && !policy.allows(&Principal::Anonymous, repo, action) =>
+        {
+            Decision {
+                allowed: false,
+                rule: None,
+                explanation: if explain {
+                    format!(
+                        "deny: robot {} was given {} on {}, which does not include {} on {repo}",
+                        r.login(),
+                        r.actions.join(","),
+                        r.repositories.join(" "),
+                        action.as_str()
+                    )
+                } else {
+                    String::new()
+                },
+            }
+        }
+        _ => d,
+    }
 }
 
 /// Everything that decides who a caller is and what they may do: the

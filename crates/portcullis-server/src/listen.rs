@@ -20,10 +20,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::tls::{ClientIdentity, TlsReloader, client_certificate};
 
-/// How much hyper buffers per HTTP/1 connection, each way. Its default
-/// (about 400 KiB) is most of what a slow pull costs; 256 KiB still holds
-/// any request head we accept and keeps a fast pull's writes large.
-const HTTP1_BUFFER: usize = 256 << 10;
 /// How long a client has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -87,8 +83,7 @@ pub async fn serve<L: Accept>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header)
-        .max_buf_size(HTTP1_BUFFER);
+        .header_read_timeout(timeouts.header);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -116,7 +116,7 @@ impl Driver for FsDriver {
         Ok(Box::new(f))
     }
 
-    /// Streams through `readahead`: chunks of 64 KiB to 1 MiB read on a blocking
+    /// Streams through `readahead`: 256 KiB chunks read on a blocking
     /// thread while the client keeps up, no thread held while it does not.
     async fn read_stream(
         &self,

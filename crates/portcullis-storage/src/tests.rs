@@ -124,7 +124,7 @@ fn stalled_readers_hold_no_blocking_thread() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDriver::new(dir.path());
-        let data: Vec<u8> = (0..(5 * crate::readahead::MAX_CHUNK + 7))
+        let data: Vec<u8> = (0..(20 * crate::readahead::CHUNK + 7))
             .map(|i| (i % 251) as u8)
             .collect();
         d.put_content("/f", Bytes::from(data.clone()))
