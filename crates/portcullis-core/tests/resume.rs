@@ -1,7 +1,8 @@
-//! An upload's hash state is saved through the driver after each chunk, so
-//! another registry over the same storage (another replica, or this one
-//! after a restart) resumes it without rereading the data; without a
-//! matching state it falls back to hashing the committed data.
+//! Resuming uploads. The hash state is saved through the driver after each
+//! chunk, so another registry over the same storage (another replica, or
+//! this one after a restart) resumes without rereading the data; without a
+//! matching state it falls back to hashing the committed data. A chunk
+//! whose request went away is discarded, so the client resumes where it was.
 
 mod common;
 
@@ -139,4 +140,49 @@ async fn without_a_matching_state_the_committed_data_is_rehashed() {
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::DigestInvalid(_)), "{err:?}");
+}
+
+/// A request that goes away mid-chunk (its future dropped) leaves the upload
+/// as it was: the chunk is discarded before the session's lock is free, so
+/// the client resumes at the old offset.
+#[tokio::test]
+async fn a_chunk_whose_request_went_away_is_discarded() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let drivers: [Arc<dyn Driver>; 2] = [
+        Arc::new(MemoryDriver::new()),
+        Arc::new(FsDriver::new(dir.path())),
+    ];
+    for driver in drivers {
+        let reg = Registry::new(driver, Options::default());
+        let name: RepoName = "resume/app".parse().unwrap();
+        let all = data();
+        let id = reg.start_upload(&name).await.unwrap();
+        reg.append_upload(
+            &name,
+            &id,
+            Some(0),
+            body(Bytes::copy_from_slice(&all[..1000])),
+        )
+        .await
+        .unwrap();
+        // More than one batch arrives, then the client stalls and is dropped.
+        let big: Result<Bytes, std::io::Error> = Ok(Bytes::from(vec![7u8; 700_000]));
+        let stalled = futures::stream::iter(vec![big]).chain(futures::stream::pending());
+        let gone = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            reg.append_upload(&name, &id, Some(1000), stalled),
+        )
+        .await;
+        assert!(gone.is_err(), "the stalled request was still running");
+        reg.complete_upload(
+            &name,
+            &id,
+            &digest_of(Algorithm::Sha256, &all),
+            Some(1000),
+            body(Bytes::copy_from_slice(&all[1000..])),
+        )
+        .await
+        .unwrap();
+    }
 }
