@@ -5,6 +5,7 @@
 mod blobs;
 mod cache;
 mod error;
+mod hashstate;
 mod listing;
 mod locks;
 mod manifest;
@@ -12,6 +13,7 @@ mod manifests;
 mod purge;
 mod releases;
 mod repo_index;
+mod upload_write;
 mod uploads;
 
 use std::sync::Arc;

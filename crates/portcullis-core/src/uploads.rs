@@ -1,31 +1,39 @@
-//! Resumable blob uploads. Data streams straight to `_uploads/<id>/data`;
-//! the running SHA-256 state stays in memory, keyed by session, and is rebuilt
-//! from the data file after a restart. A blob becomes visible only after its
-//! digest has been verified and its data renamed into the blob store.
+//! Resumable blob uploads. Data streams through the driver's writer to
+//! `_uploads/<id>/data`, uncommitted until the upload completes. After each
+//! chunk the running SHA-256 state is saved at
+//! `_uploads/<id>/hashstates/sha256/<offset>` (registry:2's path and
+//! format, `hashstate.rs`), so any process, this one after a restart
+//! included, resumes at the right offset without rereading the data; when
+//! no state matches the upload's size, the data is hashed once more after
+//! it is committed. A blob becomes visible only after its digest has been
+//! verified and its committed data moved into the blob store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use portcullis_storage::{Chunks, paths};
+use futures::Stream;
+use portcullis_storage::{FileWriter, paths};
 use portcullis_types::{Algorithm, Digest, RepoName};
 use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::AsyncReadExt;
 
-use crate::{CoreError, Registry};
+use crate::upload_write::{Open, write_body};
+use crate::{CoreError, Registry, hashstate};
 
 /// Running hash of an upload's data, valid for exactly `offset` bytes.
 #[derive(Clone)]
-struct HashState {
+pub(crate) struct HashState {
     offset: u64,
     sha: Sha256,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<HashState>>>;
+/// A held session lock, with the hash state this process last saw.
+pub(crate) type SlotGuard = tokio::sync::OwnedMutexGuard<Option<HashState>>;
 
-/// Per-session locks and hash states.
+/// Per-session locks and the hash states last seen by this process.
 #[derive(Default)]
 pub(crate) struct Sessions {
     slots: parking_lot::Mutex<HashMap<String, Slot>>,
@@ -55,11 +63,6 @@ fn check_id(id: &str) -> Result<(), CoreError> {
     }
 }
 
-/// Bytes gathered before a batch goes to the writer and the hasher.
-const BATCH_BYTES: usize = 512 * 1024;
-/// Batches in flight to each of them (bounds memory per upload).
-const QUEUE: usize = 2;
-
 impl Registry {
     /// Opens a new upload session and returns its id.
     ///
@@ -74,10 +77,25 @@ impl Registry {
         self.driver
             .put_content(&paths::upload_started(name, &id), Bytes::from(started))
             .await?;
-        let w = self.driver.appender(&paths::upload_data(name, &id)).await?;
-        drop(w);
+        let w = self
+            .driver
+            .writer(&paths::upload_data(name, &id), false)
+            .await?;
+        w.close().await?;
         self.note_repository(name);
         Ok(id)
+    }
+
+    /// The session's uncommitted data, resumed at its size.
+    async fn open_upload(
+        &self,
+        name: &RepoName,
+        id: &str,
+    ) -> Result<Box<dyn FileWriter>, CoreError> {
+        self.driver
+            .writer(&paths::upload_data(name, id), true)
+            .await
+            .map_err(|e| CoreError::not_found_as(e, CoreError::UploadUnknown))
     }
 
     /// Bytes received so far by a session.
@@ -90,12 +108,63 @@ impl Registry {
         id: &str,
     ) -> Result<UploadStatus, CoreError> {
         check_id(id)?;
-        let st = self
-            .driver
-            .stat(&paths::upload_data(name, id))
-            .await
-            .map_err(|e| CoreError::not_found_as(e, CoreError::UploadUnknown))?;
-        Ok(UploadStatus { size: st.size })
+        let w = self.open_upload(name, id).await?;
+        let size = w.size();
+        w.close().await?;
+        Ok(UploadStatus { size })
+    }
+
+    /// Locks a session, opens its upload, checks that the client's `start`
+    /// is where the upload stands, and finds the hash of what it holds.
+    async fn begin(
+        &self,
+        name: &RepoName,
+        id: &str,
+        start: Option<u64>,
+    ) -> Result<Open, CoreError> {
+        self.check_writable()?;
+        // Only sessions that exist get a lock slot, so unknown ids cannot grow the map.
+        self.upload_status(name, id).await?;
+        let mut guard = self.uploads.slot(id).lock_owned().await;
+        let writer = match self.open_upload(name, id).await {
+            Ok(w) => w,
+            Err(e) => {
+                drop(guard);
+                self.uploads.forget(id);
+                return Err(e);
+            }
+        };
+        let have = writer.size();
+        if let Some(start) = start
+            && start != have
+        {
+            writer.close().await?;
+            return Err(CoreError::RangeInvalid { start, have });
+        }
+        let sha = match guard.take() {
+            Some(s) if s.offset == have => Some(s.sha),
+            _ => self.saved_hash_state(name, id, have).await,
+        };
+        Ok(Open { writer, guard, sha })
+    }
+
+    /// The hash state saved for the upload's first `offset` bytes.
+    async fn saved_hash_state(&self, name: &RepoName, id: &str, offset: u64) -> Option<Sha256> {
+        if offset == 0 {
+            return Some(Sha256::new());
+        }
+        let path = paths::upload_hash_state(name, id, Algorithm::Sha256, offset);
+        let saved = self.driver.get_content(&path).await.ok()?;
+        match hashstate::decode(&saved) {
+            Some((sha, len)) if len == offset => Some(sha),
+            _ => {
+                tracing::warn!(
+                    path,
+                    "ignoring a hash state that is not one; the upload will be rehashed"
+                );
+                None
+            }
+        }
     }
 
     /// Appends a chunk. `start` is the first byte offset the client claims to send
@@ -115,49 +184,50 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.check_writable()?;
-        // Only sessions that exist get a lock slot, so unknown ids cannot grow the map.
-        self.upload_status(name, id).await?;
-        let slot = self.uploads.slot(id);
-        let mut guard = slot.lock().await;
-        let have = match self.upload_status(name, id).await {
-            Ok(st) => st.size,
-            Err(e) => {
-                drop(guard);
-                self.uploads.forget(id);
-                return Err(e);
+        let open = self.begin(name, id, start).await?;
+        let have = open.writer.size();
+        let Open {
+            writer,
+            mut guard,
+            sha,
+        } = write_body(open, body).await?;
+        let size = writer.close().await?;
+        if let Some(sha) = sha {
+            if size != have {
+                self.save_hash_state(name, id, have, size, &sha).await;
             }
-        };
-        if let Some(start) = start
-            && start != have
-        {
-            return Err(CoreError::RangeInvalid { start, have });
+            *guard = Some(HashState { offset: size, sha });
         }
-        let state = self.hash_state(name, id, guard.take(), have).await?;
-        let new_state = self.write_chunk(name, id, state, body).await?;
-        let size = new_state.offset;
-        *guard = Some(new_state);
         Ok(UploadStatus { size })
     }
 
-    /// Rebuilds the hash state from the data file when the cached one is stale.
-    async fn hash_state(
+    /// Saves the state after `size` bytes and drops the one after `before`.
+    /// A failure costs only a rehash later, so it is logged, not returned.
+    async fn save_hash_state(
         &self,
         name: &RepoName,
         id: &str,
-        cached: Option<HashState>,
-        have: u64,
-    ) -> Result<HashState, CoreError> {
-        if let Some(s) = cached
-            && s.offset == have
+        before: u64,
+        size: u64,
+        sha: &Sha256,
+    ) {
+        let path = paths::upload_hash_state(name, id, Algorithm::Sha256, size);
+        if let Err(e) = self
+            .driver
+            .put_content(&path, Bytes::from(hashstate::encode(sha)))
+            .await
         {
-            return Ok(s);
+            tracing::warn!(error = %e, upload = id, "could not save the upload's hash state");
+            return;
         }
-        let mut sha = Sha256::new();
-        let offset = self
-            .hash_file(&paths::upload_data(name, id), |b| sha.update(b))
-            .await?;
-        Ok(HashState { offset, sha })
+        if before > 0 {
+            let old = paths::upload_hash_state(name, id, Algorithm::Sha256, before);
+            if let Err(e) = self.driver.delete(&old).await
+                && !e.is_not_found()
+            {
+                tracing::debug!(error = %e, upload = id, "could not drop an old hash state");
+            }
+        }
     }
 
     async fn hash_file(&self, path: &str, mut f: impl FnMut(&[u8])) -> Result<u64, CoreError> {
@@ -174,80 +244,20 @@ impl Registry {
         }
     }
 
-    async fn write_chunk<S, E>(
-        &self,
-        name: &RepoName,
-        id: &str,
-        state: HashState,
-        mut body: S,
-    ) -> Result<HashState, CoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let data = paths::upload_data(name, id);
-        let start = state.offset;
-        // Chunks are gathered into ~1 MiB batches, shared (not copied) with a
-        // hashing thread and the driver's writer, which run in parallel with
-        // receiving.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunks>(QUEUE);
-        let mut sha = state.sha.clone();
-        let hasher = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = rx.blocking_recv() {
-                for b in batch.iter() {
-                    sha.update(b);
-                }
+    /// The digest of committed data, read back.
+    async fn rehash(&self, path: &str, alg: Algorithm) -> Result<String, CoreError> {
+        Ok(match alg {
+            Algorithm::Sha256 => {
+                let mut sha = Sha256::new();
+                self.hash_file(path, |b| sha.update(b)).await?;
+                hex::encode(sha.finalize())
             }
-            sha
-        });
-        let (wtx, wrx) = tokio::sync::mpsc::channel::<Chunks>(QUEUE);
-        let driver = self.driver.clone();
-        let target = data.clone();
-        let writer = tokio::spawn(async move { driver.append_chunks(&target, wrx).await });
-        let mut offset = start;
-        let received: Result<(), CoreError> = async {
-            let mut batch: Vec<Bytes> = Vec::new();
-            let mut batch_len = 0usize;
-            loop {
-                let next = body.next().await;
-                let end = next.is_none();
-                if let Some(chunk) = next {
-                    let chunk =
-                        chunk.map_err(|e| CoreError::Body(std::io::Error::other(e.into())))?;
-                    offset += chunk.len() as u64;
-                    batch_len += chunk.len();
-                    batch.push(chunk);
-                }
-                if (end && !batch.is_empty()) || batch_len >= BATCH_BYTES {
-                    let shared: Chunks = std::mem::take(&mut batch).into();
-                    batch_len = 0;
-                    if wtx.send(shared.clone()).await.is_err() || tx.send(shared).await.is_err() {
-                        break; // the writer or hasher stopped; its error is reported below
-                    }
-                }
-                if end {
-                    break;
-                }
+            Algorithm::Sha512 => {
+                let mut sha = Sha512::new();
+                self.hash_file(path, |b| sha.update(b)).await?;
+                hex::encode(sha.finalize())
             }
-            Ok(())
-        }
-        .await;
-        drop((tx, wtx));
-        let written = writer.await;
-        let hashed = hasher.await;
-        let result = received.and_then(|()| match written {
-            Ok(Ok(n)) if n == offset - start => Ok(()),
-            Ok(Ok(_)) => Err(io_err(&data, std::io::Error::other("short write"))),
-            Ok(Err(e)) => Err(CoreError::Storage(e)),
-            Err(e) => Err(io_err(&data, std::io::Error::other(e))),
-        });
-        if let Err(e) = result {
-            // Roll back whatever part of the chunk reached the file.
-            let _ = self.driver.truncate(&data, start).await;
-            return Err(e);
-        }
-        let sha = hashed.map_err(|e| io_err(&data, std::io::Error::other(e)))?;
-        Ok(HashState { offset, sha })
+        })
     }
 
     /// Finishes an upload: appends the last chunk, verifies the digest, and moves
@@ -268,38 +278,48 @@ impl Registry {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.append_upload(name, id, start, body).await?;
-        let slot = self.uploads.slot(id);
-        let mut guard = slot.lock().await;
-        // Another request may have completed or cancelled the session while we waited.
-        let status = self.upload_status(name, id).await?;
+        let mut open = self.begin(name, id, start).await?;
+        if digest.algorithm() != Algorithm::Sha256 {
+            open.sha = None; // hashed once, after commit
+        }
+        let Open { writer, guard, sha } = write_body(open, body).await?;
+        let size = writer.size();
         let data = paths::upload_data(name, id);
-        let actual = match digest.algorithm() {
-            Algorithm::Sha256 => {
-                let state = self.hash_state(name, id, guard.take(), status.size).await?;
-                hex::encode(state.sha.finalize())
+        let exists = self.blob_size(digest).await?.is_some();
+        let verified = match sha {
+            Some(sha) => {
+                let actual = hex::encode(sha.finalize());
+                if actual == digest.hex() && exists {
+                    writer.cancel().await?; // the blob store has it already
+                } else if actual == digest.hex() {
+                    writer.commit().await?;
+                } else {
+                    let _ = writer.cancel().await;
+                }
+                actual
             }
-            Algorithm::Sha512 => {
-                let mut sha = Sha512::new();
-                self.hash_file(&data, |b| sha.update(b)).await?;
-                hex::encode(sha.finalize())
+            None => {
+                writer.commit().await?;
+                self.rehash(&data, digest.algorithm()).await?
             }
         };
-        if actual != digest.hex() {
+        if verified != digest.hex() {
             drop(guard);
             self.remove_session(name, id).await;
             return Err(CoreError::DigestInvalid(format!(
-                "the uploaded content has digest {}:{actual}, not {digest}",
+                "the uploaded content has digest {}:{verified}, not {digest}",
                 digest.algorithm().as_str()
             )));
         }
-        if self.blob_size(digest).await?.is_none() {
-            self.driver.rename(&data, &paths::blob_data(digest)).await?;
+        if !exists {
+            self.driver
+                .move_path(&data, &paths::blob_data(digest))
+                .await?;
         }
         self.link_layer(name, digest).await?;
         drop(guard);
         self.remove_session(name, id).await;
-        Ok(status.size)
+        Ok(size)
     }
 
     /// Cancels an upload and deletes its data.
@@ -309,8 +329,10 @@ impl Registry {
     pub async fn cancel_upload(&self, name: &RepoName, id: &str) -> Result<(), CoreError> {
         self.check_writable()?;
         self.upload_status(name, id).await?;
-        let slot = self.uploads.slot(id);
-        let guard = slot.lock().await;
+        let guard = self.uploads.slot(id).lock_owned().await;
+        if let Ok(w) = self.open_upload(name, id).await {
+            w.cancel().await?;
+        }
         self.driver
             .delete(&paths::upload_dir(name, id))
             .await

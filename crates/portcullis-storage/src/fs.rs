@@ -9,8 +9,9 @@ use bytes::Bytes;
 use tokio::fs;
 
 use crate::durable;
+use crate::fs_writer;
 use crate::readahead;
-use crate::{ByteStream, Chunks, Driver, FileInfo, Reader, StorageError, Writer, check_path};
+use crate::{ByteStream, Driver, FileInfo, FileWriter, Reader, StorageError, check_path};
 
 /// Adapts a channel receiver into a stream.
 fn tokio_stream_from<T: Send + 'static>(
@@ -43,7 +44,7 @@ impl FsDriver {
 
     /// The error of a failed write at `path`; a full filesystem is reported
     /// with the space left on it.
-    fn write_error(&self, path: &str, e: std::io::Error) -> StorageError {
+    pub(crate) fn write_error(&self, path: &str, e: std::io::Error) -> StorageError {
         match StorageError::io(path, e) {
             StorageError::Full { path, source, .. } => StorageError::Full {
                 available: durable::available_space(&self.root),
@@ -55,7 +56,7 @@ impl FsDriver {
     }
 
     /// Runs blocking file work for `path` on a blocking thread.
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         path: &str,
         work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
@@ -131,56 +132,15 @@ impl Driver for FsDriver {
         Ok(Box::pin(tokio_stream_from(readahead::spawn(file, len))))
     }
 
-    /// Writes on one blocking thread with plain `write` calls: the chunks go
-    /// from the request straight to the kernel, without the extra buffer
-    /// copy and per-write thread hand-off of `tokio::fs::File`. Large
-    /// uploads are flushed ahead in the background (`durable::FlushAhead`),
-    /// so publishing them later has little left to write back.
-    async fn append_chunks(
-        &self,
-        path: &str,
-        mut chunks: tokio::sync::mpsc::Receiver<Chunks>,
-    ) -> Result<u64, StorageError> {
+    /// See `fs_writer.rs`: one blocking thread per writer that writes
+    /// the chunks straight to the kernel and flushes ahead in the background.
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>, StorageError> {
         let full = self.full(path)?;
-        ensure_parent(self, path, &full).await?;
-        self.blocking(path, move || {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&full)?;
-            let mut n = 0u64;
-            let mut flush = durable::FlushAhead::default();
-            while let Some(batch) = chunks.blocking_recv() {
-                let wrote = write_all_vectored(&mut f, &batch)?;
-                flush.wrote(&f, wrote)?;
-                n += wrote;
-            }
-            flush.finish()?;
-            Ok(n)
-        })
-        .await
-    }
-
-    async fn appender(&self, path: &str) -> Result<Writer, StorageError> {
-        let full = self.full(path)?;
-        ensure_parent(self, path, &full).await?;
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&full)
-            .await
-            .map_err(|e| self.write_error(path, e))?;
-        Ok(Box::new(f))
-    }
-
-    async fn truncate(&self, path: &str, len: u64) -> Result<(), StorageError> {
-        let full = self.full(path)?;
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .open(&full)
-            .await
-            .map_err(|e| StorageError::io(path, e))?;
-        f.set_len(len).await.map_err(|e| self.write_error(path, e))
+        if !append {
+            ensure_parent(self, path, &full).await?;
+        }
+        let w = fs_writer::FsWriter::open(self.clone(), path, full, append).await?;
+        Ok(Box::new(w))
     }
 
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
@@ -238,9 +198,10 @@ impl Driver for FsDriver {
         .map_err(|e| StorageError::io(&owned, e))
     }
 
-    /// Flushes the source's data (once, however many chunks wrote it), moves
-    /// it, and flushes the destination directory, in one blocking hop.
-    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    /// Moves it and flushes the destination directory (and the parents of
+    /// the directories it creates), in one blocking hop. The data is not
+    /// flushed again: `put_content` and `commit` did that.
+    async fn move_path(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let src = self.full(from)?;
         let dst = self.full(to)?;
         self.blocking(from, move || durable::publish(&src, &dst))
@@ -259,37 +220,4 @@ impl Driver for FsDriver {
         };
         res.map_err(|e| StorageError::io(path, e))
     }
-}
-
-/// Writes every chunk with as few `writev` calls as the kernel allows.
-fn write_all_vectored(f: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<u64> {
-    use std::io::{IoSlice, Write};
-    let total: usize = chunks.iter().map(Bytes::len).sum();
-    let (mut idx, mut off, mut done) = (0usize, 0usize, 0usize);
-    while done < total {
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity((chunks.len() - idx).min(1024));
-        slices.push(IoSlice::new(&chunks[idx][off..]));
-        slices.extend(chunks[idx + 1..].iter().take(1023).map(|b| IoSlice::new(b)));
-        let mut n = f.write_vectored(&slices)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        done += n;
-        while n > 0 {
-            let left = chunks[idx].len() - off;
-            if n >= left {
-                n -= left;
-                idx += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
-        while idx < chunks.len() && chunks[idx].len() == off {
-            idx += 1;
-            off = 0;
-        }
-    }
-    Ok(total as u64)
 }

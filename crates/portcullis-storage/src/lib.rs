@@ -1,19 +1,24 @@
-//! Storage drivers: a small path-addressed file system abstraction with a
-//! filesystem and an in-memory backend, plus the distribution on-disk layout
-//! (`paths`). Every backend passes the same driver test suite (`tests.rs`).
+//! Storage drivers: a small path-addressed file store that an object store
+//! can implement too (whole-file puts, resumable uploads through a
+//! [`FileWriter`] that is committed or cancelled, move, walk, redirect
+//! URLs), with a filesystem and an in-memory backend, plus the distribution
+//! on-disk layout (`paths`). Every backend passes the same contract suite
+//! (`tests.rs`).
 
 mod durable;
 mod fs;
+mod fs_writer;
 mod memory;
 pub mod paths;
 mod readahead;
 #[cfg(test)]
 mod tests;
+mod walk;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::time::SystemTime;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 
 pub use fs::FsDriver;
 pub use futures;
@@ -25,8 +30,6 @@ pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<Bytes>> + Send>>;
 /// A batch of consecutive chunks, shared without copying.
 pub type Chunks = std::sync::Arc<[Bytes]>;
-/// A boxed appending writer of a stored file.
-pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Errors from a storage driver.
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +102,16 @@ pub struct FileInfo {
     pub modified: SystemTime,
 }
 
+/// What a redirect URL would be used for (distribution's `URLFor` method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectMethod {
+    Get,
+    Head,
+}
+
 /// A storage backend. Paths are absolute, `/`-separated, and never contain
-/// `.` or `..` components.
+/// `.` or `..` components. Every driver passes the contract suite in
+/// `tests.rs`.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     /// Reads a whole (small) file.
@@ -126,33 +137,12 @@ pub trait Driver: Send + Sync + 'static {
             256 * 1024,
         )))
     }
-    /// Appends every chunk received on `chunks` to `path` (creating it),
-    /// until the sender is dropped; returns the bytes written. The default
-    /// goes through [`Driver::appender`].
-    async fn append_chunks(
-        &self,
-        path: &str,
-        mut chunks: tokio::sync::mpsc::Receiver<Chunks>,
-    ) -> Result<u64, StorageError> {
-        use tokio::io::AsyncWriteExt;
-        let mut w = self.appender(path).await?;
-        let mut n = 0u64;
-        while let Some(batch) = chunks.recv().await {
-            for b in batch.iter() {
-                w.write_all(b)
-                    .await
-                    .map_err(|e| StorageError::io(path, e))?;
-                n += b.len() as u64;
-            }
-        }
-        w.shutdown().await.map_err(|e| StorageError::io(path, e))?;
-        Ok(n)
-    }
-    /// Opens a file for appending, creating it (and its parents) when missing.
-    /// Data is visible to `stat`/`reader` once the writer is flushed or shut down.
-    async fn appender(&self, path: &str) -> Result<Writer, StorageError>;
-    /// Truncates a file to `len` bytes (used to drop a partly written chunk).
-    async fn truncate(&self, path: &str, len: u64) -> Result<(), StorageError>;
+    /// Opens an upload to `path` (see [`FileWriter`]). With `append`, it
+    /// resumes the uncommitted upload there at its current size, and is
+    /// `NotFound` when there is none; without, it starts a new, empty one
+    /// (creating the parents), replacing any uncommitted upload. One writer
+    /// per path at a time: callers serialize them.
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>, StorageError>;
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError>;
     /// Names of the direct children of a directory, sorted.
     async fn list(&self, path: &str) -> Result<Vec<String>, StorageError>;
@@ -172,14 +162,83 @@ pub trait Driver: Send + Sync + 'static {
         }
         Ok(out)
     }
-    /// Moves a file atomically, replacing the destination and creating its
-    /// parents. Once it returns, the file's data and its new name survive a
-    /// crash (on drivers with durable storage): this is how an upload is
-    /// published, so its data is flushed here, once, and not per chunk.
-    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError>;
-    /// Deletes a file or a directory tree.
+    /// Visits everything under the directory `path`, depth first: each
+    /// directory before its contents, siblings in name order. `visit` says
+    /// whether to go on, skip the directory it was just shown, or stop.
+    /// `NotFound` when `path` does not exist. The default lists and stats
+    /// (`walk.rs`); object stores override it with one flat listing.
+    async fn walk(&self, path: &str, visit: &mut WalkFn<'_>) -> Result<(), StorageError> {
+        walk::walk_by_listing(self, path, visit).await
+    }
+    /// Moves a file (or a directory) to `to`, replacing what is there and
+    /// creating the parents; readers see the old or the new file at `to`,
+    /// never a mix. Once it returns, the new name survives a crash (on
+    /// drivers with durable storage); the data itself was made durable by
+    /// [`Driver::put_content`] or [`FileWriter::commit`], so committing an
+    /// upload and moving it flushes its data once.
+    async fn move_path(&self, from: &str, to: &str) -> Result<(), StorageError>;
+    /// Deletes a file or a directory tree, uncommitted uploads in it
+    /// included.
     async fn delete(&self, path: &str) -> Result<(), StorageError>;
+    /// A URL the client may fetch `path` from directly (an object store's
+    /// presigned URL), or `None` when the registry must serve it itself, as
+    /// the filesystem and memory drivers always do.
+    fn redirect_url(&self, path: &str, method: RedirectMethod) -> Option<String> {
+        let _ = (path, method);
+        None
+    }
 }
+
+/// An upload to one path, distribution's `FileWriter`: data is appended
+/// with [`FileWriter::write`] and becomes part of the upload only when the
+/// writer is closed or committed.
+///
+/// - [`close`](FileWriter::close) keeps it uncommitted: a later
+///   `writer(path, true)` resumes at [`size`](FileWriter::size). (Object
+///   stores keep it as a multipart upload, not at `path`; the filesystem
+///   driver keeps it in the file itself, so there it can be read.)
+/// - [`commit`](FileWriter::commit) ends the upload: the data is flushed
+///   and is the file at `path`, to be read or moved.
+/// - [`discard`](FileWriter::discard) forgets what this writer wrote: the
+///   upload is as it was when the writer was opened. A writer dropped
+///   without one of these is discarded too, possibly after the drop.
+/// - [`cancel`](FileWriter::cancel) deletes the whole uncommitted upload.
+#[async_trait]
+pub trait FileWriter: Send {
+    /// Appends a batch of chunks, shared (not copied) with the caller.
+    async fn write(&mut self, chunks: Chunks) -> Result<(), StorageError>;
+    /// The upload's size: what it had when opened plus what was written.
+    fn size(&self) -> u64;
+    /// Keeps the data, uncommitted; returns the size.
+    async fn close(self: Box<Self>) -> Result<u64, StorageError>;
+    /// Flushes the data and makes it the file at the writer's path; returns the size.
+    async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
+    /// Drops what this writer wrote; returns the size the upload is back at.
+    async fn discard(self: Box<Self>) -> Result<u64, StorageError>;
+    /// Deletes the uncommitted upload.
+    async fn cancel(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// One entry seen by [`Driver::walk`].
+#[derive(Debug, Clone)]
+pub struct WalkEntry {
+    /// The full path.
+    pub path: String,
+    pub info: FileInfo,
+}
+
+/// What [`Driver::walk`] does after showing an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkStep {
+    Continue,
+    /// Do not descend into this directory (on a file, the same as `Continue`).
+    SkipDir,
+    /// End the walk (successfully).
+    Stop,
+}
+
+/// The visitor of a walk.
+pub type WalkFn<'a> = dyn FnMut(&WalkEntry) -> WalkStep + Send + 'a;
 
 /// Rejects paths that could escape the storage root.
 pub(crate) fn check_path(path: &str) -> Result<(), StorageError> {

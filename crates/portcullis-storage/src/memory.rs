@@ -1,25 +1,32 @@
 //! The in-memory driver (distribution's `inmemory`): for tests and throwaway
 //! registries. Directories are implied by the files below them.
+//!
+//! It keeps uncommitted uploads apart from files, the way an object store
+//! keeps multipart uploads: they cannot be read, listed or statted until
+//! they are committed. So code tested over this driver does not lean on the
+//! filesystem driver's leniency.
 
 use std::collections::BTreeMap;
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
 
-use crate::{Driver, FileInfo, Reader, StorageError, Writer, check_path};
+use crate::{Chunks, Driver, FileInfo, FileWriter, Reader, StorageError, check_path};
 
-type Files = Arc<Mutex<BTreeMap<String, (Vec<u8>, SystemTime)>>>;
+#[derive(Debug, Default)]
+struct Store {
+    files: BTreeMap<String, (Bytes, SystemTime)>,
+    /// Uncommitted uploads by path.
+    uploads: BTreeMap<String, Vec<u8>>,
+}
 
 /// Keeps every file in a map; cloning shares the same files.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDriver {
-    files: Files,
+    store: Arc<Mutex<Store>>,
 }
 
 impl MemoryDriver {
@@ -28,8 +35,8 @@ impl MemoryDriver {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, (Vec<u8>, SystemTime)>) -> R) -> R {
-        let mut guard = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+    fn with<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let mut guard = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard)
     }
 }
@@ -42,32 +49,97 @@ fn dir_prefix(path: &str) -> String {
     }
 }
 
-struct MemWriter {
-    files: Files,
-    path: String,
+fn under<'a, V>(
+    map: &'a BTreeMap<String, V>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+    map.range(prefix.to_owned()..)
+        .take_while(move |(k, _)| k.starts_with(prefix))
 }
 
-impl AsyncWrite for MemWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut g = self.files.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = g
-            .entry(self.path.clone())
-            .or_insert_with(|| (Vec::new(), SystemTime::now()));
-        entry.0.extend_from_slice(buf);
-        entry.1 = SystemTime::now();
-        Poll::Ready(Ok(buf.len()))
+struct MemWriter {
+    driver: MemoryDriver,
+    path: String,
+    start: u64,
+    size: u64,
+    open: bool,
+}
+
+impl MemWriter {
+    /// Puts the upload back at `start` if this writer wrote to it.
+    fn roll_back(&mut self) {
+        if self.open && self.size != self.start {
+            let (path, start) = (self.path.clone(), self.start);
+            self.driver.with(|s| {
+                if let Some(d) = s.uploads.get_mut(&path) {
+                    d.truncate(usize::try_from(start).unwrap_or(usize::MAX));
+                }
+            });
+        }
+        self.open = false;
+    }
+}
+
+impl Drop for MemWriter {
+    fn drop(&mut self) {
+        self.roll_back();
+    }
+}
+
+#[async_trait]
+impl FileWriter for MemWriter {
+    async fn write(&mut self, chunks: Chunks) -> Result<(), StorageError> {
+        let path = self.path.clone();
+        let n = self.driver.with(|s| {
+            let d = s
+                .uploads
+                .get_mut(&path)
+                .ok_or_else(|| StorageError::NotFound(path.clone()))?;
+            let mut n = 0u64;
+            for c in chunks.iter() {
+                d.extend_from_slice(c);
+                n += c.len() as u64;
+            }
+            Ok::<_, StorageError>(n)
+        })?;
+        self.size += n;
+        Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn size(&self) -> u64 {
+        self.size
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    async fn close(mut self: Box<Self>) -> Result<u64, StorageError> {
+        self.open = false;
+        Ok(self.size)
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        self.open = false;
+        let path = self.path.clone();
+        self.driver.with(|s| {
+            let data = s
+                .uploads
+                .remove(&path)
+                .ok_or_else(|| StorageError::NotFound(path.clone()))?;
+            s.files
+                .insert(path.clone(), (Bytes::from(data), SystemTime::now()));
+            Ok::<_, StorageError>(())
+        })?;
+        Ok(self.size)
+    }
+
+    async fn discard(mut self: Box<Self>) -> Result<u64, StorageError> {
+        self.roll_back();
+        Ok(self.start)
+    }
+
+    async fn cancel(mut self: Box<Self>) -> Result<(), StorageError> {
+        self.open = false;
+        let path = self.path.clone();
+        self.driver.with(|s| s.uploads.remove(&path));
+        Ok(())
     }
 }
 
@@ -75,13 +147,13 @@ impl AsyncWrite for MemWriter {
 impl Driver for MemoryDriver {
     async fn get_content(&self, path: &str) -> Result<Bytes, StorageError> {
         check_path(path)?;
-        self.with(|f| f.get(path).map(|(d, _)| Bytes::from(d.clone())))
+        self.with(|s| s.files.get(path).map(|(d, _)| d.clone()))
             .ok_or_else(|| StorageError::NotFound(path.to_owned()))
     }
 
     async fn put_content(&self, path: &str, data: Bytes) -> Result<(), StorageError> {
         check_path(path)?;
-        self.with(|f| f.insert(path.to_owned(), (data.to_vec(), SystemTime::now())));
+        self.with(|s| s.files.insert(path.to_owned(), (data, SystemTime::now())));
         Ok(())
     }
 
@@ -93,33 +165,32 @@ impl Driver for MemoryDriver {
         Ok(Box::new(io::Cursor::new(data.slice(start..))))
     }
 
-    async fn appender(&self, path: &str) -> Result<Writer, StorageError> {
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>, StorageError> {
         check_path(path)?;
-        self.with(|f| {
-            f.entry(path.to_owned())
-                .or_insert_with(|| (Vec::new(), SystemTime::now()));
-        });
-        Ok(Box::new(MemWriter {
-            files: self.files.clone(),
-            path: path.to_owned(),
-        }))
-    }
-
-    async fn truncate(&self, path: &str, len: u64) -> Result<(), StorageError> {
-        check_path(path)?;
-        self.with(|f| match f.get_mut(path) {
-            Some((d, _)) => {
-                d.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-                Ok(())
+        let start = self.with(|s| {
+            if append {
+                s.uploads
+                    .get(path)
+                    .map(|d| d.len() as u64)
+                    .ok_or_else(|| StorageError::NotFound(path.to_owned()))
+            } else {
+                s.uploads.insert(path.to_owned(), Vec::new());
+                Ok(0)
             }
-            None => Err(StorageError::NotFound(path.to_owned())),
-        })
+        })?;
+        Ok(Box::new(MemWriter {
+            driver: self.clone(),
+            path: path.to_owned(),
+            start,
+            size: start,
+            open: true,
+        }))
     }
 
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
         check_path(path)?;
-        self.with(|f| {
-            if let Some((d, m)) = f.get(path) {
+        self.with(|s| {
+            if let Some((d, m)) = s.files.get(path) {
                 return Ok(FileInfo {
                     size: d.len() as u64,
                     is_dir: false,
@@ -127,12 +198,9 @@ impl Driver for MemoryDriver {
                 });
             }
             let prefix = dir_prefix(path);
-            let newest = f
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
+            under(&s.files, &prefix)
                 .map(|(_, (_, m))| *m)
-                .max();
-            newest
+                .max()
                 .map(|modified| FileInfo {
                     size: 0,
                     is_dir: true,
@@ -145,10 +213,8 @@ impl Driver for MemoryDriver {
     async fn list(&self, path: &str) -> Result<Vec<String>, StorageError> {
         check_path(path)?;
         let prefix = dir_prefix(path);
-        let names: Vec<String> = self.with(|f| {
-            let mut out: Vec<String> = f
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
+        let names: Vec<String> = self.with(|s| {
+            let mut out: Vec<String> = under(&s.files, &prefix)
                 .filter_map(|(k, _)| k[prefix.len()..].split('/').next().map(str::to_owned))
                 .collect();
             out.dedup();
@@ -160,14 +226,26 @@ impl Driver for MemoryDriver {
         Ok(names)
     }
 
-    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    async fn move_path(&self, from: &str, to: &str) -> Result<(), StorageError> {
         check_path(from)?;
         check_path(to)?;
-        self.with(|f| {
-            let v = f
-                .remove(from)
-                .ok_or_else(|| StorageError::NotFound(from.to_owned()))?;
-            f.insert(to.to_owned(), v);
+        let (from_dir, to_dir) = (dir_prefix(from), dir_prefix(to));
+        self.with(|s| {
+            if let Some(v) = s.files.remove(from) {
+                s.files.retain(|k, _| !k.starts_with(&to_dir));
+                s.files.insert(to.to_owned(), v);
+                return Ok(());
+            }
+            let moved: Vec<String> = under(&s.files, &from_dir).map(|(k, _)| k.clone()).collect();
+            if moved.is_empty() {
+                return Err(StorageError::NotFound(from.to_owned()));
+            }
+            s.files.retain(|k, _| k != to && !k.starts_with(&to_dir));
+            for k in moved {
+                if let Some(v) = s.files.remove(&k) {
+                    s.files.insert(format!("{to}/{}", &k[from_dir.len()..]), v);
+                }
+            }
             Ok(())
         })
     }
@@ -175,10 +253,12 @@ impl Driver for MemoryDriver {
     async fn delete(&self, path: &str) -> Result<(), StorageError> {
         check_path(path)?;
         let prefix = dir_prefix(path);
-        self.with(|f| {
-            let before = f.len();
-            f.retain(|k, _| k != path && !k.starts_with(&prefix));
-            if f.len() == before {
+        self.with(|s| {
+            let before = s.files.len() + s.uploads.len();
+            s.files.retain(|k, _| k != path && !k.starts_with(&prefix));
+            s.uploads
+                .retain(|k, _| k != path && !k.starts_with(&prefix));
+            if s.files.len() + s.uploads.len() == before {
                 Err(StorageError::NotFound(path.to_owned()))
             } else {
                 Ok(())

@@ -8,13 +8,14 @@
 //! /docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
 //! /docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
 //! /docker/registry/v2/repositories/<name>/_uploads/<uuid>/{data,startedat}
+//! /docker/registry/v2/repositories/<name>/_uploads/<uuid>/hashstates/<alg>/<offset>
 //! ```
 //!
 //! portcullis adds one directory that registry:2 ignores:
 //! `_manifests/referrers/<subject alg>/<subject hex>/<alg>/<hex>/link`, an index
 //! of manifests whose `subject` is the given digest.
 
-use portcullis_types::{Digest, RepoName, Tag};
+use portcullis_types::{Algorithm, Digest, RepoName, Tag};
 
 pub const ROOT: &str = "/docker/registry/v2";
 
@@ -153,6 +154,19 @@ pub fn upload_started(name: &RepoName, id: &str) -> String {
     format!("{}/startedat", upload_dir(name, id))
 }
 
+/// The directory of an upload's saved hash states for `alg`.
+#[must_use]
+pub fn upload_hash_states(name: &RepoName, id: &str, alg: Algorithm) -> String {
+    format!("{}/hashstates/{}", upload_dir(name, id), alg.as_str())
+}
+
+/// An upload's hash state after its first `offset` bytes (distribution's
+/// `uploadHashStatePathSpec`).
+#[must_use]
+pub fn upload_hash_state(name: &RepoName, id: &str, alg: Algorithm, offset: u64) -> String {
+    format!("{}/{offset}", upload_hash_states(name, id, alg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +189,10 @@ mod tests {
         assert_eq!(
             tag_current_link(&n, &t),
             "/docker/registry/v2/repositories/library/ubuntu/_manifests/tags/latest/current/link"
+        );
+        assert_eq!(
+            upload_hash_state(&n, "u-1", Algorithm::Sha256, 1024),
+            "/docker/registry/v2/repositories/library/ubuntu/_uploads/u-1/hashstates/sha256/1024"
         );
     }
 }

@@ -1,9 +1,47 @@
-//! The driver test suite: every backend must pass the same checks.
+//! The driver contract suite: every backend must pass the same checks.
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
-use crate::{Driver, FsDriver, MemoryDriver};
+use crate::{Chunks, Driver, FsDriver, MemoryDriver, RedirectMethod, WalkEntry, WalkStep};
+
+fn batch(parts: &[&'static [u8]]) -> Chunks {
+    parts
+        .iter()
+        .map(|p| Bytes::from_static(p))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+async fn read_all(d: &dyn Driver, path: &str, offset: u64) -> String {
+    let mut r = d.reader(path, offset).await.unwrap();
+    let mut s = String::new();
+    r.read_to_string(&mut s).await.unwrap();
+    s
+}
+
+/// Every path a walk of `root` shows, with `/` after directories, skipping
+/// the directories `skip` names and stopping after `stop`.
+async fn walked(d: &dyn Driver, root: &str, skip: &str, stop: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    d.walk(root, &mut |e: &WalkEntry| {
+        seen.push(format!(
+            "{}{}",
+            e.path,
+            if e.info.is_dir { "/" } else { "" }
+        ));
+        if e.path == stop {
+            WalkStep::Stop
+        } else if e.path.ends_with(skip) {
+            WalkStep::SkipDir
+        } else {
+            WalkStep::Continue
+        }
+    })
+    .await
+    .unwrap();
+    seen
+}
 
 async fn suite(d: &dyn Driver) {
     // missing paths are NotFound, never another error
@@ -11,6 +49,11 @@ async fn suite(d: &dyn Driver) {
     assert!(d.stat("/a").await.unwrap_err().is_not_found());
     assert!(d.list("/a").await.unwrap_err().is_not_found());
     assert!(d.delete("/a").await.unwrap_err().is_not_found());
+    assert!(d.move_path("/a", "/b").await.unwrap_err().is_not_found());
+    assert!(d.writer("/a/w", true).await.err().unwrap().is_not_found());
+    let no_walk = d.walk("/a", &mut |_: &WalkEntry| WalkStep::Continue).await;
+    assert!(no_walk.unwrap_err().is_not_found());
+    assert!(d.move_path("/a", "/b").await.unwrap_err().is_not_found());
 
     // put/get, overwrite
     d.put_content("/a/b/c", Bytes::from_static(b"one"))
@@ -33,41 +76,135 @@ async fn suite(d: &dyn Driver) {
         .unwrap();
     assert_eq!(d.list("/a").await.unwrap(), vec!["b", "d"]);
     assert_eq!(d.list("/a/b").await.unwrap(), vec!["a", "c"]);
+    assert_eq!(d.list_dirs("/a").await.unwrap(), vec!["b", "d"]);
 
-    // append, truncate, ranged read
-    let mut w = d.appender("/up/data").await.unwrap();
-    w.write_all(b"hello ").await.unwrap();
-    w.write_all(b"world").await.unwrap();
-    w.shutdown().await.unwrap();
-    drop(w);
-    let mut w = d.appender("/up/data").await.unwrap();
-    w.write_all(b"!!").await.unwrap();
-    w.shutdown().await.unwrap();
-    drop(w);
-    assert_eq!(d.stat("/up/data").await.unwrap().size, 13);
-    d.truncate("/up/data", 11).await.unwrap();
-    let mut r = d.reader("/up/data", 6).await.unwrap();
-    let mut s = String::new();
-    r.read_to_string(&mut s).await.unwrap();
-    assert_eq!(s, "world");
+    writers(d).await;
 
-    // rename replaces and creates parents
-    d.rename("/up/data", "/blobs/x/data").await.unwrap();
-    assert!(d.stat("/up/data").await.unwrap_err().is_not_found());
+    // move replaces the destination and creates its parents
+    d.move_path("/a/b/a", "/a/b/c").await.unwrap();
+    assert_eq!(&d.get_content("/a/b/c").await.unwrap()[..], b"x");
+    assert!(d.stat("/a/b/a").await.unwrap_err().is_not_found());
+    d.move_path("/a/b/c", "/m/n/o").await.unwrap();
+    assert_eq!(&d.get_content("/m/n/o").await.unwrap()[..], b"x");
+    assert!(d.stat("/a/b/c").await.unwrap_err().is_not_found());
+
+    // walk: depth first, directories before their contents, skip, stop
+    for p in ["/w/a/1", "/w/a/2", "/w/b/x/3", "/w/c", "/w/d/4"] {
+        d.put_content(p, Bytes::from_static(b"w")).await.unwrap();
+    }
+    let all = walked(d, "/w", "-", "-").await;
     assert_eq!(
-        &d.get_content("/blobs/x/data").await.unwrap()[..],
-        b"hello world"
+        all,
+        [
+            "/w/a/", "/w/a/1", "/w/a/2", "/w/b/", "/w/b/x/", "/w/b/x/3", "/w/c", "/w/d/", "/w/d/4"
+        ]
     );
+    let skipped = walked(d, "/w", "/b", "/w/c").await;
+    assert_eq!(skipped, ["/w/a/", "/w/a/1", "/w/a/2", "/w/b/", "/w/c"]);
+    let files = walked(d, "/", "-", "-").await;
+    assert!(files.contains(&"/w/b/x/3".to_owned()), "{files:?}");
 
     // recursive delete
     d.delete("/a").await.unwrap();
     assert!(d.get_content("/a/d/e").await.unwrap_err().is_not_found());
 
+    assert_eq!(d.redirect_url("/m/n/o", RedirectMethod::Get), None);
+
     // hostile paths are refused
     for bad in ["relative", "/a/../b", "/a//b", "/a/./b", "/a/"] {
         assert!(d.get_content(bad).await.is_err(), "{bad}");
         assert!(d.put_content(bad, Bytes::new()).await.is_err(), "{bad}");
+        assert!(d.writer(bad, false).await.is_err(), "{bad}");
+        assert!(d.move_path("/m/n/o", bad).await.is_err(), "{bad}");
     }
+}
+
+/// Writers: resumable (close, reopen to append), discard, commit, cancel.
+async fn writers(d: &dyn Driver) {
+    let up = "/up/1/data";
+    let mut w = d.writer(up, false).await.unwrap();
+    assert_eq!(w.size(), 0);
+    w.write(batch(&[b"hello", b" "])).await.unwrap();
+    w.write(batch(&[b"world"])).await.unwrap();
+    assert_eq!(w.size(), 11);
+    assert_eq!(w.close().await.unwrap(), 11);
+
+    // reopened at its size; a discarded writer leaves it as it was
+    let mut w = d.writer(up, true).await.unwrap();
+    assert_eq!(w.size(), 11);
+    w.write(batch(&[b"XXXX"])).await.unwrap();
+    assert_eq!(w.size(), 15);
+    assert_eq!(w.discard().await.unwrap(), 11);
+    let mut w = d.writer(up, true).await.unwrap();
+    assert_eq!(w.size(), 11);
+    w.write(batch(&[b"!"])).await.unwrap();
+    w.close().await.unwrap();
+    // a writer that writes nothing changes nothing
+    let w = d.writer(up, true).await.unwrap();
+    assert_eq!(w.size(), 12);
+    w.discard().await.unwrap();
+
+    // committed: the file at its path, readable from an offset, movable
+    let mut w = d.writer(up, true).await.unwrap();
+    w.write(batch(&[b"!"])).await.unwrap();
+    assert_eq!(w.commit().await.unwrap(), 13);
+    assert_eq!(d.stat(up).await.unwrap().size, 13);
+    assert_eq!(read_all(d, up, 6).await, "world!!");
+    d.move_path(up, "/blobs/x/data").await.unwrap();
+    assert!(d.stat(up).await.unwrap_err().is_not_found());
+    assert_eq!(
+        &d.get_content("/blobs/x/data").await.unwrap()[..],
+        b"hello world!!"
+    );
+
+    // committing what earlier writers wrote, with nothing more
+    let mut w = d.writer("/up/2/data", false).await.unwrap();
+    w.write(batch(&[b"abc"])).await.unwrap();
+    w.close().await.unwrap();
+    let w = d.writer("/up/2/data", true).await.unwrap();
+    assert_eq!(w.commit().await.unwrap(), 3);
+    assert_eq!(&d.get_content("/up/2/data").await.unwrap()[..], b"abc");
+
+    // a new writer replaces an uncommitted upload
+    let mut w = d.writer("/up/3/data", false).await.unwrap();
+    w.write(batch(&[b"old"])).await.unwrap();
+    w.close().await.unwrap();
+    let mut w = d.writer("/up/3/data", false).await.unwrap();
+    assert_eq!(w.size(), 0);
+    w.write(batch(&[b"new!"])).await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(d.writer("/up/3/data", true).await.unwrap().size(), 4);
+
+    // cancelled: gone
+    let mut w = d.writer("/up/3/data", true).await.unwrap();
+    w.write(batch(&[b"more"])).await.unwrap();
+    w.cancel().await.unwrap();
+    assert!(
+        d.writer("/up/3/data", true)
+            .await
+            .err()
+            .unwrap()
+            .is_not_found()
+    );
+    assert!(d.stat("/up/3/data").await.unwrap_err().is_not_found());
+
+    // deleting a directory deletes the uncommitted uploads in it
+    d.put_content("/up/4/startedat", Bytes::from_static(b"t"))
+        .await
+        .unwrap();
+    let mut w = d.writer("/up/4/data", false).await.unwrap();
+    w.write(batch(&[b"data"])).await.unwrap();
+    w.close().await.unwrap();
+    d.delete("/up/4").await.unwrap();
+    assert!(
+        d.writer("/up/4/data", true)
+            .await
+            .err()
+            .unwrap()
+            .is_not_found()
+    );
+    d.delete("/up").await.unwrap();
+    d.delete("/blobs").await.unwrap();
 }
 
 #[tokio::test]
@@ -86,27 +223,35 @@ async fn memory_driver_passes_suite() {
 /// An upload larger than the flush-ahead step is written back in the
 /// background while it is received, and arrives complete and in order.
 #[tokio::test]
-async fn filesystem_driver_appends_past_the_flush_ahead_step() {
+async fn filesystem_driver_writes_past_the_flush_ahead_step() {
     let dir = tempfile::tempdir().unwrap();
     let d = FsDriver::new(dir.path());
-    let (tx, rx) = tokio::sync::mpsc::channel::<crate::Chunks>(2);
     let chunk = 1 << 20;
     let total = usize::try_from(crate::durable::FLUSH_AHEAD).unwrap() * 2 + chunk / 2;
     let data: Vec<u8> = (0..total).map(|i| (i % 253) as u8).collect();
-    let send = {
-        let data = data.clone();
-        tokio::spawn(async move {
-            for c in data.chunks(chunk) {
-                let batch: crate::Chunks = vec![Bytes::copy_from_slice(c)].into();
-                tx.send(batch).await.unwrap();
-            }
-        })
-    };
-    let n = d.append_chunks("/up/big", rx).await.unwrap();
-    send.await.unwrap();
-    assert_eq!(n, total as u64);
-    d.rename("/up/big", "/blobs/big").await.unwrap();
+    let mut w = d.writer("/up/big", false).await.unwrap();
+    for c in data.chunks(chunk) {
+        let batch: Chunks = vec![Bytes::copy_from_slice(c)].into();
+        w.write(batch).await.unwrap();
+    }
+    assert_eq!(w.commit().await.unwrap(), total as u64);
+    d.move_path("/up/big", "/blobs/big").await.unwrap();
     assert_eq!(&d.get_content("/blobs/big").await.unwrap()[..], &data[..]);
+}
+
+/// The memory driver keeps uncommitted uploads apart, like an object store.
+#[tokio::test]
+async fn memory_driver_hides_uncommitted_uploads() {
+    let d = MemoryDriver::new();
+    let mut w = d.writer("/up/data", false).await.unwrap();
+    w.write(batch(&[b"abc"])).await.unwrap();
+    w.close().await.unwrap();
+    assert!(d.stat("/up/data").await.unwrap_err().is_not_found());
+    assert!(d.get_content("/up/data").await.unwrap_err().is_not_found());
+    let mut w = d.writer("/up/data", true).await.unwrap();
+    w.write(batch(&[b"def"])).await.unwrap();
+    drop(w); // dropped without closing: discarded
+    assert_eq!(d.writer("/up/data", true).await.unwrap().size(), 3);
 }
 
 /// A reader that stalls holds no blocking thread: with a blocking pool of

@@ -8,11 +8,14 @@
 )]
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use portcullis_core::{Registry, digest_of};
-use portcullis_storage::{Chunks, Driver, FileInfo, MemoryDriver, Reader, StorageError, Writer};
+use portcullis_storage::{
+    Chunks, Driver, FileInfo, FileWriter, MemoryDriver, Reader, StorageError,
+};
 pub use portcullis_testkit::oci::{OCI_INDEX, OCI_MANIFEST};
 use portcullis_types::{Algorithm, Digest, RepoName};
 use tokio::sync::oneshot;
@@ -86,14 +89,31 @@ pub async fn config_and_layer(
 /// Which written paths find the disk full.
 pub type FullWhen = fn(&str) -> bool;
 
-#[derive(Default)]
+/// `reads` counts the readers opened.
 pub struct HookedDriver {
-    inner: MemoryDriver,
+    inner: Box<dyn Driver>,
     pub gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
     pub full: Mutex<Option<FullWhen>>,
+    pub reads: AtomicUsize,
+}
+
+impl Default for HookedDriver {
+    fn default() -> Self {
+        Self::over(MemoryDriver::new())
+    }
 }
 
 impl HookedDriver {
+    /// Hooks put on another driver.
+    pub fn over(inner: impl Driver) -> Self {
+        Self {
+            inner: Box::new(inner),
+            gate: Mutex::default(),
+            full: Mutex::default(),
+            reads: AtomicUsize::new(0),
+        }
+    }
+
     fn check_space(&self, path: &str) -> Result<(), StorageError> {
         match *self.full.lock().unwrap() {
             Some(hit) if hit(path) => Err(StorageError::io(
@@ -123,21 +143,16 @@ impl Driver for HookedDriver {
         self.inner.put_content(path, data).await
     }
     async fn reader(&self, path: &str, offset: u64) -> Result<Reader, StorageError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.reader(path, offset).await
     }
-    async fn append_chunks(
-        &self,
-        path: &str,
-        chunks: tokio::sync::mpsc::Receiver<Chunks>,
-    ) -> Result<u64, StorageError> {
-        self.check_space(path)?;
-        self.inner.append_chunks(path, chunks).await
-    }
-    async fn appender(&self, path: &str) -> Result<Writer, StorageError> {
-        self.inner.appender(path).await
-    }
-    async fn truncate(&self, path: &str, len: u64) -> Result<(), StorageError> {
-        self.inner.truncate(path, len).await
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>, StorageError> {
+        let inner = self.inner.writer(path, append).await?;
+        let full = *self.full.lock().unwrap();
+        Ok(Box::new(HookedWriter {
+            inner,
+            full: full.filter(|hit| hit(path)).map(|_| path.to_owned()),
+        }))
     }
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
         self.inner.stat(path).await
@@ -145,11 +160,46 @@ impl Driver for HookedDriver {
     async fn list(&self, path: &str) -> Result<Vec<String>, StorageError> {
         self.inner.list(path).await
     }
-    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    async fn move_path(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.check_space(to)?;
-        self.inner.rename(from, to).await
+        self.inner.move_path(from, to).await
     }
     async fn delete(&self, path: &str) -> Result<(), StorageError> {
         self.inner.delete(path).await
+    }
+}
+
+/// A writer whose writes find the disk full when `full` names its path
+/// (decided when it was opened).
+struct HookedWriter {
+    inner: Box<dyn FileWriter>,
+    full: Option<String>,
+}
+
+#[async_trait]
+impl FileWriter for HookedWriter {
+    async fn write(&mut self, chunks: Chunks) -> Result<(), StorageError> {
+        if let Some(path) = &self.full {
+            return Err(StorageError::io(
+                path,
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            ));
+        }
+        self.inner.write(chunks).await
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    async fn close(self: Box<Self>) -> Result<u64, StorageError> {
+        self.inner.close().await
+    }
+    async fn commit(self: Box<Self>) -> Result<u64, StorageError> {
+        self.inner.commit().await
+    }
+    async fn discard(self: Box<Self>) -> Result<u64, StorageError> {
+        self.inner.discard().await
+    }
+    async fn cancel(self: Box<Self>) -> Result<(), StorageError> {
+        self.inner.cancel().await
     }
 }
