@@ -67,6 +67,7 @@
 //! and user → groups is a hash map, so a decision touches only the few rules
 //! that could match, whatever the size of the policy.
 
+mod describe;
 mod engine;
 mod parse;
 mod pattern;
