@@ -171,15 +171,10 @@ impl TokenService {
     /// What `identity` gets of `requested`: each requested action that the
     /// policy (and, for robots, the robot's own scope) allows. Unknown
     /// actions and resource types are dropped, as the spec says.
-    #[must_use]
-    pub fn grant(&self, identity: &Identity, requested: &[Scope]) -> Vec<ResourceAccess> {
-        self.grant_explained(identity, requested, |_, _, _| {})
-    }
-
-    /// [`Self::grant`], telling `refused` of each action left out: the
-    /// repository, the action, and the policy's explanation (the same as
-    /// `access explain`'s; never a secret), for the decision events.
-    pub fn grant_explained(
+    /// `refused` hears of each action left out: the repository, the
+    /// action, and the policy's explanation (the same as `access explain`'s;
+    /// never a secret), for the decision events.
+    pub fn grant(
         &self,
         identity: &Identity,
         requested: &[Scope],

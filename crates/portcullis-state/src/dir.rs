@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Clock, StateError, StateStore, Versioned, check_key, version_of};
+use crate::{Clock, StateError, StateStore, Versioned, check_key, parse_count, version_of};
 
 /// A [`StateStore`] in a directory.
 pub struct DirStore {
@@ -33,17 +33,6 @@ impl std::fmt::Debug for DirStore {
 
 /// A live entry: its value and expiry.
 type Live = (Vec<u8>, Option<SystemTime>);
-
-/// A counter's stored form: decimal.
-pub(crate) fn parse_count(key: &str, value: &[u8]) -> Result<i64, StateError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| StateError::Corrupt {
-            key: key.to_owned(),
-            what: "a counter",
-        })
-}
 
 fn millis(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())

@@ -179,6 +179,17 @@ pub fn check_key(key: &str) -> Result<(), StateError> {
     }
 }
 
+/// A counter's stored form: decimal.
+pub(crate) fn parse_count(key: &str, value: &[u8]) -> Result<i64, StateError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| StateError::Corrupt {
+            key: key.to_owned(),
+            what: "a counter",
+        })
+}
+
 /// A value's version: the first 8 bytes of its SHA-256, so equal values
 /// have equal versions in every implementation and across processes.
 #[must_use]

@@ -125,7 +125,7 @@ impl StateStore for MemoryStore {
         check_key(key)?;
         let mut map = self.entries.lock();
         let (count, expires) = match self.live(&map, key) {
-            Some(e) => (crate::dir::parse_count(key, &e.value)?, e.expires),
+            Some(e) => (crate::parse_count(key, &e.value)?, e.expires),
             None => (0, self.expiry(ttl)),
         };
         let next = count.saturating_add(by);

@@ -220,7 +220,7 @@ fn grant_and_issue(
     info: &crate::events::RequestInfo,
     g: &Granting<'_>,
 ) -> Response {
-    let access = svc.grant_explained(g.identity, g.scopes, |repo, action, why| {
+    let access = svc.grant(g.identity, g.scopes, |repo, action, why| {
         crate::events::decision(state, info, g.identity, Some(repo), action, false, why);
     });
     match svc.issue(g.identity, access, g.offline, g.now) {
