@@ -1,0 +1,177 @@
+//! One audit line's fields, and how an [`Event`] becomes them.
+
+use std::time::SystemTime;
+
+use portcullis_types::event::{ChangeKind, Event, What};
+use serde::{Deserialize, Serialize};
+
+/// One audit record. Serialized in this field order, `seq` first (the
+/// chain reads it without parsing); absent fields are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// `auth.success`, `auth.failure`, `token.issued`, `access.denied`,
+    /// `manifest.push`, `manifest.delete`, `blob.push`, `blob.mount`,
+    /// `blob.delete`, `admin`, `audit.dropped`.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The user, the robot's login, or absent for anonymous callers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// How the caller authenticated (htpasswd, robot, certificate, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The policy's explanation of a denial: the deciding rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// How many events one line stands for (aggregated pulls, drops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// RFC 3339 in UTC with milliseconds.
+#[must_use]
+pub fn rfc3339(at: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(at);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
+fn change_name(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::ManifestPushed => "manifest.push",
+        ChangeKind::ManifestDeleted => "manifest.delete",
+        ChangeKind::BlobPushed => "blob.push",
+        ChangeKind::BlobMounted => "blob.mount",
+        ChangeKind::BlobDeleted => "blob.delete",
+    }
+}
+
+fn some(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl Record {
+    /// The record of an event, numbered later when it is sealed.
+    #[must_use]
+    pub fn of(event: &Event) -> Self {
+        let mut r = Self {
+            time: rfc3339(event.at),
+            request_id: event.request_id.clone(),
+            client: event.client.clone(),
+            identity: some(&event.actor),
+            ..Self::default()
+        };
+        match &event.what {
+            What::Authentication {
+                user,
+                ok,
+                provider,
+                reason,
+            } => {
+                r.event = if *ok { "auth.success" } else { "auth.failure" }.into();
+                r.identity = some(user);
+                r.method = provider.map(str::to_owned);
+                r.reason.clone_from(reason);
+            }
+            What::TokenIssued { scopes } => {
+                r.event = "token.issued".into();
+                r.scopes.clone_from(scopes);
+            }
+            What::Decision {
+                repository,
+                action,
+                allowed,
+                explanation,
+            } => {
+                r.event = if *allowed {
+                    "access.allowed"
+                } else {
+                    "access.denied"
+                }
+                .into();
+                r.repository.clone_from(repository);
+                r.action = Some(action.clone());
+                r.rule = Some(explanation.clone());
+            }
+            What::Change {
+                kind,
+                repository,
+                reference,
+                digest,
+            } => {
+                r.event = change_name(*kind).into();
+                r.repository = Some(repository.clone());
+                r.reference.clone_from(reference);
+                r.digest.clone_from(digest);
+            }
+            What::Admin { command, detail } => {
+                r.event = "admin".into();
+                r.command = Some(command.clone());
+                r.detail = some(detail);
+            }
+        }
+        r
+    }
+
+    /// The JSON object the chain seals: this record numbered `seq`.
+    #[must_use]
+    pub fn body(&mut self, seq: u64) -> String {
+        self.seq = seq;
+        // A struct of strings, numbers and lists always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_become_named_records_and_the_body_starts_with_seq() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let mut r = Record::of(&Event {
+            at,
+            actor: String::new(),
+            client: Some("10.0.0.1".into()),
+            request_id: Some("r1".into()),
+            what: What::Authentication {
+                user: "bob".into(),
+                ok: false,
+                provider: None,
+                reason: Some("wrong password or unknown user".into()),
+            },
+        });
+        assert_eq!(r.event, "auth.failure");
+        assert_eq!(r.identity.as_deref(), Some("bob"));
+        assert_eq!(r.time, "2023-11-14T22:13:20.123Z");
+        let body = r.body(42);
+        assert!(body.starts_with(r#"{"seq":42,"time":"#), "{body}");
+        assert!(!body.contains("null"), "absent fields are left out: {body}");
+        let back: Record = serde_json::from_str(&body).expect("parse");
+        assert_eq!(back, r);
+    }
+}

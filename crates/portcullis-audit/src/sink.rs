@@ -1,0 +1,294 @@
+//! The audit sink: an [`EventSink`] whose `emit` only queues; one writer
+//! thread numbers, seals and writes the lines to every output.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use portcullis_types::event::{Event, EventSink, Kind};
+
+use crate::chain::Head;
+use crate::output::Output;
+use crate::record::{Record, rfc3339};
+
+/// How pulls are written: every one, every n-th per identity and
+/// repository, or one line per identity and repository per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pulls {
+    #[default]
+    All,
+    Sample(u32),
+    Aggregate,
+}
+
+/// The sink's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Events queued at most; past that they are counted as dropped, and
+    /// the count is written as an `audit.dropped` line once there is room.
+    pub queue: usize,
+    pub pulls: Pulls,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            queue: 65_536,
+            pulls: Pulls::All,
+        }
+    }
+}
+
+enum Msg {
+    Record(Box<Record>),
+    Flush(SyncSender<()>),
+}
+
+/// Numbers of the queue, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub queued: AtomicUsize,
+    pub dropped: AtomicU64,
+    pub written: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+/// The audit log as an event sink.
+pub struct AuditSink {
+    tx: SyncSender<Msg>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditSink {
+    /// Starts the writer over `outputs`, continuing the chain at `head`
+    /// (from [`crate::FileOutput::head`], or the genesis).
+    ///
+    /// # Errors
+    /// When the writer thread cannot be started.
+    pub fn start(
+        outputs: Vec<Box<dyn Output>>,
+        head: Head,
+        settings: &Settings,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(settings.queue.max(1));
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            outputs,
+            head,
+            counters: counters.clone(),
+            pulls: settings.pulls,
+            sampled: BTreeMap::new(),
+            aggregated: BTreeMap::new(),
+            minute: minute_of(SystemTime::now()),
+        };
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(&rx))?;
+        Ok(Self { tx, counters })
+    }
+
+    /// The queue's numbers.
+    #[must_use]
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Queues a record (for events that are not [`Event`]s yet, such as
+    /// pulls): never blocks.
+    pub fn record(&self, record: Record) {
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Msg::Record(Box::new(record))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Waits until everything queued so far is written (or `timeout`
+    /// passes): for shutdown and tests.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (done, wait) = mpsc::sync_channel(1);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.tx.try_send(Msg::Flush(done.clone())) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => return false,
+            }
+        }
+        wait.recv_timeout(timeout).is_ok()
+    }
+}
+
+impl EventSink for AuditSink {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    /// Everything but allowed decisions: each authorized request is one,
+    /// and what it did is recorded as the change or pull it made.
+    fn wants(&self, kind: Kind) -> bool {
+        kind != Kind::Decision
+    }
+
+    fn emit(&self, event: &Event) {
+        self.record(Record::of(event));
+    }
+}
+
+fn minute_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60)
+}
+
+type PullKey = (Option<String>, Option<String>);
+
+struct Aggregate {
+    first: Record,
+    count: u64,
+}
+
+struct Writer {
+    outputs: Vec<Box<dyn Output>>,
+    head: Head,
+    counters: Arc<Counters>,
+    pulls: Pulls,
+    sampled: BTreeMap<PullKey, u64>,
+    aggregated: BTreeMap<PullKey, Aggregate>,
+    minute: u64,
+}
+
+impl Writer {
+    fn run(mut self, rx: &Receiver<Msg>) {
+        let mut batch = String::new();
+        loop {
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut flushes = Vec::new();
+            for msg in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
+                match msg {
+                    Msg::Record(r) => {
+                        self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                        self.take(*r, &mut batch);
+                    }
+                    Msg::Flush(done) => flushes.push(done),
+                }
+                if batch.len() > 1 << 20 {
+                    break;
+                }
+            }
+            let now = SystemTime::now();
+            if minute_of(now) != self.minute || !flushes.is_empty() {
+                self.minute = minute_of(now);
+                self.sampled.clear();
+                self.flush_aggregates(&mut batch);
+            }
+            self.note_drops(&mut batch);
+            self.write(&mut batch);
+            for done in flushes {
+                let _ = done.try_send(());
+            }
+        }
+        self.flush_aggregates(&mut batch);
+        self.note_drops(&mut batch);
+        self.write(&mut batch);
+    }
+
+    /// Seals a record into the batch, or folds a pull into its sample or
+    /// aggregate.
+    fn take(&mut self, record: Record, batch: &mut String) {
+        if record.event.ends_with(".pull") {
+            let key = (record.identity.clone(), record.repository.clone());
+            match self.pulls {
+                Pulls::All => {}
+                Pulls::Sample(n) => {
+                    let seen = self.sampled.entry(key).or_insert(0);
+                    *seen += 1;
+                    if !(*seen - 1).is_multiple_of(u64::from(n.max(1))) {
+                        return;
+                    }
+                }
+                Pulls::Aggregate => {
+                    self.aggregated
+                        .entry(key)
+                        .and_modify(|a| a.count += 1)
+                        .or_insert(Aggregate {
+                            first: record,
+                            count: 1,
+                        });
+                    return;
+                }
+            }
+        }
+        self.seal(record, batch);
+    }
+
+    fn seal(&mut self, mut record: Record, batch: &mut String) {
+        let body = record.body(self.head.seq + 1);
+        batch.push_str(&self.head.seal(&body));
+        batch.push('\n');
+    }
+
+    fn flush_aggregates(&mut self, batch: &mut String) {
+        for (_, a) in std::mem::take(&mut self.aggregated) {
+            let mut r = a.first;
+            r.event = "pull.aggregate".into();
+            r.count = Some(a.count);
+            r.request_id = None;
+            r.reference = None;
+            r.digest = None;
+            self.seal(r, batch);
+        }
+    }
+
+    fn note_drops(&mut self, batch: &mut String) {
+        let dropped = self.counters.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(dropped, "audit queue full: events were dropped");
+            let r = Record {
+                time: rfc3339(SystemTime::now()),
+                event: "audit.dropped".into(),
+                count: Some(dropped),
+                reason: Some("the audit queue was full".into()),
+                ..Record::default()
+            };
+            self.seal(r, batch);
+        }
+    }
+
+    fn write(&mut self, batch: &mut String) {
+        if batch.is_empty() {
+            return;
+        }
+        let lines = batch.bytes().filter(|&b| b == b'\n').count() as u64;
+        for out in &mut self.outputs {
+            if let Err(e) = out.write(batch, &self.head) {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(output = out.name(), error = %e, "audit log write failed");
+            }
+        }
+        self.counters.written.fetch_add(lines, Ordering::Relaxed);
+        batch.clear();
+    }
+}
