@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::{Clock, StateError, StateStore, Versioned, check_key, version_of};
 
+const MIN_SWEEP: usize = 1024;
+
 struct Entry {
     value: Vec<u8>,
     expires: Option<SystemTime>,
@@ -14,6 +16,11 @@ struct Entry {
 /// A [`StateStore`] in memory.
 pub struct MemoryStore {
     entries: parking_lot::Mutex<BTreeMap<String, Entry>>,
+    /// The size at which the next write first drops expired entries: twice
+    /// the live size after the last sweep, so sweeping costs O(1) a write
+    /// and a flood of short-lived keys (rate-limit counters per address)
+    /// cannot grow the map without bound.
+    sweep_at: std::sync::atomic::AtomicUsize,
     clock: Clock,
 }
 
@@ -34,8 +41,19 @@ impl MemoryStore {
     pub fn new(clock: Clock) -> Self {
         Self {
             entries: parking_lot::Mutex::new(BTreeMap::new()),
+            sweep_at: std::sync::atomic::AtomicUsize::new(MIN_SWEEP),
             clock,
         }
+    }
+
+    fn insert(&self, map: &mut BTreeMap<String, Entry>, key: &str, entry: Entry) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if map.len() >= self.sweep_at.load(Relaxed) {
+            let now = (self.clock)();
+            map.retain(|_, e| e.expires.is_none_or(|t| t > now));
+            self.sweep_at.store((map.len() * 2).max(MIN_SWEEP), Relaxed);
+        }
+        map.insert(key.to_owned(), entry);
     }
 
     fn live<'a>(&self, map: &'a BTreeMap<String, Entry>, key: &str) -> Option<&'a Entry> {
@@ -65,8 +83,10 @@ impl StateStore for MemoryStore {
     fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64, StateError> {
         check_key(key)?;
         let expires = self.expiry(ttl);
-        self.entries.lock().insert(
-            key.to_owned(),
+        let mut map = self.entries.lock();
+        self.insert(
+            &mut map,
+            key,
             Entry {
                 value: value.to_vec(),
                 expires,
@@ -89,8 +109,9 @@ impl StateStore for MemoryStore {
             return Ok(None);
         }
         let expires = self.expiry(ttl);
-        map.insert(
-            key.to_owned(),
+        self.insert(
+            &mut map,
+            key,
             Entry {
                 value: value.to_vec(),
                 expires,
@@ -129,8 +150,9 @@ impl StateStore for MemoryStore {
             None => (0, self.expiry(ttl)),
         };
         let next = count.saturating_add(by);
-        map.insert(
-            key.to_owned(),
+        self.insert(
+            &mut map,
+            key,
             Entry {
                 value: next.to_string().into_bytes(),
                 expires,
@@ -153,5 +175,27 @@ mod tests {
         let clock = crate::TestClock::default();
         crate::contract(&MemoryStore::new(clock.clock()), &clock);
         crate::contract_races(&MemoryStore::default());
+    }
+
+    #[test]
+    fn expired_entries_are_swept_as_writes_go_on() {
+        let clock = crate::TestClock::default();
+        let store = MemoryStore::new(clock.clock());
+        store.put("keep", b"1", None).expect("put");
+        for round in 0..10 {
+            for i in 0..1000 {
+                let key = format!("limits/{round}/{i}");
+                store
+                    .increment(&key, 1, Some(Duration::from_secs(1)))
+                    .expect("count");
+            }
+            clock.advance(Duration::from_secs(2));
+        }
+        let held = store.entries.lock().len();
+        assert!(held <= 2 * MIN_SWEEP + 1, "{held} entries held");
+        assert_eq!(
+            store.get("keep").expect("get").map(|v| v.value),
+            Some(b"1".to_vec())
+        );
     }
 }

@@ -1,0 +1,10 @@
+//! Abuse resistance over the `StateStore`: rate limits ([`gcra`]) and
+//! brute-force lockout ([`lockout`]). Both keep one small entry per key
+//! that expires on its own, and move it by compare-and-set, so every
+//! replica that shares the store enforces the same limit.
+
+pub mod gcra;
+pub mod lockout;
+
+pub use gcra::{Limiter, Rate, Verdict};
+pub use lockout::{Locked, Lockout, Policy};
