@@ -47,6 +47,15 @@ pub(crate) fn run(config: &Config) -> Vec<String> {
              `openssl rand -hex 32`",
         ));
     }
+    if let Some((_, crate::CorsSource::Headers)) = config.cors() {
+        out.push(config.warning_at(
+            "http.headers",
+            "has Access-Control-* entries: portcullis reads them as CORS settings, so preflight \
+             OPTIONS requests are answered (before authentication) and the headers go only to \
+             allowed origins. Move them to http.cors (allowedorigins, allowedmethods, \
+             allowedheaders, exposedheaders, allowcredentials, maxage); see docs/CONFIG.md",
+        ));
+    }
     out
 }
 

@@ -24,6 +24,7 @@ mod access;
 mod addr;
 mod advice;
 mod check;
+mod cors;
 mod crypto;
 mod duration;
 mod env;
@@ -38,6 +39,9 @@ use std::path::Path;
 
 pub use access::{AccessSection, InlineText};
 pub use addr::{ListenAddr, parse_listen_addr};
+pub use cors::{
+    CorsConfig, CorsSource, DEFAULT_EXPOSED, DEFAULT_HEADERS, DEFAULT_METHODS, is_cors_header,
+};
 pub use crypto::{
     CipherSuite, ClientAuthMode, ClientIdentityMode, Named, SigningAlgorithm, TlsVersion,
     UnknownName,

@@ -163,6 +163,9 @@ pub struct HttpConfig {
     pub relativeurls: bool,
     /// `http.headers`: added to every response.
     pub headers: BTreeMap<String, Vec<String>>,
+    /// `http.cors` (portcullis's own): browser origins allowed to call the
+    /// registry; see [`crate::CorsConfig`].
+    pub cors: Option<crate::cors::CorsConfig>,
     /// `http.tls`.
     pub tls: Option<TlsConfig>,
     /// `http.draintimeout`: how long to wait for requests on shutdown.
@@ -192,6 +195,7 @@ impl Default for HttpConfig {
             secret: None,
             relativeurls: false,
             headers: BTreeMap::new(),
+            cors: None,
             tls: None,
             draintimeout: None,
             debug: None,

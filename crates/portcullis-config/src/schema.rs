@@ -303,6 +303,18 @@ const HTTP: &[Field] = &[
         ]),
     ),
     used("headers", Shape::MapOf(&Shape::StrList)),
+    // portcullis's own: browser origins (CORS), answered before auth.
+    used(
+        "cors",
+        Shape::Map(&[
+            used("allowedorigins", Shape::StrList),
+            used("allowedmethods", Shape::StrList),
+            used("allowedheaders", Shape::StrList),
+            used("exposedheaders", Shape::StrList),
+            used("allowcredentials", Shape::Bool),
+            used("maxage", Shape::Duration),
+        ]),
+    ),
     // portcullis's own: peers whose forwarded headers are believed.
     used("trustedproxies", Shape::StrList),
     // portcullis's own: the opt-out of the HTTPS-by-default guardrail.

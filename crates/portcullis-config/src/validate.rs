@@ -44,6 +44,7 @@ struct Validator<'a> {
     errors: Vec<ConfigError>,
 }
 
+mod cors;
 mod tls;
 
 /// An I/O error's text without Rust's " (os error N)" suffix.
@@ -423,6 +424,9 @@ impl Validator<'_> {
                     "write each value on one line",
                 );
             }
+        }
+        if let Some((cors, source)) = self.config.cors() {
+            self.cors(&cors, source);
         }
         for (i, cidr) in http.trustedproxies.iter().enumerate() {
             if !is_cidr(cidr) {

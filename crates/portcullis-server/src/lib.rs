@@ -4,6 +4,7 @@
 pub mod access;
 mod auth;
 mod authorize;
+pub mod cors;
 mod early;
 pub mod error;
 pub mod events;
@@ -36,8 +37,8 @@ pub fn default_sinks() -> portcullis_types::event::Sinks {
 /// The whole application as a router, for serving or for in-process tests.
 ///
 /// The pipeline, outermost first: early responses (`early.rs`), request id
-/// and access log (`headers.rs`); then for `/v2/`: [CORS, issue 11],
-/// authentication (`auth::layer`, which puts the caller in the request's
+/// and access log (`headers.rs`), CORS (`cors.rs`: preflights answered
+/// here, before authentication); then for `/v2/`: authentication (`auth::layer`, which puts the caller in the request's
 /// extensions), [rate limits and lockout, issue 11], events
 /// (`events::layer`), and dispatch (route, required access, the one
 /// decision, a thin handler).
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::disable())
+        .layer(from_fn_with_state(state.clone(), cors::layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             headers::add_headers,

@@ -56,7 +56,13 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
     let (auth, token_service, uploads) = auth_mode(config, &access)?;
     let enforce_policy = !matches!(auth, AuthMode::None) || config.access.is_some();
     let mut headers = HeaderMap::new();
+    let cors = config.cors();
     for (k, values) in &config.http.headers {
+        // With CORS settings in force, Access-Control-* go only to allowed
+        // origins, from the CORS layer.
+        if cors.is_some() && portcullis_config::is_cors_header(k) {
+            continue;
+        }
         let name = HeaderName::try_from(k.as_str()).map_err(|e| ServeError::Config {
             key: "http.headers",
             message: format!("`{k}` is not a valid header name: {e}"),
@@ -87,6 +93,14 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         enforce_policy,
         uploads,
         events: crate::default_sinks(),
+        cors: match cors {
+            Some((c, _)) => Some(Arc::new(crate::cors::Cors::new(&c).ok_or_else(|| {
+                config_err("http.cors")(
+                    "a method or header name is not a valid header value".into(),
+                )
+            })?)),
+            None => None,
+        },
         catalog_max: usize::try_from(config.catalog.maxentries)
             .unwrap_or(usize::MAX)
             .max(1),

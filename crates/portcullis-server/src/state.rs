@@ -77,4 +77,6 @@ pub struct AppState {
     pub uploads: UploadStates,
     /// Where events go (the decision log, and later audit and webhooks).
     pub events: portcullis_types::event::Sinks,
+    /// `http.cors` (or `http.headers: Access-Control-*` read as it).
+    pub cors: Option<Arc<crate::cors::Cors>>,
 }

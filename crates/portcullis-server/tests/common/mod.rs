@@ -186,6 +186,7 @@ pub fn state_app_with_users(
         enforce_policy,
         uploads: uploads(),
         events: portcullis_server::default_sinks(),
+        cors: None,
     })
 }
 
@@ -219,6 +220,7 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         enforce_policy: false,
         events: portcullis_server::default_sinks(),
         uploads: uploads(),
+        cors: None,
     })
 }
 
