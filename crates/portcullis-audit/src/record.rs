@@ -20,6 +20,11 @@ pub struct Record {
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The forwarded chain believed from trusted proxies, client first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
     /// The user, the robot's login, or absent for anonymous callers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -35,7 +40,23 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// A tag move's digest before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The response's status and body length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// A rate limit's class (`pull`, `push`, `token`, `auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Seconds a refused caller must wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
     /// The policy's explanation of a denial: the deciding rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -67,6 +88,7 @@ fn change_name(kind: ChangeKind) -> &'static str {
         ChangeKind::BlobPushed => "blob.push",
         ChangeKind::BlobMounted => "blob.mount",
         ChangeKind::BlobDeleted => "blob.delete",
+        ChangeKind::TagMoved => "tag.move",
     }
 }
 
@@ -82,6 +104,8 @@ impl Record {
             time: rfc3339(event.at),
             request_id: event.request_id.clone(),
             client: event.client.clone(),
+            forwarded: event.forwarded.clone(),
+            user_agent: event.user_agent.clone(),
             identity: some(&event.actor),
             ..Self::default()
         };
@@ -122,11 +146,61 @@ impl Record {
                 repository,
                 reference,
                 digest,
+                media_type,
+                size,
+                previous,
+                status,
             } => {
                 r.event = change_name(*kind).into();
                 r.repository = Some(repository.clone());
                 r.reference.clone_from(reference);
                 r.digest.clone_from(digest);
+                r.media_type.clone_from(media_type);
+                r.bytes = *size;
+                r.previous.clone_from(previous);
+                r.status = Some(*status);
+            }
+            What::Pull {
+                manifest,
+                repository,
+                reference,
+                digest,
+                media_type,
+                bytes,
+                status,
+            } => {
+                r.event = if *manifest {
+                    "manifest.pull"
+                } else {
+                    "blob.pull"
+                }
+                .into();
+                r.repository = Some(repository.clone());
+                r.reference = Some(reference.clone());
+                r.digest.clone_from(digest);
+                r.media_type.clone_from(media_type);
+                r.bytes = Some(*bytes);
+                r.status = Some(*status);
+            }
+            What::Lockout {
+                account,
+                failures,
+                retry_after,
+            } => {
+                r.event = "auth.lockout".into();
+                r.identity = some(account);
+                r.count = Some(u64::from(*failures));
+                r.retry_after = Some(*retry_after);
+            }
+            What::RateLimited {
+                class,
+                key,
+                retry_after,
+            } => {
+                r.event = "ratelimit.refused".into();
+                r.class = Some((*class).to_owned());
+                r.identity = some(key);
+                r.retry_after = Some(*retry_after);
             }
             What::Admin { command, detail } => {
                 r.event = "admin".into();
@@ -155,15 +229,17 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
         let mut r = Record::of(&Event {
             at,
-            actor: String::new(),
             client: Some("10.0.0.1".into()),
             request_id: Some("r1".into()),
-            what: What::Authentication {
-                user: "bob".into(),
-                ok: false,
-                provider: None,
-                reason: Some("wrong password or unknown user".into()),
-            },
+            ..Event::new(
+                "",
+                What::Authentication {
+                    user: "bob".into(),
+                    ok: false,
+                    provider: None,
+                    reason: Some("wrong password or unknown user".into()),
+                },
+            )
         });
         assert_eq!(r.event, "auth.failure");
         assert_eq!(r.identity.as_deref(), Some("bob"));

@@ -13,16 +13,21 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn push(actor: &str, repo: &str, tag: &str) -> Event {
     Event {
-        at: SystemTime::now(),
-        actor: actor.into(),
         client: Some("127.0.0.1".into()),
         request_id: Some(format!("req-{tag}")),
-        what: What::Change {
-            kind: ChangeKind::ManifestPushed,
-            repository: repo.into(),
-            reference: Some(tag.into()),
-            digest: Some(format!("sha256:{}", "a".repeat(64))),
-        },
+        ..Event::new(
+            actor,
+            What::Change {
+                kind: ChangeKind::ManifestPushed,
+                repository: repo.into(),
+                reference: Some(tag.into()),
+                digest: Some(format!("sha256:{}", "a".repeat(64))),
+                media_type: None,
+                size: None,
+                previous: None,
+                status: 201,
+            },
+        )
     }
 }
 
@@ -64,6 +69,9 @@ fn the_sink_keeps_the_contract_and_its_file_verifies() {
             "token.issued",
             "access.denied",
             "manifest.push",
+            "blob.pull",
+            "auth.lockout",
+            "ratelimit.refused",
             "admin"
         ]
     );

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use portcullis_auth::identity::Identity;
@@ -21,6 +21,17 @@ use crate::route::{self, Route};
 pub struct RequestInfo {
     pub id: Arc<str>,
     pub client: Option<String>,
+    /// The chain through trusted proxies, client first (empty without one).
+    pub forwarded: Arc<[String]>,
+    pub user_agent: Option<HeaderValue>,
+    pub host: Option<HeaderValue>,
+    pub method: Method,
+}
+
+/// A header's text, without control characters, at most 256 characters.
+fn text(v: Option<&HeaderValue>) -> Option<String> {
+    let v = v?.to_str().ok()?;
+    Some(v.chars().filter(|c| !c.is_control()).take(256).collect())
 }
 
 impl RequestInfo {
@@ -32,6 +43,10 @@ impl RequestInfo {
             actor: actor.subject(),
             client: self.client.clone(),
             request_id: Some(self.id.to_string()),
+            user_agent: text(self.user_agent.as_ref()),
+            forwarded: self.forwarded.to_vec(),
+            method: Some(self.method.as_str().to_owned()),
+            host: text(self.host.as_ref()),
             what,
         }
     }
@@ -81,8 +96,10 @@ impl EventSink for LogSink {
     }
 
     fn wants(&self, kind: Kind) -> bool {
-        matches!(kind, Kind::Denial | Kind::Authentication | Kind::Admin)
-            || tracing::enabled!(tracing::Level::DEBUG)
+        matches!(
+            kind,
+            Kind::Denial | Kind::Authentication | Kind::Admin | Kind::Abuse
+        ) || tracing::enabled!(tracing::Level::DEBUG)
     }
 
     fn emit(&self, e: &Event) {
@@ -120,10 +137,34 @@ impl EventSink for LogSink {
                 repository,
                 reference,
                 digest,
+                ..
             } => tracing::debug!(
                 %subject, change = kind.as_str(), repository = %repository,
                 reference = reference.as_deref().unwrap_or("-"),
                 digest = digest.as_deref().unwrap_or("-"), request_id, "repository changed"
+            ),
+            What::Pull {
+                repository,
+                reference,
+                bytes,
+                ..
+            } => tracing::debug!(
+                %subject, repository = %repository, reference = %reference, bytes, request_id, "pulled"
+            ),
+            What::Lockout {
+                account,
+                failures,
+                retry_after,
+            } => tracing::warn!(
+                account = %clean(account), failures, retry_after, client = e.client.as_deref().unwrap_or("-"),
+                request_id, "login locked out after repeated failures"
+            ),
+            What::RateLimited {
+                class,
+                key,
+                retry_after,
+            } => tracing::info!(
+                class, key = %clean(key), retry_after, request_id, "rate limit reached"
             ),
             What::Admin { command, detail } => {
                 tracing::info!(%subject, command = %command, detail = %clean(detail), "admin action");
@@ -132,19 +173,64 @@ impl EventSink for LogSink {
     }
 }
 
-/// What a successful response to this request changed, if anything.
-fn change_of(method: &Method, path: &str, query: Option<&str>, resp: &Response) -> Option<What> {
+/// What the request did to a repository, read off the request before the
+/// handler runs (the response says whether it happened).
+struct Pending {
+    method: Method,
+    route: Route,
+    mounted: bool,
+    media_type: Option<String>,
+    size: Option<u64>,
+    /// For a manifest put by tag: the digest the tag named before.
+    previous: Option<String>,
+}
+
+fn header_str(h: &axum::http::HeaderMap, name: axum::http::HeaderName) -> Option<String> {
+    h.get(name)?.to_str().ok().map(str::to_owned)
+}
+
+fn header_u64(h: &axum::http::HeaderMap, name: axum::http::HeaderName) -> Option<u64> {
+    h.get(name)?.to_str().ok()?.parse().ok()
+}
+
+/// The events the response to `p` makes: a pull for a manifest or blob
+/// read (`GET`, 200 or 206), a change for a write that succeeded (201 or
+/// 202), and a tag move when a pushed tag named another manifest before.
+fn events_of(p: Pending, resp: &Response) -> Vec<What> {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
     let status = resp.status();
-    if !(status == StatusCode::CREATED || status == StatusCode::ACCEPTED) {
-        return None;
+    let h = resp.headers();
+    let digest = header_str(
+        h,
+        axum::http::HeaderName::from_static("docker-content-digest"),
+    );
+    if p.method == Method::GET {
+        if !(status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+            return Vec::new();
+        }
+        let (manifest, repo, reference) = match p.route {
+            Route::Manifest(n, r) => (true, n, r.to_string()),
+            Route::Blob(n, d) => (false, n, d.to_string()),
+            _ => return Vec::new(),
+        };
+        let bytes = axum::body::HttpBody::size_hint(resp.body())
+            .exact()
+            .or_else(|| header_u64(h, CONTENT_LENGTH))
+            .unwrap_or(0);
+        return vec![What::Pull {
+            manifest,
+            repository: repo.as_str().to_owned(),
+            reference,
+            digest,
+            media_type: header_str(h, CONTENT_TYPE),
+            bytes,
+            status: status.as_u16(),
+        }];
     }
-    let rest = path.strip_prefix("/v2/")?;
-    let digest = resp
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let (kind, repo, reference) = match (method, route::parse(rest).ok()?) {
+    if !(status == StatusCode::CREATED || status == StatusCode::ACCEPTED) {
+        return Vec::new();
+    }
+    let (kind, repo, reference) = match (&p.method, p.route) {
         (&Method::PUT, Route::Manifest(n, r)) => {
             (ChangeKind::ManifestPushed, n, Some(r.to_string()))
         }
@@ -153,41 +239,94 @@ fn change_of(method: &Method, path: &str, query: Option<&str>, resp: &Response) 
         }
         (&Method::DELETE, Route::Blob(n, d)) => (ChangeKind::BlobDeleted, n, Some(d.to_string())),
         (&Method::PUT, Route::Upload(n, _)) => (ChangeKind::BlobPushed, n, None),
-        (&Method::POST, Route::UploadStart(n)) if status == StatusCode::CREATED => {
-            let mounted = query.is_some_and(|q| q.contains("mount="));
-            (
-                if mounted {
-                    ChangeKind::BlobMounted
-                } else {
-                    ChangeKind::BlobPushed
-                },
-                n,
-                None,
-            )
-        }
-        _ => return None,
+        (&Method::POST, Route::UploadStart(n)) if status == StatusCode::CREATED => (
+            if p.mounted {
+                ChangeKind::BlobMounted
+            } else {
+                ChangeKind::BlobPushed
+            },
+            n,
+            None,
+        ),
+        _ => return Vec::new(),
     };
-    Some(What::Change {
+    let change = |kind, previous| What::Change {
         kind,
         repository: repo.as_str().to_owned(),
-        reference,
-        digest,
+        reference: reference.clone(),
+        digest: digest.clone(),
+        media_type: p.media_type.clone(),
+        size: p.size,
+        previous,
+        status: status.as_u16(),
+    };
+    let mut out = vec![change(kind, None)];
+    if let Some(previous) = p.previous.filter(|prev| Some(prev) != digest.as_ref()) {
+        out.push(change(ChangeKind::TagMoved, Some(previous)));
+    }
+    out
+}
+
+/// What a request may do that events are made of, if anything.
+async fn pending(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    h: &axum::http::HeaderMap,
+    body_len: Option<u64>,
+) -> Option<Pending> {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let method = method.clone();
+    let pull = method == Method::GET;
+    let wanted = if pull {
+        state.events.wants(Kind::Pull)
+    } else {
+        method != Method::HEAD && state.events.wants(Kind::Change)
+    };
+    if !wanted {
+        return None;
+    }
+    let rest = uri.path().strip_prefix("/v2/")?;
+    let route = route::parse(rest).ok()?;
+    if pull && !matches!(route, Route::Manifest(..) | Route::Blob(..)) {
+        return None;
+    }
+    let mut previous = None;
+    if let (&Method::PUT, Route::Manifest(n, r @ portcullis_types::Reference::Tag(_))) =
+        (&method, &route)
+    {
+        previous = state
+            .registry
+            .resolve(n, r)
+            .await
+            .ok()
+            .map(|d| d.to_string());
+    }
+    Some(Pending {
+        mounted: uri.query().is_some_and(|q| q.contains("mount=")),
+        media_type: matches!(route, Route::Manifest(..))
+            .then(|| header_str(h, CONTENT_TYPE))
+            .flatten(),
+        size: matches!(route, Route::Manifest(..))
+            .then(|| header_u64(h, CONTENT_LENGTH).or(body_len))
+            .flatten(),
+        method,
+        route,
+        previous,
     })
 }
 
-/// The events layer: after the handler, a change event for a write that
-/// succeeded, by the caller the authentication layer found.
+/// The events layer: after the handler, the pull or change the request
+/// made, by the caller the authentication layer found.
 pub(crate) async fn layer(
     State(state): State<Arc<AppState>>,
     req: Request,
     next: Next,
 ) -> Response {
-    if !state.events.wants(Kind::Change) || matches!(*req.method(), Method::GET | Method::HEAD) {
+    let body_len = axum::body::HttpBody::size_hint(req.body()).exact();
+    let Some(p) = pending(&state, req.method(), req.uri(), req.headers(), body_len).await else {
         return next.run(req).await;
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
+    };
     let info = req
         .extensions()
         .get::<RequestInfo>()
@@ -198,8 +337,8 @@ pub(crate) async fn layer(
         .get::<Arc<crate::auth::Caller>>()
         .map_or(Identity::Anonymous, |c| c.identity.clone());
     let resp = next.run(req).await;
-    if let Some(what) = change_of(&method, &path, query.as_deref(), &resp) {
-        state.events.emit(Kind::Change, || info.event(&actor, what));
+    for what in events_of(p, &resp) {
+        state.events.emit(what.kind(), || info.event(&actor, what));
     }
     resp
 }

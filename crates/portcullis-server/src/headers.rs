@@ -58,11 +58,17 @@ pub(crate) async fn add_headers(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let client = crate::proxy::client_addr(req.headers(), peer, &state.urls.trusted_proxies);
-    req.extensions_mut().insert(crate::events::RequestInfo {
+    let (client, forwarded) =
+        crate::proxy::client_chain(req.headers(), peer, &state.urls.trusted_proxies).unzip();
+    let info = crate::events::RequestInfo {
         id: id.as_str().into(),
         client: client.clone(),
-    });
+        forwarded: forwarded.unwrap_or_default().into(),
+        user_agent: req.headers().get(axum::http::header::USER_AGENT).cloned(),
+        host: req.headers().get(axum::http::header::HOST).cloned(),
+        method: method.clone(),
+    };
+    req.extensions_mut().insert(info);
     let client = state.access_log.then_some(client);
     let note = state.access_log.then(AccessNote::default);
     let (agent, bytes_in) = match &note {

@@ -153,7 +153,7 @@ async fn the_pipeline_emits_authentications_denials_and_changes() {
     assert_eq!(logins, 1);
     let pushed = find(&pushed_id);
     assert!(
-        matches!(&pushed[..], [e] if e.actor == "alice" && matches!(&e.what, What::Change { kind: ChangeKind::ManifestPushed, repository, reference: Some(t), digest: Some(dg) } if repository == "alice/app" && t == "v1" && *dg == digest(&m))),
+        matches!(&pushed[..], [e] if e.actor == "alice" && matches!(&e.what, What::Change { kind: ChangeKind::ManifestPushed, repository, reference: Some(t), digest: Some(dg), size: Some(n), previous: None, status: 201, .. } if repository == "alice/app" && t == "v1" && *dg == digest(&m) && *n == m.len() as u64)),
         "{pushed:?}"
     );
     let changes: Vec<ChangeKind> = events

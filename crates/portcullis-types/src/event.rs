@@ -17,6 +17,10 @@ pub enum Kind {
     /// A decision that refused the caller.
     Denial,
     Change,
+    /// A manifest or blob was read (`GET`; a `HEAD` is not a pull).
+    Pull,
+    /// A lockout or a rate-limit refusal.
+    Abuse,
     Admin,
 }
 
@@ -28,6 +32,9 @@ pub enum ChangeKind {
     BlobPushed,
     BlobMounted,
     BlobDeleted,
+    /// A tag that named one manifest now names another (sent with the
+    /// push that moved it; `previous` in the change says from what).
+    TagMoved,
 }
 
 impl ChangeKind {
@@ -39,6 +46,7 @@ impl ChangeKind {
             Self::BlobPushed => "blob pushed",
             Self::BlobMounted => "blob mounted",
             Self::BlobDeleted => "blob deleted",
+            Self::TagMoved => "tag moved",
         }
     }
 }
@@ -70,6 +78,36 @@ pub enum What {
         repository: String,
         reference: Option<String>,
         digest: Option<String>,
+        /// The content's media type and size, when the request says them.
+        media_type: Option<String>,
+        size: Option<u64>,
+        /// For a tag move: the digest the tag named before.
+        previous: Option<String>,
+        status: u16,
+    },
+    /// A manifest or blob was read.
+    Pull {
+        manifest: bool,
+        repository: String,
+        reference: String,
+        digest: Option<String>,
+        media_type: Option<String>,
+        /// The response's body length (a range's, for a partial read).
+        bytes: u64,
+        status: u16,
+    },
+    /// Too many failed logins for `account` from the client: refused for
+    /// `retry_after` seconds.
+    Lockout {
+        account: String,
+        failures: u32,
+        retry_after: u64,
+    },
+    /// A request over its rate limit (`class`: pull, push, token, auth).
+    RateLimited {
+        class: &'static str,
+        key: String,
+        retry_after: u64,
     },
     /// An administrator changed users, tokens or keys.
     Admin { command: String, detail: String },
@@ -84,6 +122,8 @@ impl What {
             Self::Decision { allowed: true, .. } => Kind::Decision,
             Self::Decision { allowed: false, .. } => Kind::Denial,
             Self::Change { .. } => Kind::Change,
+            Self::Pull { .. } => Kind::Pull,
+            Self::Lockout { .. } | Self::RateLimited { .. } => Kind::Abuse,
             Self::Admin { .. } => Kind::Admin,
         }
     }
@@ -100,7 +140,32 @@ pub struct Event {
     /// obfuscated name).
     pub client: Option<String>,
     pub request_id: Option<String>,
+    /// The request's `User-Agent`, when it came from one.
+    pub user_agent: Option<String>,
+    /// The forwarded chain believed from trusted proxies, client first.
+    pub forwarded: Vec<String>,
+    /// The request's method and the host it was sent to.
+    pub method: Option<String>,
+    pub host: Option<String>,
     pub what: What,
+}
+
+impl Event {
+    /// An event by `actor`, now, outside any request.
+    #[must_use]
+    pub fn new(actor: impl Into<String>, what: What) -> Self {
+        Self {
+            at: SystemTime::now(),
+            actor: actor.into(),
+            client: None,
+            request_id: None,
+            user_agent: None,
+            forwarded: Vec::new(),
+            method: None,
+            host: None,
+            what,
+        }
+    }
 }
 
 /// Where events go. `emit` must not block: a sink that writes to a slow
@@ -214,6 +279,29 @@ pub fn sink_contract(sink: &dyn EventSink) {
             repository: "a".into(),
             reference: Some("v1".into()),
             digest: Some(format!("sha256:{}", "0".repeat(64))),
+            media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+            size: Some(512),
+            previous: None,
+            status: 201,
+        },
+        What::Pull {
+            manifest: false,
+            repository: "a".into(),
+            reference: format!("sha256:{}", "1".repeat(64)),
+            digest: Some(format!("sha256:{}", "1".repeat(64))),
+            media_type: None,
+            bytes: 1024,
+            status: 200,
+        },
+        What::Lockout {
+            account: "alice".into(),
+            failures: 20,
+            retry_after: 900,
+        },
+        What::RateLimited {
+            class: "pull",
+            key: "alice".into(),
+            retry_after: 3,
         },
         What::Admin {
             command: "user add".into(),
@@ -226,10 +314,10 @@ pub fn sink_contract(sink: &dyn EventSink) {
         let _ = sink.wants(kind);
         sink.emit(&Event {
             at,
-            actor: "alice\u{1b}[31m".into(),
             client: Some("127.0.0.1".into()),
             request_id: Some("r1".into()),
-            what,
+            user_agent: Some("docker/28.2.2\u{1b}[31m".into()),
+            ..Event::new("alice\u{1b}[31m", what)
         });
     }
     assert!(
@@ -261,18 +349,15 @@ mod tests {
     }
 
     fn decision() -> Event {
-        Event {
-            at: SystemTime::now(),
-            actor: String::new(),
-            client: None,
-            request_id: None,
-            what: What::Decision {
+        Event::new(
+            "",
+            What::Decision {
                 repository: None,
                 action: "catalog".into(),
                 allowed: true,
                 explanation: "allow".into(),
             },
-        }
+        )
     }
 
     #[test]
@@ -287,6 +372,9 @@ mod tests {
                 Kind::TokenIssued,
                 Kind::Denial,
                 Kind::Change,
+                Kind::Pull,
+                Kind::Abuse,
+                Kind::Abuse,
                 Kind::Admin
             ]
         );

@@ -307,27 +307,40 @@ pub fn client_addr(
     peer: Option<IpAddr>,
     trusted: &TrustedProxies,
 ) -> Option<String> {
+    client_chain(headers, peer, trusted).map(|(client, _)| client)
+}
+
+/// The client (as [`client_addr`] finds it) and the chain that led to it
+/// when the peer is a trusted proxy: the client first, then each trusted
+/// proxy, the peer last. Empty from any other peer.
+#[must_use]
+pub fn client_chain(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &TrustedProxies,
+) -> Option<(String, Vec<String>)> {
     let peer = peer?;
-    let mut client = peer.to_string();
     if !trusted.trusts(Some(peer)) {
-        return Some(client);
+        return Some((peer.to_string(), Vec::new()));
     }
+    let mut chain = vec![peer.to_string()];
     for hop in forwarded_for(headers).into_iter().rev() {
         match hop {
             Hop::Ip(ip) => {
-                client = ip.to_string();
+                chain.push(ip.to_string());
                 if !trusted.trusts(Some(ip)) {
                     break;
                 }
             }
             Hop::Hidden(name) => {
-                client = name;
+                chain.push(name);
                 break;
             }
             Hop::Invalid => break,
         }
     }
-    Some(client)
+    chain.reverse();
+    Some((chain[0].clone(), chain))
 }
 
 /// One entry of a forwarded chain.

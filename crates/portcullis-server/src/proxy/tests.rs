@@ -285,3 +285,20 @@ fn a_forged_host_gives_way_to_the_connection_address() {
         Some("http://198.18.0.2:5000")
     );
 }
+
+#[test]
+fn the_chain_names_the_client_first_and_the_peer_last_only_through_trusted_proxies() {
+    let t = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+    let h = headers(&[("x-forwarded-for", "6.6.6.6, 192.0.2.7, 10.0.0.9")]);
+    assert_eq!(
+        client_chain(&h, ip("10.0.0.2"), &t),
+        Some((
+            "192.0.2.7".to_owned(),
+            vec!["192.0.2.7".into(), "10.0.0.9".into(), "10.0.0.2".into()]
+        ))
+    );
+    assert_eq!(
+        client_chain(&h, ip("192.0.2.1"), &t),
+        Some(("192.0.2.1".to_owned(), Vec::new()))
+    );
+}
