@@ -20,6 +20,7 @@
 //! 4. serde reads the checked values into the typed structs in `model`,
 //!    which supply the defaults.
 
+mod abuse;
 mod access;
 mod addr;
 mod advice;
@@ -37,6 +38,10 @@ mod validate;
 
 use std::path::Path;
 
+pub use abuse::{
+    AuditConfig, AuditFile, AuditPulls, AuditSyslog, LockoutConfig, RateConfig, RateLimitConfig,
+    RateOverride, parse_pulls,
+};
 pub use access::{AccessSection, InlineText};
 pub use addr::{ListenAddr, parse_listen_addr};
 pub use cors::{

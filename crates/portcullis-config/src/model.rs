@@ -45,6 +45,12 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// portcullis's own keys.
     pub portcullis: PortcullisConfig,
+    /// `audit` (portcullis's own): the audit log.
+    pub audit: crate::abuse::AuditConfig,
+    /// `ratelimit` (portcullis's own).
+    pub ratelimit: crate::abuse::RateLimitConfig,
+    /// `lockout` (portcullis's own).
+    pub lockout: crate::abuse::LockoutConfig,
     /// `access`: the per-repository policy (see [`crate::AccessSection`]).
     #[serde(skip)]
     pub access: Option<crate::access::AccessSection>,
@@ -63,6 +69,9 @@ impl Default for Config {
             storage: StorageConfig::default(),
             catalog: CatalogConfig::default(),
             portcullis: PortcullisConfig::default(),
+            audit: crate::abuse::AuditConfig::default(),
+            ratelimit: crate::abuse::RateLimitConfig::default(),
+            lockout: crate::abuse::LockoutConfig::default(),
             access: None,
             meta: Meta::default(),
         }

@@ -147,6 +147,10 @@ pub(crate) const ROOT: &[Field] = &[
     ),
     used("catalog", Shape::Map(CATALOG)),
     used("portcullis", Shape::Map(PORTCULLIS)),
+    // portcullis's own: the audit log, rate limits and lockout.
+    used("audit", Shape::Map(AUDIT)),
+    used("ratelimit", Shape::Map(RATELIMIT)),
+    used("lockout", Shape::Map(LOCKOUT)),
     // The policy: checked by portcullis-auth's parser, which knows its keys.
     used("access", Shape::Any),
 ];
@@ -387,6 +391,45 @@ const COMPATIBILITY: &[Field] = &[used(
 const VALIDATION: &[Field] = &[key("enabled"), key("disabled"), key("manifests")];
 
 const CATALOG: &[Field] = &[used("maxentries", Shape::Uint(u32::MAX as u64))];
+
+const AUDIT: &[Field] = &[
+    used(
+        "file",
+        Shape::Map(&[
+            used("path", Shape::Str),
+            used("maxbytes", Shape::Uint(u64::MAX)),
+            used("keep", Shape::Uint(100_000)),
+        ]),
+    ),
+    used("stdout", Shape::Bool),
+    used("syslog", Shape::Map(&[used("socket", Shape::Str)])),
+    used("pulls", Shape::Str),
+    used("queue", Shape::Uint(10_000_000)),
+];
+
+const RATE: Shape = Shape::Map(&[
+    used("limit", Shape::Uint(u32::MAX as u64)),
+    used("window", Shape::Duration),
+]);
+
+const RATELIMIT: &[Field] = &[
+    used("pull", RATE),
+    used("push", RATE),
+    used("token", RATE),
+    used("authfailure", RATE),
+    // A list of maps; its keys are checked when it is read.
+    used("overrides", Shape::Any),
+];
+
+const LOCKOUT: &[Field] = &[
+    used("disabled", Shape::Bool),
+    used("free", Shape::Uint(1_000_000)),
+    used("delay", Shape::Duration),
+    used("maxdelay", Shape::Duration),
+    used("lockafter", Shape::Uint(1_000_000)),
+    used("duration", Shape::Duration),
+    used("forget", Shape::Duration),
+];
 
 const PORTCULLIS: &[Field] = &[
     used("automount", Shape::Bool),

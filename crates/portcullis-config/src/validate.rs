@@ -44,6 +44,7 @@ struct Validator<'a> {
     errors: Vec<ConfigError>,
 }
 
+mod abuse;
 mod cors;
 mod tls;
 
@@ -428,6 +429,7 @@ impl Validator<'_> {
         if let Some((cors, source)) = self.config.cors() {
             self.cors(&cors, source);
         }
+        self.abuse();
         for (i, cidr) in http.trustedproxies.iter().enumerate() {
             if !is_cidr(cidr) {
                 self.err(
@@ -553,7 +555,7 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 }
 
 /// An IP address, or an address and a prefix length (`10.0.0.0/8`, `fd00::/8`).
-fn is_cidr(text: &str) -> bool {
+pub(super) fn is_cidr(text: &str) -> bool {
     let (ip, len) = match text.split_once('/') {
         Some((ip, len)) => (ip, Some(len)),
         None => (text, None),

@@ -478,3 +478,36 @@ fn token_lifetimes_under_60s_are_errors_naming_the_key() {
         config(ok).validate().unwrap();
     }
 }
+
+#[test]
+fn audit_rate_limits_and_lockout_are_read_and_checked_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let good = format!(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:5000\naudit:\n  file:\n    path: {}\n    maxbytes: 1048576\n  pulls: sample:10\nratelimit:\n  pull: {{limit: 100, window: 6h}}\n  overrides:\n    - users: [ci]\n      exempt: true\nlockout:\n  lockafter: 10\n",
+        log.display()
+    );
+    let c = load(&good);
+    c.validate().expect("valid");
+    assert_eq!(c.audit.file.as_ref().unwrap().maxbytes, Some(1_048_576));
+    let pull = c.ratelimit.pull.unwrap();
+    assert_eq!(
+        (pull.limit, pull.window),
+        (100, std::time::Duration::from_secs(6 * 3600))
+    );
+    assert!(c.ratelimit.overrides[0].exempt);
+    assert_eq!(c.lockout.lockafter, 10);
+    assert_eq!(c.lockout.free, 5, "defaults fill the rest");
+
+    let bad = format!(
+        "version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:5000\naudit:\n  file:\n    path: {}/nodir/audit.log\n  pulls: some\nratelimit:\n  push: {{limit: 0, window: 1m}}\n  overrides:\n    - cidrs: [10.0.0.0/33]\nlockout:\n  free: 30\n",
+        dir.path().display()
+    );
+    let errors = validate_errors(&load(&bad));
+    assert!(find(&errors, "audit.file.path").fix.contains("mkdir -p"));
+    assert_eq!(find(&errors, "audit.pulls").line, Some(8));
+    find(&errors, "ratelimit.push.limit");
+    find(&errors, "ratelimit.overrides[0].cidrs[0]");
+    find(&errors, "lockout.lockafter");
+    assert_eq!(errors.len(), 5, "{errors:?}");
+}

@@ -70,7 +70,18 @@ pub(crate) async fn certificate_identity(
         });
         ApiError::msg(Code::Denied, format!("client certificate: {why}"))
     };
-    let name = certificate.name.clone().map_err(refuse)?;
+    let shown: String = certificate
+        .name
+        .as_deref()
+        .unwrap_or("(unnamed certificate)")
+        .chars()
+        .take(100)
+        .collect();
+    crate::abuse::lockout::admit(state, info, &shown)?;
+    let name = certificate.name.clone().map_err(|why| {
+        crate::abuse::lockout::record(state, info, &shown, false);
+        refuse(why)
+    })?;
     let result = if name.contains(portcullis_auth::robots::LOGIN_SEPARATOR) {
         // A robot: the store is a file read, so off the async threads.
         let access = access.clone();
@@ -84,6 +95,7 @@ pub(crate) async fn certificate_identity(
     } else {
         access.certificate_login(&name)
     };
+    crate::abuse::lockout::record(state, info, &shown, result.is_ok());
     result.map_err(|e| refuse(e.to_string()))
 }
 
@@ -202,15 +214,18 @@ pub(crate) async fn check_password(
     user: String,
     pass: SecretString,
 ) -> Result<Identity, ApiError> {
+    // Bounded here; the sinks that write text clean it (`events::LogSink`).
+    let shown: String = user.chars().take(100).collect();
+    // A locked-out pair is refused even with the right password.
+    crate::abuse::lockout::admit(state, info, &shown)?;
     if let Some(identity) = access.login_cached(&user, &pass) {
         return Ok(identity);
     }
     let access = access.clone();
-    // Bounded here; the sinks that write text clean it (`events::LogSink`).
-    let shown: String = user.chars().take(100).collect();
     let login = move || access.login(&user, &pass);
     let result = tokio::task::spawn_blocking(login).await;
     if let Ok(r) = &result {
+        crate::abuse::lockout::record(state, info, &shown, r.is_ok());
         let (ok, provider, reason) = match r {
             Ok(_) => (true, None, None),
             Err(refusal) => (false, refusal.provider, Some(refusal.reason.clone())),

@@ -316,6 +316,20 @@ async fn pending(
     })
 }
 
+/// The request's context and its caller (anonymous before authentication).
+pub(crate) fn context(req: &Request) -> (RequestInfo, Identity) {
+    let info = req
+        .extensions()
+        .get::<RequestInfo>()
+        .cloned()
+        .unwrap_or_default();
+    let actor = req
+        .extensions()
+        .get::<Arc<crate::auth::Caller>>()
+        .map_or(Identity::Anonymous, |c| c.identity.clone());
+    (info, actor)
+}
+
 /// The events layer: after the handler, the pull or change the request
 /// made, by the caller the authentication layer found.
 pub(crate) async fn layer(
@@ -327,15 +341,7 @@ pub(crate) async fn layer(
     let Some(p) = pending(&state, req.method(), req.uri(), req.headers(), body_len).await else {
         return next.run(req).await;
     };
-    let info = req
-        .extensions()
-        .get::<RequestInfo>()
-        .cloned()
-        .unwrap_or_default();
-    let actor = req
-        .extensions()
-        .get::<Arc<crate::auth::Caller>>()
-        .map_or(Identity::Anonymous, |c| c.identity.clone());
+    let (info, actor) = context(&req);
     let resp = next.run(req).await;
     for what in events_of(p, &resp) {
         state.events.emit(what.kind(), || info.event(&actor, what));

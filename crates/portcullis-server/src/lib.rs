@@ -1,7 +1,9 @@
 //! The HTTP edge: axum routes, the OCI error table, the central access
 //! check, Basic authentication, response headers, and serving.
 
+pub mod abuse;
 pub mod access;
+pub mod audit;
 mod auth;
 mod authorize;
 pub mod cors;
@@ -39,7 +41,7 @@ pub fn default_sinks() -> portcullis_types::event::Sinks {
 /// The pipeline, outermost first: early responses (`early.rs`), request id
 /// and access log (`headers.rs`), CORS (`cors.rs`: preflights answered
 /// here, before authentication); then for `/v2/`: authentication (`auth::layer`, which puts the caller in the request's
-/// extensions), [rate limits and lockout, issue 11], events
+/// extensions), rate limits per identity (`abuse::limits`), events
 /// (`events::layer`), and dispatch (route, required access, the one
 /// decision, a thin handler).
 pub fn app(state: AppState) -> Router {
@@ -50,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/", any(handlers::dispatch))
         .route("/v2/{*rest}", any(handlers::dispatch))
         .layer(from_fn_with_state(state.clone(), events::layer))
+        .layer(from_fn_with_state(state.clone(), abuse::limits::v2_layer))
         .layer(from_fn_with_state(state.clone(), auth::layer));
     Router::new()
         .merge(v2)
@@ -63,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::disable())
+        .layer(from_fn_with_state(state.clone(), abuse::limits::app_layer))
         .layer(from_fn_with_state(state.clone(), cors::layer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -75,6 +75,12 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
             headers.append(name.clone(), value);
         }
     }
+    let audit = crate::audit::sink(config)?;
+    let mut sinks: Vec<Arc<dyn portcullis_types::event::EventSink>> =
+        vec![Arc::new(crate::events::LogSink)];
+    if let Some(a) = &audit {
+        sinks.push(a.clone());
+    }
     Ok(AppState {
         registry: Registry::new(driver, opts),
         auth,
@@ -92,7 +98,9 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         access,
         enforce_policy,
         uploads,
-        events: crate::default_sinks(),
+        events: portcullis_types::event::Sinks::new(sinks),
+        audit,
+        abuse: crate::abuse::Abuse::from_config(config)?,
         cors: match cors {
             Some((c, _)) => Some(Arc::new(crate::cors::Cors::new(&c).ok_or_else(|| {
                 config_err("http.cors")(
@@ -372,6 +380,7 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
         Some(limit) => tracing::debug!(limit, "file descriptor limit"),
         None => tracing::debug!("could not raise the file descriptor limit"),
     }
+    let audit = state.audit.clone();
     let router = router(config, state);
     match addr {
         ListenAddr::Tcp { host, port } => {
@@ -400,6 +409,11 @@ pub async fn serve(config: &Config, on_ready: impl FnOnce(String)) -> Result<(),
     }
     if let Some(debug) = debug {
         debug.stop().await;
+    }
+    if let Some(audit) = audit
+        && !audit.flush(std::time::Duration::from_secs(5))
+    {
+        tracing::warn!("the audit log's last lines could not be written within 5 s");
     }
     Ok(())
 }

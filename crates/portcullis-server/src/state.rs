@@ -79,4 +79,9 @@ pub struct AppState {
     pub events: portcullis_types::event::Sinks,
     /// `http.cors` (or `http.headers: Access-Control-*` read as it).
     pub cors: Option<Arc<crate::cors::Cors>>,
+    /// The audit log, also among `events` (kept for its queue's numbers
+    /// and the flush at shutdown).
+    pub audit: Option<Arc<portcullis_audit::AuditSink>>,
+    /// Rate limits and lockout.
+    pub abuse: crate::abuse::Abuse,
 }

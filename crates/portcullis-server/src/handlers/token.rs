@@ -157,6 +157,9 @@ pub(crate) async fn get_token(
             by_certificate = true;
             match certificate_identity(&state, svc.access(), &cert, &info).await {
                 Ok(identity) => identity,
+                Err(e) if e.code == crate::error::Code::TooManyRequests => {
+                    return e.into_response();
+                }
                 Err(e) => {
                     return oauth_error(StatusCode::FORBIDDEN, "access_denied", &e.message);
                 }
@@ -173,7 +176,7 @@ pub(crate) async fn get_token(
         (Some(Ok((user, pass))), _) => {
             match check_password(&state, svc.access(), &info, user, pass).await {
                 Ok(identity) => identity,
-                Err(_) => return service_error(&ServiceError::InvalidCredentials),
+                Err(e) => return refused(e),
             }
         }
     };
@@ -200,6 +203,15 @@ pub(crate) async fn get_token(
         oauth: false,
     };
     grant_and_issue(&state, svc, &info, &request)
+}
+
+/// The answer to a password that was not accepted: a lockout's 429 as
+/// it is, anything else as invalid credentials.
+fn refused(e: crate::error::ApiError) -> Response {
+    if e.code == crate::error::Code::TooManyRequests {
+        return e.into_response();
+    }
+    service_error(&ServiceError::InvalidCredentials)
 }
 
 /// What a token request asks for, once its caller is known.
@@ -315,7 +327,7 @@ pub(crate) async fn post_token(
                     }
                     (identity, offline)
                 }
-                Err(_) => return service_error(&ServiceError::InvalidCredentials),
+                Err(e) => return refused(e),
             }
         }
         Some("refresh_token") => {
@@ -326,11 +338,18 @@ pub(crate) async fn post_token(
                     "refresh_token is required",
                 );
             };
+            use crate::abuse::lockout::{REFRESH_ACCOUNT, admit, record};
+            if let Err(e) = admit(&state, &info, REFRESH_ACCOUNT) {
+                return e.into_response();
+            }
             let token = SecretString::from(token.to_owned());
             let client = client_id.to_owned();
             let svc2 = svc.clone();
             let redeemed =
                 tokio::task::spawn_blocking(move || svc2.refresh_login(&token, &client, now)).await;
+            if let Ok(r) = &redeemed {
+                record(&state, &info, REFRESH_ACCOUNT, r.is_ok());
+            }
             match redeemed {
                 Ok(Ok(u)) => (Identity::user_named(u), false),
                 Ok(Err(e)) => return service_error(&e),

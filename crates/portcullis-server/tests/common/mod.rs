@@ -187,6 +187,8 @@ pub fn state_app_with_users(
         uploads: uploads(),
         events: portcullis_server::default_sinks(),
         cors: None,
+        audit: None,
+        abuse: Default::default(),
     })
 }
 
@@ -221,6 +223,8 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         events: portcullis_server::default_sinks(),
         uploads: uploads(),
         cors: None,
+        audit: None,
+        abuse: Default::default(),
     })
 }
 

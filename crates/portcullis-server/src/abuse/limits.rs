@@ -1,0 +1,177 @@
+//! The rate-limit layers. Inside authentication ([`v2_layer`]): manifest
+//! pulls and pushes, per identity, or per client address for anonymous
+//! callers, with Docker Hub's `RateLimit-*` headers on manifest responses.
+//! Outside it ([`app_layer`]): token requests and failed authentications,
+//! per client address.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::TokenState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use portcullis_auth::identity::Identity;
+use portcullis_types::event::{Kind, What};
+
+use super::{Class, Measured, Subject, too_many};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::events::RequestInfo;
+use crate::state::AuthMode;
+
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<RequestInfo>()?
+        .client
+        .as_deref()?
+        .parse()
+        .ok()
+}
+
+/// `100;w=21600`: a count and the window in seconds, as Docker Hub writes.
+fn with_window(n: u32, m: &Measured) -> HeaderValue {
+    HeaderValue::from_str(&format!("{n};w={}", m.rate.window.as_secs()))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+fn add_headers(h: &mut axum::http::HeaderMap, m: &Measured) {
+    h.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        with_window(m.rate.limit, m),
+    );
+    h.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        with_window(m.remaining, m),
+    );
+    if let Ok(v) = HeaderValue::from_str(&m.source) {
+        h.insert(HeaderName::from_static("docker-ratelimit-source"), v);
+    }
+}
+
+/// The refusal of a request over its limit, and its event.
+fn refuse(state: &AppState, req: &Request, class: Class, m: &Measured) -> Response {
+    let (info, actor) = crate::events::context(req);
+    let retry = super::retry_secs(m.retry_after);
+    state.events.emit(Kind::Abuse, || {
+        info.event(
+            &actor,
+            What::RateLimited {
+                class: class.as_str(),
+                key: m.source.clone(),
+                retry_after: retry,
+            },
+        )
+    });
+    let window = portcullis_config::format_duration(m.rate.window);
+    let mut resp = too_many(
+        format!(
+            "you have reached the {} rate limit for {} ({} per {window}); try again in {retry} s",
+            class.as_str(),
+            m.source,
+            m.rate.limit,
+        ),
+        m.retry_after,
+    )
+    .into_response();
+    if class == Class::Pull {
+        add_headers(resp.headers_mut(), m);
+    }
+    resp
+}
+
+/// Pulls and pushes, after authentication has found the caller.
+pub(crate) async fn v2_layer(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(limits) = &state.abuse.limits else {
+        return next.run(req).await;
+    };
+    let method = req.method().clone();
+    let class = match method {
+        Method::GET | Method::HEAD if req.uri().path().contains("/manifests/") => Class::Pull,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Class::Push,
+        _ => return next.run(req).await,
+    };
+    if !limits.limits(class) {
+        return next.run(req).await;
+    }
+    let caller = req.extensions().get::<Arc<Caller>>();
+    let who = Subject {
+        user: caller.and_then(|c| match &c.identity {
+            Identity::Anonymous => None,
+            id => Some(id.subject()),
+        }),
+        ip: client_ip(&req),
+    };
+    // In token mode a request without a token is answered with a challenge
+    // and sent again with one: only a request that is served is charged.
+    let challenged = matches!(state.auth, AuthMode::Bearer(_))
+        && caller.is_none_or(|c| matches!(c.token, TokenState::Absent) && !c.by_certificate);
+    let charge = method != Method::HEAD;
+    let mut measured = limits.measure(class, &who, charge && !challenged);
+    if let Some(m) = &measured
+        && !m.allowed
+    {
+        return refuse(&state, &req, class, m);
+    }
+    let mut resp = next.run(req).await;
+    if charge && challenged && resp.status().is_success() {
+        measured = limits.measure(class, &who, true).or(measured);
+    }
+    if class == Class::Pull
+        && let Some(m) = &measured
+    {
+        add_headers(resp.headers_mut(), m);
+    }
+    resp
+}
+
+/// Whether a request checks a secret the way a guesser would use: Basic
+/// credentials, or a `POST /token` form.
+fn presents_secret(req: &Request, token: bool) -> bool {
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    basic || (token && req.method() == Method::POST)
+}
+
+/// Token requests and failed authentications, per client address, before
+/// anything else is done.
+pub(crate) async fn app_layer(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(limits) = &state.abuse.limits else {
+        return next.run(req).await;
+    };
+    let token = req.uri().path() == "/token";
+    let who = Subject {
+        user: None,
+        ip: client_ip(&req),
+    };
+    if token
+        && let Some(m) = limits.measure(Class::Token, &who, true)
+        && !m.allowed
+    {
+        return refuse(&state, &req, Class::Token, &m);
+    }
+    let secret = limits.limits(Class::AuthFailure) && presents_secret(&req, token);
+    if secret
+        && let Some(m) = limits.measure(Class::AuthFailure, &who, false)
+        && !m.allowed
+    {
+        return refuse(&state, &req, Class::AuthFailure, &m);
+    }
+    let resp = next.run(req).await;
+    if secret && resp.status() == StatusCode::UNAUTHORIZED {
+        limits.measure(Class::AuthFailure, &who, true);
+    }
+    resp
+}
