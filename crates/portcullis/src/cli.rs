@@ -62,6 +62,16 @@ enum Command {
         #[command(subcommand)]
         command: crate::tokens::TokenCommand,
     },
+    /// The audit log: verify its hash chain, show its events.
+    Audit {
+        #[command(subcommand)]
+        command: crate::abuse::AuditCommand,
+    },
+    /// Brute-force lockouts: list them, clear them.
+    Lockout {
+        #[command(subcommand)]
+        command: crate::abuse::LockoutCommand,
+    },
     /// TLS certificates: a private CA, server certificates for HTTPS, and client certificates (mTLS).
     Cert {
         #[command(subcommand)]
@@ -155,6 +165,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Access { command } => crate::access::run(command),
         Command::Token { command } => crate::tokens::run(command),
         Command::Cert { command } => crate::cert::run(command),
+        Command::Audit { command } => crate::abuse::run_audit(command),
+        Command::Lockout { command } => crate::abuse::run_lockout(command),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `portcullis` binary: serve the registry, check a configuration, and
 //! manage htpasswd users.
 
+mod abuse;
 mod access;
 mod access_cert;
 mod cert;
