@@ -50,22 +50,28 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Target {
+    /// The content's media type (`application/octet-stream` for blobs).
     #[serde(rename = "mediaType", skip_serializing_if = "String::is_empty")]
     pub media_type: String,
+    /// The content's size in bytes.
     #[serde(skip_serializing_if = "is_zero")]
     pub size: u64,
+    /// The content's digest.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub digest: String,
     /// The same as `size` (kept by distribution for older listeners).
     #[serde(skip_serializing_if = "is_zero")]
     pub length: u64,
+    /// The repository the content is in.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub repository: String,
     /// For a mount: the repository the blob came from, when known.
     #[serde(rename = "fromRepository", skip_serializing_if = "String::is_empty")]
     pub from_repository: String,
+    /// Where the content can be fetched (not for deletes).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// The tag a manifest was pushed, pulled or deleted by.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tag: String,
 }
@@ -74,6 +80,7 @@ pub struct Target {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RequestRecord {
+    /// The request's id, as the access log shows it.
     pub id: String,
     /// The client's address.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -81,7 +88,9 @@ pub struct RequestRecord {
     /// The `Host` the request was sent to.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub host: String,
+    /// The request's method.
     pub method: String,
+    /// The request's `User-Agent`.
     pub useragent: String,
 }
 
@@ -89,6 +98,7 @@ pub struct RequestRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ActorRecord {
+    /// The subject: a user or a robot's login.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
 }
@@ -97,8 +107,10 @@ pub struct ActorRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SourceRecord {
+    /// The node's host and port.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub addr: String,
+    /// The running instance.
     #[serde(rename = "instanceID", skip_serializing_if = "String::is_empty")]
     pub instance_id: String,
 }
@@ -197,7 +209,8 @@ pub fn notification(event: &Event, source: &SourceRecord) -> Option<Notification
         .or_else(|| reference.filter(|r| is_digest(r)))
         .unwrap_or_default();
     let host = event.host.clone().unwrap_or_default();
-    let url = if host.is_empty() || digest.is_empty() {
+    // distribution's delete events carry no link: the content is gone
+    let url = if host.is_empty() || digest.is_empty() || action == "delete" {
         String::new()
     } else {
         let what = if manifest { "manifests" } else { "blobs" };
@@ -287,6 +300,7 @@ mod tests {
             notification(&change(ChangeKind::ManifestDeleted, Some(&digest())), &src).unwrap();
         assert_eq!(del.action, "delete");
         assert_eq!((del.target.media_type.as_str(), del.target.size), ("", 0));
+        assert_eq!(del.target.url, "");
         let blob_del =
             notification(&change(ChangeKind::BlobDeleted, Some(&digest())), &src).unwrap();
         assert_eq!(blob_del.action, "delete");
