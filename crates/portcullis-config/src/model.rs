@@ -45,6 +45,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// portcullis's own keys.
     pub portcullis: PortcullisConfig,
+    /// `notifications`: distribution's webhook endpoints.
+    pub notifications: NotificationsConfig,
     /// `audit` (portcullis's own): the audit log.
     pub audit: crate::abuse::AuditConfig,
     /// `ratelimit` (portcullis's own).
@@ -69,6 +71,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             catalog: CatalogConfig::default(),
             portcullis: PortcullisConfig::default(),
+            notifications: NotificationsConfig::default(),
             audit: crate::abuse::AuditConfig::default(),
             ratelimit: crate::abuse::RateLimitConfig::default(),
             lockout: crate::abuse::LockoutConfig::default(),
@@ -453,6 +456,15 @@ impl Default for CatalogConfig {
     fn default() -> Self {
         Self { maxentries: 1000 }
     }
+}
+
+/// `notifications`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationsConfig {
+    /// Each endpoint as written (name, url, headers, timeout, threshold,
+    /// backoff, ignoredmediatypes, ignore), read by `portcullis-notify`.
+    pub endpoints: Vec<serde_json::Value>,
 }
 
 /// portcullis's own keys, under the top-level `portcullis:` section.

@@ -27,7 +27,7 @@ pub use envelope::{
     ActorRecord, BLOB_MEDIA_TYPE, EVENTS_MEDIA_TYPE, Envelope, Notification, RequestRecord,
     SourceRecord, Target, notification, timestamp,
 };
-pub use settings::{Endpoint, Ignore, Settings, parse_go_duration};
+pub use settings::{Endpoint, Ignore, Settings};
 
 /// Why the sink could not start.
 #[derive(Debug, thiserror::Error)]

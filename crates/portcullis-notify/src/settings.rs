@@ -104,78 +104,15 @@ impl Default for Settings {
 }
 
 /// Deserializes a duration written the way Go's `time.ParseDuration` reads
-/// it, as distribution's configuration does.
+/// it (`500ms`, `1m30s`), as distribution's configuration does.
 fn go_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    parse_go_duration(&s).map_err(serde::de::Error::custom)
-}
-
-/// Parses a Go duration: numbers with an optional fraction, each followed
-/// by a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), such as `500ms`,
-/// `1s` or `1m30s`; a bare `0` is zero. Negative durations are refused.
-///
-/// # Errors
-/// A message saying what is wrong with `s`.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = |why: &str| format!("invalid duration `{s}`: {why}");
-    let mut rest = s.trim();
-    rest = rest.strip_prefix('+').unwrap_or(rest);
-    if rest.starts_with('-') {
-        return Err(bad("negative durations are not allowed"));
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    let mut nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| bad("expected a number such as `500ms` or `1s`"))?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, after_unit) = after.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err(bad("missing unit (use ns, us, ms, s, m or h)")),
-            _ => return Err(bad("unknown unit (use ns, us, ms, s, m or h)")),
-        };
-        nanos += value * scale;
-        rest = after_unit;
-    }
-    if !nanos.is_finite() || nanos > u64::MAX as f64 {
-        return Err(bad("too large"));
-    }
-    Ok(Duration::from_secs_f64(nanos / 1e9))
+    portcullis_config::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_go_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "10", "-1s", "1d", "s", "1..5s"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn settings_read_distribution_field_names_with_defaults() {

@@ -82,6 +82,11 @@ pub(crate) async fn add_headers(
         }
         None => Default::default(),
     };
+    let received = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
     let span = tracing::info_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span).await;
     let h = resp.headers_mut();
@@ -98,6 +103,18 @@ pub(crate) async fn add_headers(
     let elapsed = started.elapsed();
     if let Some(metrics) = &state.metrics {
         metrics.record_request(&method, resp.status(), elapsed);
+        let sent = axum::body::HttpBody::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0);
+        metrics.record_bytes(received, sent);
+        let upload = path.contains("/blobs/uploads/");
+        match (&method, resp.status().as_u16()) {
+            (&axum::http::Method::POST, 202) if upload => metrics.record_upload(true),
+            (&axum::http::Method::PUT, 201) | (&axum::http::Method::DELETE, 204) if upload => {
+                metrics.record_upload(false);
+            }
+            _ => {}
+        }
     }
     let (Some(client), Some(note)) = (client, note) else {
         return resp;

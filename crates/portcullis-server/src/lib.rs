@@ -3,7 +3,6 @@
 
 pub mod abuse;
 pub mod access;
-pub mod audit;
 mod auth;
 mod authorize;
 pub mod cors;
@@ -19,6 +18,7 @@ pub mod policy;
 pub mod proxy;
 pub mod route;
 mod serve;
+pub mod sinks;
 mod state;
 pub mod tls;
 pub mod token_cache;

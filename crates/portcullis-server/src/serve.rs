@@ -75,11 +75,37 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
             headers.append(name.clone(), value);
         }
     }
-    let audit = crate::audit::sink(config)?;
+    let audit = crate::sinks::audit(config)?;
     let mut sinks: Vec<Arc<dyn portcullis_types::event::EventSink>> =
         vec![Arc::new(crate::events::LogSink)];
     if let Some(a) = &audit {
         sinks.push(a.clone());
+    }
+    let notifier = crate::sinks::notifier(config)?;
+    if let Some(n) = &notifier {
+        sinks.push(n.clone());
+    }
+    let metrics = metrics_for(config);
+    if let Some(m) = &metrics {
+        sinks.push(Arc::new(crate::metrics::MetricsSink(m.clone())));
+        let (a, n) = (audit.clone(), notifier.clone());
+        m.set_queue_probe(Box::new(move || {
+            let mut q = Vec::new();
+            if let Some(a) = &a {
+                let depth = a
+                    .counters()
+                    .queued
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                q.push(("audit", i64::try_from(depth).unwrap_or(i64::MAX)));
+            }
+            if let Some(n) = &n {
+                q.push((
+                    "notifications",
+                    i64::try_from(n.pending()).unwrap_or(i64::MAX),
+                ));
+            }
+            q
+        }));
     }
     Ok(AppState {
         registry: Registry::new(driver, opts),
@@ -93,13 +119,14 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         },
         headers,
         access_log: !config.log.accesslog.disabled,
-        metrics: metrics_for(config),
+        metrics,
         token_service,
         access,
         enforce_policy,
         uploads,
         events: portcullis_types::event::Sinks::new(sinks),
         audit,
+        notifier,
         abuse: crate::abuse::Abuse::from_config(config)?,
         cors: match cors {
             Some((c, _)) => Some(Arc::new(crate::cors::Cors::new(&c).ok_or_else(|| {

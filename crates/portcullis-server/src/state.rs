@@ -82,6 +82,8 @@ pub struct AppState {
     /// The audit log, also among `events` (kept for its queue's numbers
     /// and the flush at shutdown).
     pub audit: Option<Arc<portcullis_audit::AuditSink>>,
+    /// Webhook notifications, also among `events` (kept for metrics).
+    pub notifier: Option<Arc<portcullis_notify::Notifier>>,
     /// Rate limits and lockout.
     pub abuse: crate::abuse::Abuse,
 }

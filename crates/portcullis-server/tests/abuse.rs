@@ -241,3 +241,64 @@ async fn token_requests_are_locked_out_and_limited_per_address() {
     }
     assert_eq!(ok, 8);
 }
+
+#[tokio::test]
+async fn security_metrics_count_outcomes_without_names_and_parse_with_prometheus_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, metrics) = {
+        let mut lines = String::new();
+        lines.push_str(&format!("alice:{}\n", bcrypt::hash("a", 4).unwrap()));
+        std::fs::write(dir.path().join("htpasswd"), lines).unwrap();
+        let yaml = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {r}/data\nauth:\n  htpasswd:\n    realm: r\n    path: {r}/htpasswd\nhttp:\n  addr: 127.0.0.1:5000\n  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\nratelimit:\n  pull: {{limit: 1, window: 1h}}\naudit:\n  file:\n    path: {r}/audit.log\n",
+            r = dir.path().display()
+        );
+        let config = Config::from_yaml(&yaml, "test.yml", &[]).unwrap().config;
+        let state = portcullis_server::build_state(&config).unwrap();
+        let metrics = state.metrics.clone().expect("metrics on");
+        (portcullis_server::app(state), metrics)
+    };
+    let alice = basic("alice", "a");
+    as_user(&app, "10.0.0.1", Method::GET, "/v2/", &basic("alice", "no"))
+        .await
+        .expect(401);
+    as_user(&app, "10.0.0.1", Method::GET, "/v2/", &alice)
+        .await
+        .expect(200);
+    push_manifest(&app, &alice).await;
+    let uri = "/v2/team/app/manifests/v1";
+    as_user(&app, "10.0.0.1", Method::GET, uri, &alice)
+        .await
+        .expect(200);
+    as_user(&app, "10.0.0.1", Method::GET, uri, &alice)
+        .await
+        .expect_error(429, "TOOMANYREQUESTS");
+    let text = metrics.encode();
+    for line in [
+        "portcullis_auth_attempts_total{method=\"htpasswd\",result=\"failure\",reason=\"invalid_credentials\"} 1",
+        "portcullis_ratelimit_refusals_total{class=\"pull\"} 1",
+        "portcullis_queue_depth{queue=\"audit\"}",
+        "portcullis_http_received_bytes_total",
+        "portcullis_uploads_in_progress 0",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(
+        !text.contains("alice") && !text.contains("team/app"),
+        "{text}"
+    );
+    if !portcullis_testkit::e2e_gate("python3 python:prometheus_client") {
+        return;
+    }
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nnames = [f.name for f in p(sys.stdin.read())]\nprint(len(names))\nassert 'portcullis_auth_attempts' in names, names\n";
+    let out = portcullis_testkit::process::run(
+        std::process::Command::new("python3").args(["-c", script]),
+        Some(&text),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "prometheus_client could not parse the exposition: {}",
+        portcullis_testkit::process::combined_output(&out)
+    );
+}

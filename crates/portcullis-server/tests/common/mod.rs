@@ -188,6 +188,7 @@ pub fn state_app_with_users(
         events: portcullis_server::default_sinks(),
         cors: None,
         audit: None,
+        notifier: None,
         abuse: Default::default(),
     })
 }
@@ -224,6 +225,7 @@ pub fn policy_app(driver: Arc<dyn Driver>, urls: UrlPolicy, catalog_max: usize) 
         uploads: uploads(),
         cors: None,
         audit: None,
+        notifier: None,
         abuse: Default::default(),
     })
 }

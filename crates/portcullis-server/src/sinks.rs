@@ -1,5 +1,7 @@
-//! The `audit` section as an event sink: its outputs opened, the chain
-//! resumed from the file, pulls written as configured.
+//! The event sinks a configuration asks for besides the decision log:
+//! the audit log (`audit`: its outputs opened, the chain resumed from the
+//! file, pulls written as configured) and webhook notifications
+//! (`notifications.endpoints`, queued in the state store).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ fn failed(key: &'static str) -> impl Fn(String) -> ServeError {
 /// # Errors
 /// A file or socket that cannot be opened, or a file whose last line is
 /// not a sealed audit line (continuing would hide the damage).
-pub fn sink(config: &Config) -> Result<Option<Arc<AuditSink>>, ServeError> {
+pub fn audit(config: &Config) -> Result<Option<Arc<AuditSink>>, ServeError> {
     let audit = &config.audit;
     if !audit.enabled() {
         return Ok(None);
@@ -78,4 +80,44 @@ pub fn sink(config: &Config) -> Result<Option<Arc<AuditSink>>, ServeError> {
     let sink = AuditSink::start(outputs, head, &settings)
         .map_err(|e| failed("audit")(format!("cannot start the audit writer: {e}")))?;
     Ok(Some(Arc::new(sink)))
+}
+
+/// The notification sink of `notifications.endpoints`, or `None` when no
+/// endpoint is enabled. Its queue is kept in the state directory (so
+/// events survive a restart) when storage is on the filesystem.
+///
+/// # Errors
+/// An endpoint that does not read (a bad duration, a missing name or URL).
+pub fn notifier(config: &Config) -> Result<Option<Arc<portcullis_notify::Notifier>>, ServeError> {
+    let key = "notifications.endpoints";
+    if config.notifications.endpoints.is_empty() {
+        return Ok(None);
+    }
+    let mut endpoints = Vec::new();
+    for (i, e) in config.notifications.endpoints.iter().enumerate() {
+        let endpoint: portcullis_notify::Endpoint = serde_json::from_value(e.clone())
+            .map_err(|err| failed(key)(format!("entry {i}: {err}")))?;
+        endpoints.push(endpoint);
+    }
+    if endpoints.iter().all(|e| e.disabled) {
+        return Ok(None);
+    }
+    let store: Arc<dyn portcullis_state::StateStore> = match config.storage.state_dir() {
+        Some(dir) => Arc::new(portcullis_state::DirStore::new(
+            &dir,
+            portcullis_state::system_clock(),
+        )),
+        None => Arc::new(portcullis_state::MemoryStore::new(
+            portcullis_state::system_clock(),
+        )),
+    };
+    let settings = portcullis_notify::Settings {
+        endpoints,
+        source_addr: config.http.addr.clone(),
+        instance_id: uuid::Uuid::new_v4().to_string(),
+        ..portcullis_notify::Settings::default()
+    };
+    portcullis_notify::Notifier::start(settings, store)
+        .map(|n| Some(Arc::new(n)))
+        .map_err(|e| failed(key)(e.to_string()))
 }

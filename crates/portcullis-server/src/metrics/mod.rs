@@ -27,6 +27,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+mod security;
+pub use security::{MetricsSink, QueueProbe};
+
 /// Prometheus's default buckets, in seconds.
 const DURATION_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -59,12 +62,20 @@ struct TlsGauges {
 }
 
 /// Every metric portcullis exports, and the registry that encodes them.
-#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
     tls: Option<TlsGauges>,
+    security: security::Security,
+    /// The audit and notification queues' depths, read at each scrape.
+    queues: std::sync::OnceLock<QueueProbe>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
@@ -102,12 +113,31 @@ impl Metrics {
             );
             gauges
         });
+        let security = security::Security::default();
+        security.register(&mut registry);
         Self {
             registry,
             requests,
             durations,
             tls,
+            security,
+            queues: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Body bytes of one request and its response.
+    pub fn record_bytes(&self, received: u64, sent: u64) {
+        self.security.bytes(received, sent);
+    }
+
+    /// An upload opened (`true`) or finished or cancelled (`false`).
+    pub fn record_upload(&self, opened: bool) {
+        self.security.upload(opened);
+    }
+
+    /// How the queues' depths are read at a scrape (set once).
+    pub fn set_queue_probe(&self, probe: QueueProbe) {
+        let _ = self.queues.set(probe);
     }
 
     /// Counts one answered request.
@@ -144,6 +174,7 @@ impl Metrics {
     #[must_use]
     pub fn encode(&self) -> String {
         self.refresh_expiring(unix_now());
+        self.security.probe(self.queues.get());
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
