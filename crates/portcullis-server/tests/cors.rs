@@ -151,3 +151,58 @@ async fn a_wildcard_origin_gets_a_star_and_no_credentials() {
 async fn from_origin(app: &axum::Router, origin: &str) -> common::Resp {
     send(app, request(Method::GET, "/v2/", &[("origin", origin)], "")).await
 }
+
+#[tokio::test]
+async fn a_browser_following_the_bearer_challenge_is_asked_to_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = format!("alice:{}\n", bcrypt::hash("a", 4).unwrap());
+    std::fs::write(dir.path().join("htpasswd"), line).unwrap();
+    let yaml = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {r}/data\nauth:\n  htpasswd:\n    realm: r\n    path: {r}/htpasswd\n  tokenserver:\n    issuer: portcullis\n    service: portcullis\nhttp:\n  addr: 127.0.0.1:5000\n  cors:\n    allowedorigins: [\"{UI}\"]\naccess:\n  rules:\n    - subjects: [anonymous]\n      repositories: [\"public/**\"]\n      actions: [pull]\n    - subjects: [authenticated]\n      repositories: [\"**\"]\n      actions: [\"*\"]\n",
+        r = dir.path().display()
+    );
+    let config = Config::from_yaml(&yaml, "test.yml", &[]).unwrap().config;
+    config.validate().unwrap();
+    let app = portcullis_server::app(portcullis_server::build_state(&config).unwrap());
+    let token = |scope: &str, headers: Vec<(&'static str, String)>| {
+        let app = app.clone();
+        let uri = format!("/token?service=portcullis&scope={scope}");
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send(&app, request(Method::GET, &uri, &h, "")).await
+        }
+    };
+    let origin = || vec![("origin", UI.to_owned())];
+    // The page may read the registry's challenge.
+    let challenge = from_origin(&app, UI).await;
+    assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.header("www-authenticate").starts_with("Bearer "));
+    assert!(
+        challenge
+            .header("access-control-expose-headers")
+            .contains("WWW-Authenticate")
+    );
+    // Without credentials, for a private repository: a Basic challenge it can read.
+    let r = token("repository:team/app:pull,delete", origin()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    assert_eq!(r.header("www-authenticate"), "Basic realm=\"portcullis\"");
+    assert_eq!(r.header("access-control-allow-origin"), UI);
+    // With the password the browser asked for: a token.
+    let mut with_login = origin();
+    with_login.push(("authorization", format!("Basic {}", base64_of("alice:a"))));
+    let r = token("repository:team/app:pull,delete", with_login).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.json()["token"].as_str().is_some());
+    // What anonymous may do still needs no login, from a page or from Docker.
+    token("repository:public/app:pull", origin())
+        .await
+        .expect(200);
+    token("repository:team/app:pull", Vec::new())
+        .await
+        .expect(200);
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

@@ -195,12 +195,20 @@ pub(crate) async fn get_token(
     }
     let offline = (param("offline_token") == Some("true") && !by_certificate)
         .then(|| param("client_id").unwrap_or("docker"));
+    // A browser page (it sends `Origin`) that asks, without credentials,
+    // for more than anonymous callers get is asked to log in, so a registry
+    // UI can show its login form; Docker and other clients get the
+    // anonymous token as before.
+    let login_challenge = matches!(identity, Identity::Anonymous)
+        && !by_certificate
+        && headers.contains_key(header::ORIGIN);
     let request = Granting {
         identity: &identity,
         scopes: &scopes,
         offline,
         now: SystemTime::now(),
         oauth: false,
+        login_challenge,
     };
     grant_and_issue(&state, svc, &info, &request)
 }
@@ -222,6 +230,8 @@ struct Granting<'a> {
     now: SystemTime,
     /// The OAuth2 form of the response (`POST /token`).
     oauth: bool,
+    /// Answer a refusal with a Basic challenge instead of a narrower token.
+    login_challenge: bool,
 }
 
 /// Grants what the policy allows of the scopes, with a decision event for
@@ -232,9 +242,23 @@ fn grant_and_issue(
     info: &crate::events::RequestInfo,
     g: &Granting<'_>,
 ) -> Response {
+    let mut refused = false;
     let access = svc.grant(g.identity, g.scopes, |repo, action, why| {
+        refused = true;
         crate::events::decision(state, info, g.identity, Some(repo), action, false, why);
     });
+    if refused && g.login_challenge {
+        let realm = svc.settings().service.replace('"', "");
+        let mut resp = oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "log in: anonymous callers may not have all of the requested access",
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return resp;
+    }
     match svc.issue(g.identity, access, g.offline, g.now) {
         Ok(issued) => {
             state.events.emit(Kind::TokenIssued, || {
@@ -384,6 +408,7 @@ pub(crate) async fn post_token(
         offline: offline.then_some(client_id),
         now,
         oauth: true,
+        login_challenge: false,
     };
     grant_and_issue(&state, &svc, &info, &request)
 }
