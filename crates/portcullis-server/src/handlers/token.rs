@@ -247,7 +247,15 @@ fn grant_and_issue(
         refused = true;
         crate::events::decision(state, info, g.identity, Some(repo), action, false, why);
     });
-    if refused && g.login_challenge {
+    // The catalog is not refused scope by scope: it is simply not granted.
+    let no_catalog = g
+        .scopes
+        .iter()
+        .any(|s| s.kind == "registry" && s.name == "catalog")
+        && !access
+            .iter()
+            .any(|a| a.kind == "registry" && a.name == "catalog");
+    if (refused || no_catalog) && g.login_challenge {
         let realm = svc.settings().service.replace('"', "");
         let mut resp = oauth_error(
             StatusCode::UNAUTHORIZED,
