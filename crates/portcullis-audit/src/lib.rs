@@ -13,6 +13,7 @@
 //! repositories, digests and reasons, never a password, token or secret.
 
 pub mod chain;
+pub mod outbox;
 pub mod output;
 pub mod read;
 pub mod record;

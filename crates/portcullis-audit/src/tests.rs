@@ -303,3 +303,34 @@ fn show_filters_by_user_repository_and_time() {
     };
     assert!(pick(future).is_empty());
 }
+
+#[test]
+fn admin_actions_posted_by_another_process_join_the_chain_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        portcullis_state::DirStore::new(dir.path().join("state"), portcullis_state::system_clock());
+    crate::outbox::post(&store, "root", "user add", "alice").expect("post");
+    crate::outbox::post(&store, "root", "lockout clear", "--user alice").expect("post");
+    let path = dir.path().join("audit.log");
+    let sink = file_sink(&path, 1 << 20, &Settings::default());
+    assert_eq!(crate::outbox::drain(&store, &sink).expect("drain"), 2);
+    assert_eq!(
+        crate::outbox::drain(&store, &sink).expect("drain"),
+        0,
+        "moved, not copied"
+    );
+    assert!(sink.flush(WAIT));
+    let files = all_files(&path);
+    verify(&files, true).expect("read").expect("intact");
+    let got: Vec<(String, Option<String>)> = records(&files)
+        .into_iter()
+        .map(|r| (r.event, r.command))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("admin".to_owned(), Some("user add".to_owned())),
+            ("admin".to_owned(), Some("lockout clear".to_owned()))
+        ]
+    );
+}

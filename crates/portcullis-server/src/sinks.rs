@@ -77,9 +77,14 @@ pub fn audit(config: &Config) -> Result<Option<Arc<AuditSink>>, ServeError> {
     if let Some(q) = audit.queue {
         settings.queue = q;
     }
-    let sink = AuditSink::start(outputs, head, &settings)
-        .map_err(|e| failed("audit")(format!("cannot start the audit writer: {e}")))?;
-    Ok(Some(Arc::new(sink)))
+    let sink = Arc::new(
+        AuditSink::start(outputs, head, &settings)
+            .map_err(|e| failed("audit")(format!("cannot start the audit writer: {e}")))?,
+    );
+    if let Some(dir) = config.storage.state_dir() {
+        drain_admin_actions(dir, &sink);
+    }
+    Ok(Some(sink))
 }
 
 /// The notification sink of `notifications.endpoints`, or `None` when no
@@ -120,4 +125,25 @@ pub fn notifier(config: &Config) -> Result<Option<Arc<portcullis_notify::Notifie
     portcullis_notify::Notifier::start(settings, store)
         .map(|n| Some(Arc::new(n)))
         .map_err(|e| failed(key)(e.to_string()))
+}
+
+/// Moves the CLI's admin actions (`portcullis_audit::outbox`) into the log
+/// every second, for as long as the sink lives.
+fn drain_admin_actions(dir: std::path::PathBuf, sink: &Arc<AuditSink>) {
+    let weak = Arc::downgrade(sink);
+    let spawned = std::thread::Builder::new()
+        .name("audit-outbox".into())
+        .spawn(move || {
+            let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
+            while let Some(sink) = weak.upgrade() {
+                if let Err(e) = portcullis_audit::outbox::drain(&store, &sink) {
+                    tracing::warn!(error = %e, "cannot read the CLI's admin actions for the audit log");
+                }
+                drop(sink);
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "admin actions from the CLI will not reach the audit log");
+    }
 }

@@ -156,8 +156,24 @@ pub enum LockoutCommand {
     },
 }
 
-fn lockout_store(config: Option<&Path>) -> anyhow::Result<Lockout> {
-    let config = crate::cli::load_valid(config)?;
+/// Records an admin action in the audit log, when there is one: through
+/// the state directory's outbox, which the serving process drains (see
+/// `portcullis_audit::outbox`). The actor is the operating-system user.
+pub fn admin_action(config: &portcullis_config::Config, command: &str, detail: &str) {
+    let (true, Some(dir)) = (config.audit.enabled(), config.storage.state_dir()) else {
+        return;
+    };
+    let actor = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
+    if let Err(e) = portcullis_audit::outbox::post(&store, &format!("os:{actor}"), command, detail)
+    {
+        eprintln!("warning: this action could not be recorded for the audit log: {e}");
+    }
+}
+
+fn lockout_store(config: &portcullis_config::Config) -> anyhow::Result<Lockout> {
     let Some(dir) = config.storage.state_dir() else {
         bail!(
             "without filesystem storage lockouts live only in the serving process; restart it to clear them"
@@ -173,7 +189,8 @@ fn lockout_store(config: Option<&Path>) -> anyhow::Result<Lockout> {
 pub fn run_lockout(command: LockoutCommand) -> anyhow::Result<ExitCode> {
     match command {
         LockoutCommand::List { config, json } => {
-            let lockout = lockout_store(config.as_deref())?;
+            let config = crate::cli::load_valid(config.as_deref())?;
+            let lockout = lockout_store(&config)?;
             let list = lockout.list().context("cannot read the lockouts")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -202,10 +219,20 @@ pub fn run_lockout(command: LockoutCommand) -> anyhow::Result<ExitCode> {
             if !all && user.is_none() && client.is_none() {
                 bail!("say what to clear: --user NAME, --client ADDRESS, both, or --all");
             }
-            let lockout = lockout_store(config.as_deref())?;
+            let config = crate::cli::load_valid(config.as_deref())?;
+            let lockout = lockout_store(&config)?;
             let n = lockout
                 .clear(user.as_deref(), client.as_deref())
                 .context("cannot clear the lockouts")?;
+            admin_action(
+                &config,
+                "lockout clear",
+                &format!(
+                    "user {} client {}: {n} entries",
+                    user.as_deref().unwrap_or("*"),
+                    client.as_deref().unwrap_or("*")
+                ),
+            );
             println!(
                 "cleared {n} lockout entr{}",
                 if n == 1 { "y" } else { "ies" }

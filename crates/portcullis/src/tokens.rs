@@ -229,6 +229,16 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         SystemTime::now(),
     )?;
     let login = robot.login();
+    crate::abuse::admin_action(
+        &cfg,
+        "token create",
+        &format!(
+            "robot {login} (id {}) on {} for {}",
+            robot.id,
+            robot.repositories.join(","),
+            robot.actions.join(",")
+        ),
+    );
     let host = registry_host(&cfg, &cfg.http.addr);
     let docker_login = format!("docker login -u {login} --password-stdin {host}");
     let push_without_pull = robot.actions.iter().any(|a| a == "push")
@@ -360,6 +370,7 @@ fn revoke(
         let refresh = refresh_store(&cfg)?.revoke_user(&user, now)?;
         let robots = robot_store(&cfg)?.revoke_owner(&user, now)?;
         println!("revoked {refresh} refresh token(s) and {robots} robot token(s) of user `{user}`");
+        crate::abuse::admin_action(&cfg, "token revoke", &format!("every token of user {user}"));
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(id) = id {
@@ -372,6 +383,7 @@ fn revoke(
             );
         }
         println!("revoked {refresh} refresh token(s) and {robots} robot token(s)");
+        crate::abuse::admin_action(&cfg, "token revoke", &format!("id {id}"));
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(login) = robot {
@@ -382,6 +394,7 @@ fn revoke(
             );
         }
         println!("revoked robot `{login}`");
+        crate::abuse::admin_action(&cfg, "token revoke", &format!("robot {login}"));
         return Ok(ExitCode::SUCCESS);
     }
     bail!("give --user NAME, --id ID or --robot LOGIN")
