@@ -110,6 +110,9 @@ pub struct RateLimitConfig {
 pub struct RateOverride {
     /// User or robot names this override is for.
     pub users: Vec<String>,
+    /// Groups (the `access` policy's, or an identity provider's) whose
+    /// members this override is for.
+    pub groups: Vec<String>,
     /// Client addresses or CIDRs (`10.0.0.0/8`) this override is for.
     pub cidrs: Vec<String>,
     /// No limit at all for these callers.

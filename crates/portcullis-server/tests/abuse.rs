@@ -102,7 +102,7 @@ async fn manifest_pulls_are_limited_per_identity_with_docker_hub_headers() {
     let app = app(
         dir.path(),
         "basic",
-        "ratelimit:\n  pull: {limit: 5, window: 1h}\n  overrides:\n    - users: [ci]\n      exempt: true\n",
+        "ratelimit:\n  pull: {limit: 5, window: 1h}\n  overrides:\n    - users: [ci]\n      exempt: true\n    - groups: [bots]\n      pull: {limit: 2, window: 1h}\naccess:\n  groups:\n    bots: [bob]\n  rules:\n    - subjects: [authenticated]\n      repositories: [\"**\"]\n      actions: [\"*\"]\n",
     );
     let alice = basic("alice", "a");
     push_manifest(&app, &alice).await;
@@ -129,10 +129,12 @@ async fn manifest_pulls_are_limited_per_identity_with_docker_hub_headers() {
         "{}",
         over.error_message()
     );
-    // Another identity has its own allowance; an exempt one has none.
+    // Another identity has its own allowance (bob's group has 2); an
+    // exempt one has none.
     let bob = as_user(&app, "10.0.0.1", Method::GET, uri, &basic("bob", "b")).await;
     bob.expect(200);
-    assert_eq!(bob.header("ratelimit-remaining"), "4;w=3600");
+    assert_eq!(bob.header("ratelimit-limit"), "2;w=3600");
+    assert_eq!(bob.header("ratelimit-remaining"), "1;w=3600");
     for _ in 0..7 {
         let ci = as_user(&app, "10.0.0.1", Method::GET, uri, &basic("ci", "c")).await;
         ci.expect(200);

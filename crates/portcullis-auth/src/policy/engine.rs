@@ -191,6 +191,18 @@ impl Policy {
         }
     }
 
+    /// Whether `user` is in the group called `group`: listed under the
+    /// policy's `groups`, or named by their identity provider
+    /// (`provider_groups`) when the policy defines that group.
+    #[must_use]
+    pub fn in_group(&self, user: &str, provider_groups: &[String], group: &str) -> bool {
+        let Some(id) = self.group_ids.get(group) else {
+            return false;
+        };
+        provider_groups.iter().any(|g| g == group)
+            || self.users.get(user).is_some_and(|m| m.groups.contains(id))
+    }
+
     /// A policy with no rules: it denies everything to everyone.
     #[must_use]
     pub fn empty() -> Self {

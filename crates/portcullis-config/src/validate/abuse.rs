@@ -53,11 +53,11 @@ impl Validator<'_> {
         .collect();
         for (i, o) in rl.overrides.iter().enumerate() {
             let at = format!("ratelimit.overrides[{i}]");
-            if o.users.is_empty() && o.cidrs.is_empty() {
+            if o.users.is_empty() && o.groups.is_empty() && o.cidrs.is_empty() {
                 self.err(
                     &at,
-                    "names neither users nor cidrs, so it applies to nobody",
-                    "add users: [name] or cidrs: [10.0.0.0/8]",
+                    "names no users, groups or cidrs, so it applies to nobody",
+                    "add users: [name], groups: [name] or cidrs: [10.0.0.0/8]",
                 );
             }
             for (j, c) in o.cidrs.iter().enumerate() {

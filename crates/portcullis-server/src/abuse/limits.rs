@@ -99,18 +99,38 @@ pub(crate) async fn v2_layer(
     if !limits.limits(class) {
         return next.run(req).await;
     }
-    let caller = req.extensions().get::<Arc<Caller>>();
+    let caller = req.extensions().get::<Arc<Caller>>().cloned();
+    let in_group = |group: &str| match caller.as_ref().map(|c| &c.identity) {
+        Some(Identity::User(u)) => {
+            state
+                .access
+                .policy
+                .current()
+                .in_group(u.as_str(), &u.groups, group)
+        }
+        Some(Identity::Robot(r)) => {
+            state
+                .access
+                .policy
+                .current()
+                .in_group(r.owner.as_str(), &[], group)
+        }
+        _ => false,
+    };
     let who = Subject {
-        user: caller.and_then(|c| match &c.identity {
+        user: caller.as_ref().and_then(|c| match &c.identity {
             Identity::Anonymous => None,
             id => Some(id.subject()),
         }),
         ip: client_ip(&req),
+        in_group: &in_group,
     };
     // In token mode a request without a token is answered with a challenge
     // and sent again with one: only a request that is served is charged.
     let challenged = matches!(state.auth, AuthMode::Bearer(_))
-        && caller.is_none_or(|c| matches!(c.token, TokenState::Absent) && !c.by_certificate);
+        && caller
+            .as_ref()
+            .is_none_or(|c| matches!(c.token, TokenState::Absent) && !c.by_certificate);
     let charge = method != Method::HEAD;
     let mut measured = limits.measure(class, &who, charge && !challenged);
     if let Some(m) = &measured
@@ -155,6 +175,7 @@ pub(crate) async fn app_layer(
     let who = Subject {
         user: None,
         ip: client_ip(&req),
+        in_group: &super::no_group,
     };
     if token
         && let Some(m) = limits.measure(Class::Token, &who, true)

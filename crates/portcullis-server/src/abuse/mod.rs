@@ -105,6 +105,7 @@ impl Class {
 
 struct Override {
     users: Vec<String>,
+    groups: Vec<String>,
     cidrs: Vec<Cidr>,
     exempt: bool,
     pull: Option<Rate>,
@@ -140,6 +141,7 @@ impl RateLimits {
         for o in &config.overrides {
             overrides.push(Override {
                 users: o.users.clone(),
+                groups: o.groups.clone(),
                 cidrs: o
                     .cidrs
                     .iter()
@@ -182,10 +184,15 @@ impl RateLimits {
 
     /// The rate `class` has for this caller: the first override naming
     /// the user or containing the address wins; `None` is unlimited.
-    fn rate_for(&self, class: Class, user: Option<&str>, ip: Option<IpAddr>) -> Option<Rate> {
+    fn rate_for(&self, class: Class, who: &Subject) -> Option<Rate> {
         let hit = self.overrides.iter().find(|o| {
-            user.is_some_and(|u| o.users.iter().any(|n| n == u))
-                || ip.is_some_and(|ip| o.cidrs.iter().any(|c| c.contains(ip)))
+            who.user
+                .as_deref()
+                .is_some_and(|u| o.users.iter().any(|n| n == u))
+                || o.groups.iter().any(|g| (who.in_group)(g))
+                || who
+                    .ip
+                    .is_some_and(|ip| o.cidrs.iter().any(|c| c.contains(ip)))
         });
         match hit {
             Some(o) if o.exempt => None,
@@ -208,12 +215,19 @@ impl Override {
 
 /// Who a limit counts against: the identity, or the address of an
 /// anonymous caller. Shown in `Docker-RateLimit-Source`.
-pub(crate) struct Subject {
+pub(crate) struct Subject<'a> {
     pub user: Option<String>,
     pub ip: Option<IpAddr>,
+    /// Whether the caller is in a group (for overrides by group).
+    pub in_group: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
-impl Subject {
+/// For callers in no group (anonymous, or before authentication).
+pub(crate) fn no_group(_: &str) -> bool {
+    false
+}
+
+impl Subject<'_> {
     fn source(&self) -> String {
         match (&self.user, self.ip) {
             (Some(u), _) => u.clone(),
@@ -251,7 +265,7 @@ impl RateLimits {
     /// only looked at. `None` when the class is unlimited for `who`, or
     /// the counter store failed (a broken store must not refuse service).
     pub(crate) fn measure(&self, class: Class, who: &Subject, charge: bool) -> Option<Measured> {
-        let rate = self.rate_for(class, who.user.as_deref(), who.ip)?;
+        let rate = self.rate_for(class, who)?;
         let key = who.key(class);
         let verdict = if charge {
             self.limiter.check(&key, rate)
