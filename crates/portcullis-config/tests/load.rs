@@ -249,6 +249,11 @@ fn distribution_full_example_loads_with_warnings() {
     let htpasswd = c.auth.htpasswd.as_ref().unwrap();
     assert_eq!(htpasswd.realm, "basic-realm");
 
+    assert_eq!(loaded.config.notifications.endpoints.len(), 1);
+    assert_eq!(
+        loaded.config.notifications.endpoints[0]["url"],
+        "https://my.listener.com/event"
+    );
     let w = loaded.warnings.join("\n");
     for key in [
         "log.hooks",
@@ -258,7 +263,7 @@ fn distribution_full_example_loads_with_warnings() {
         "middleware",
         "reporting",
         "http.tls.letsencrypt",
-        "notifications",
+        "notifications.events",
         "redis",
         "health",
         "proxy",

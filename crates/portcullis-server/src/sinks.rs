@@ -147,3 +147,26 @@ fn drain_admin_actions(dir: std::path::PathBuf, sink: &Arc<AuditSink>) {
         tracing::warn!(error = %e, "admin actions from the CLI will not reach the audit log");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Config {
+        Config::from_yaml(yaml, "config.yml", &[]).unwrap().config
+    }
+
+    #[test]
+    fn distribution_endpoints_are_read_as_written_and_bad_ones_are_named() {
+        let good = load(
+            "version: 0.1\nstorage: inmemory\nnotifications:\n  endpoints:\n    - name: alistener\n      url: http://127.0.0.1:9/event\n      headers:\n        Authorization: [Bearer abc]\n      timeout: 500ms\n      threshold: 10\n      backoff: 1s\n      ignoredmediatypes: [application/octet-stream]\n      ignore:\n        mediatypes: [application/octet-stream]\n        actions: [pull]\n",
+        );
+        assert!(notifier(&good).unwrap().is_some());
+        let bad = load(
+            "version: 0.1\nstorage: inmemory\nnotifications:\n  endpoints:\n    - name: x\n      url: http://127.0.0.1:9/\n      timeout: soon\n",
+        );
+        let e = notifier(&bad).err().expect("refused").to_string();
+        assert!(e.starts_with("notifications.endpoints: entry 0:"), "{e}");
+        assert!(e.contains("soon"), "{e}");
+    }
+}
