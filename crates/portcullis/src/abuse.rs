@@ -165,7 +165,11 @@ pub fn admin_action(config: &portcullis_config::Config, command: &str, detail: &
     };
     let actor = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".to_owned());
+        .unwrap_or_else(|_| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self")
+                .map_or_else(|_| "unknown".to_owned(), |m| format!("uid {}", m.uid()))
+        });
     let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
     if let Err(e) = portcullis_audit::outbox::post(&store, &format!("os:{actor}"), command, detail)
     {

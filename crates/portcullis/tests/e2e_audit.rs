@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,6 +62,42 @@ fn login_push_pull_delete_are_audited_without_secrets_and_verify_finds_an_edit()
     docker.forget(&image, &remote);
     docker.pull_and_compare(&image, &remote);
     let skopeo = Skopeo::new();
+    // A robot token reads the image; a wrong robot secret is refused.
+    let created = common::portcullis_cli(
+        &[
+            "token",
+            "create",
+            "--owner",
+            ALICE,
+            "--name",
+            "ci",
+            "--repos",
+            "**",
+            "--actions",
+            "pull",
+            "--json",
+        ],
+        &registry.config_path(),
+    );
+    common::assert_success("token create", &created);
+    let robot: Value = serde_json::from_slice(&created.stdout).expect("JSON");
+    let robot_secret = robot["secret"].as_str().expect("secret").to_owned();
+    let robot_login = robot["login"].as_str().expect("login").to_owned();
+    skopeo.skopeo_ok(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &format!("{robot_login}:{robot_secret}"),
+        &format!("docker://{remote}"),
+    ]);
+    let wrong = skopeo.skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &format!("{robot_login}:not-the-secret"),
+        &format!("docker://{remote}"),
+    ]);
+    assert!(!wrong.status.success(), "a wrong robot secret was accepted");
     skopeo.skopeo_ok(&[
         "delete",
         "--tls-verify=false",
@@ -79,7 +115,8 @@ fn login_push_pull_delete_are_audited_without_secrets_and_verify_finds_an_edit()
     wait_for(Duration::from_secs(10), || {
         seen = records(&log);
         let has = |e: &str| seen.iter().any(|r| r["event"] == e);
-        if has("manifest.delete") && has("admin") {
+        let admins = seen.iter().filter(|r| r["event"] == "admin").count();
+        if has("manifest.delete") && admins == 2 {
             Attempt::Done
         } else {
             Attempt::Retry(format!("{} lines so far", seen.len()))
@@ -88,27 +125,46 @@ fn login_push_pull_delete_are_audited_without_secrets_and_verify_finds_an_edit()
     .expect("the delete reaches the audit log");
     let n = count(&seen);
     let layers = image.layers;
-    // docker login checks the password (skopeo's request, with the same
-    // password, is answered from the verified-credentials cache).
-    assert_eq!(n.get("auth.success"), Some(&1), "{n:?}");
-    assert!(!n.contains_key("auth.failure"), "{n:?}");
+    // docker login, skopeo as alice and the robot check a secret (a check
+    // answered from the verified-credentials cache is not repeated); the
+    // wrong robot secret is one failure.
+    let succeeded: BTreeSet<&str> = seen
+        .iter()
+        .filter(|r| r["event"] == "auth.success")
+        .filter_map(|r| r["identity"].as_str())
+        .collect();
+    assert_eq!(
+        succeeded,
+        BTreeSet::from([ALICE, robot_login.as_str()]),
+        "{n:?}"
+    );
+    assert_eq!(n.get("auth.failure"), Some(&1), "{n:?}");
+    let failure = seen.iter().find(|r| r["event"] == "auth.failure").unwrap();
+    assert_eq!(failure["identity"], robot_login.as_str(), "{failure}");
     assert!(n["token.issued"] >= 3, "{n:?}");
     // Every layer and the config pushed once, then the manifest.
     assert_eq!(n.get("blob.push"), Some(&(layers + 1)), "{n:?}");
     assert_eq!(n.get("manifest.push"), Some(&1), "{n:?}");
-    assert_eq!(n.get("blob.pull"), Some(&(layers + 1)), "{n:?}");
+    // docker pulls every layer and the config; skopeo inspect the config.
+    assert_eq!(n.get("blob.pull"), Some(&(layers + 2)), "{n:?}");
     assert!(n["manifest.pull"] >= 1, "{n:?}");
     assert_eq!(n.get("manifest.delete"), Some(&1), "{n:?}");
-    let admin = seen.iter().find(|r| r["event"] == "admin").unwrap();
-    assert_eq!(admin["command"], "lockout clear", "{admin}");
+    let admin: Vec<&Value> = seen.iter().filter(|r| r["event"] == "admin").collect();
+    let commands: Vec<&str> = admin.iter().filter_map(|r| r["command"].as_str()).collect();
+    assert_eq!(commands, ["token create", "lockout clear"], "{admin:?}");
     assert!(
-        admin["identity"].as_str().unwrap().starts_with("os:"),
-        "{admin}"
+        admin[0]["detail"].as_str().unwrap().contains("alice+ci"),
+        "{admin:?}"
+    );
+    assert!(
+        admin[0]["identity"].as_str().unwrap().starts_with("os:"),
+        "{admin:?}"
     );
     for r in &seen {
         let e = r["event"].as_str().unwrap();
         if e.starts_with("manifest.") || e.starts_with("blob.") {
-            assert_eq!(r["identity"], ALICE, "{r}");
+            let who = r["identity"].as_str().unwrap_or_default();
+            assert!(who == ALICE || who == robot_login, "{r}");
             assert_eq!(r["repository"], image.repo, "{r}");
             assert!(r["client"].as_str().is_some_and(|c| !c.is_empty()), "{r}");
             assert!(r["user_agent"].as_str().is_some(), "{r}");
@@ -133,14 +189,22 @@ fn login_push_pull_delete_are_audited_without_secrets_and_verify_finds_an_edit()
         .as_str()
         .expect("identity token")
         .to_owned();
-    for (what, secret) in [("password", ALICE_PASSWORD), ("refresh token", &refresh)] {
+    let server_log = registry.log();
+    for (what, secret) in [
+        ("password", ALICE_PASSWORD),
+        ("refresh token", &refresh),
+        ("robot secret", &robot_secret),
+        ("wrong robot secret", "not-the-secret"),
+    ] {
         assert!(!text.contains(secret), "the audit log holds the {what}");
         assert!(
-            !registry.log().contains(secret),
+            !server_log.contains(secret),
             "the server log holds the {what}"
         );
     }
+    // Access tokens are JWTs: base64url JSON, which starts `eyJ`.
     assert!(!text.contains("eyJ"), "the audit log holds a JWT");
+    assert!(!server_log.contains("eyJ"), "the server log holds a JWT");
 
     let ok = common::portcullis_cli(
         &["audit", "verify", &log.display().to_string()],
