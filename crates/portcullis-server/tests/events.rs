@@ -156,6 +156,15 @@ async fn the_pipeline_emits_authentications_denials_and_changes() {
         matches!(&pushed[..], [e] if e.actor == "alice" && matches!(&e.what, What::Change { kind: ChangeKind::ManifestPushed, repository, reference: Some(t), digest: Some(dg), size: Some(n), previous: None, status: 201, .. } if repository == "alice/app" && t == "v1" && *dg == digest(&m) && *n == m.len() as u64)),
         "{pushed:?}"
     );
+    // The read was a pull, by alice, with the manifest's size.
+    let pulls: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e.what, What::Pull { .. }))
+        .collect();
+    assert!(
+        matches!(&pulls[..], [e] if e.actor == "alice" && matches!(&e.what, What::Pull { manifest: true, reference, bytes, status: 200, .. } if reference == "v1" && *bytes == m.len() as u64)),
+        "{pulls:?}"
+    );
     let changes: Vec<ChangeKind> = events
         .iter()
         .filter_map(|e| match &e.what {
@@ -166,5 +175,39 @@ async fn the_pipeline_emits_authentications_denials_and_changes() {
     assert_eq!(
         changes,
         [ChangeKind::BlobPushed, ChangeKind::ManifestPushed]
+    );
+
+    // v1 moved to another manifest: a push and a tag move from the old digest.
+    let m2 = image_manifest((&d, config_blob.len()), &[], r#","annotations":{"n":"2"}"#);
+    send(
+        &app,
+        request(
+            Method::PUT,
+            "/v2/alice/app/manifests/v1",
+            &[
+                ("authorization", &alice),
+                ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+            ],
+            m2.clone(),
+        ),
+    )
+    .await
+    .expect(201);
+    let moved: Vec<Event> = memory
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                &e.what,
+                What::Change {
+                    kind: ChangeKind::TagMoved,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(&moved[..], [e] if matches!(&e.what, What::Change { previous: Some(p), digest: Some(now), reference: Some(t), .. } if *p == digest(&m) && *now == digest(&m2) && t == "v1")),
+        "{moved:?}"
     );
 }
