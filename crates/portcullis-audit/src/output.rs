@@ -19,7 +19,22 @@ pub trait Output: Send {
     /// # Errors
     /// The destination's I/O error.
     fn write(&mut self, lines: &str, head: &Head) -> io::Result<()>;
+
+    /// Brings what lags behind the lines (the file's head anchor) up to
+    /// date: called when the writer is idle, before a flush is answered,
+    /// and at the end.
+    ///
+    /// # Errors
+    /// The destination's I/O error.
+    fn settle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
+
+/// How often, at most, a busy writer rewrites the head anchor. An anchor
+/// that lags the last line is still on the chain (verify accepts it); it
+/// only cannot show that the lines after it were cut.
+const ANCHOR_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The audit file: `path` is written, and renamed to
 /// `path.<UTC time>` once it passes `max_bytes`; the newest `keep` rotated
@@ -32,6 +47,9 @@ pub struct FileOutput {
     size: u64,
     max_bytes: u64,
     keep: usize,
+    /// The head not yet written to the anchor, and when it last was.
+    unanchored: Option<Head>,
+    anchored_at: Option<std::time::Instant>,
 }
 
 /// The anchor file next to an audit file.
@@ -107,6 +125,8 @@ impl FileOutput {
             size,
             max_bytes: max_bytes.max(4096),
             keep,
+            unanchored: None,
+            anchored_at: None,
         })
     }
 
@@ -196,13 +216,26 @@ impl Output for FileOutput {
     fn write(&mut self, lines: &str, head: &Head) -> io::Result<()> {
         self.file.write_all(lines.as_bytes())?;
         self.size += lines.len() as u64;
+        self.unanchored = Some(head.clone());
+        if self.size >= self.max_bytes {
+            // A fresh file resumes the chain from the anchor.
+            self.settle()?;
+            self.rotate()?;
+        } else if self.anchored_at.is_none_or(|t| t.elapsed() >= ANCHOR_EVERY) {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self) -> io::Result<()> {
+        let Some(head) = self.unanchored.take() else {
+            return Ok(());
+        };
         let anchor = format!(r#"{{"seq":{},"hash":"{}"}}"#, head.seq, head.hash);
         let tmp = head_path(&self.path).with_extension("head.tmp");
         fs::write(&tmp, anchor)?;
         fs::rename(&tmp, head_path(&self.path))?;
-        if self.size >= self.max_bytes {
-            self.rotate()?;
-        }
+        self.anchored_at = Some(std::time::Instant::now());
         Ok(())
     }
 }

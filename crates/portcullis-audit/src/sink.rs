@@ -179,7 +179,10 @@ impl Writer {
         loop {
             let first = match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.settle();
+                    None
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut flushes = Vec::new();
@@ -206,6 +209,9 @@ impl Writer {
             }
             self.note_drops(&mut batch);
             self.write(&mut batch);
+            if !flushes.is_empty() {
+                self.settle();
+            }
             for done in flushes {
                 let _ = done.try_send(());
             }
@@ -213,6 +219,16 @@ impl Writer {
         self.flush_aggregates(&mut batch);
         self.note_drops(&mut batch);
         self.write(&mut batch);
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        for out in &mut self.outputs {
+            if let Err(e) = out.settle() {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(output = out.name(), error = %e, "audit head anchor write failed");
+            }
+        }
     }
 
     /// Seals a record into the batch, or folds a pull into its sample or
