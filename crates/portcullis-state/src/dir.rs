@@ -245,6 +245,10 @@ impl StateStore for DirStore {
         "directory"
     }
 
+    fn location(&self, key: &str) -> String {
+        self.path(key).display().to_string()
+    }
+
     fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
         check_key(key)?;
         self.locked(false, || {
@@ -355,6 +359,7 @@ mod tests {
         a.put("keys/signing.key", b"-----BEGIN PRIVATE KEY-----\n", None)
             .unwrap();
         let file = dir.path().join("keys/signing.key");
+        assert_eq!(a.location("keys/signing.key"), file.display().to_string());
         assert_eq!(fs::read(&file).unwrap(), b"-----BEGIN PRIVATE KEY-----\n");
         assert_eq!(
             fs::metadata(&file).unwrap().permissions().mode() & 0o777,
