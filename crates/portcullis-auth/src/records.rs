@@ -243,7 +243,11 @@ impl<E: Entry> RecordStore<E> {
             };
             let bytes = render(&next, self.list)?;
             let expected = st.stored.as_ref().map(|s| s.0);
-            if st.stored.as_ref().is_some_and(|s| s.1 == bytes) {
+            let unchanged = match &st.stored {
+                Some((_, stored)) => *stored == bytes,
+                None => next.is_empty(),
+            };
+            if unchanged {
                 st.dirty = false;
                 return Ok(Ok(out));
             }

@@ -93,7 +93,20 @@ impl DirStore {
             .open(&lock_path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !exclusive => return f(),
+            // A reader that may not create the lock (nothing written yet,
+            // or a read-only view of the directory) reads without it: each
+            // value is replaced whole, by rename.
+            Err(e)
+                if !exclusive
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound
+                            | std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                return f();
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.mkdirs(&self.root)?;
                 OpenOptions::new()

@@ -539,3 +539,17 @@ fn permits_is_scope_and_action() {
     assert!(all.permits("team/app", "delete"));
     assert!(!all.permits("other/app", "delete"));
 }
+
+/// Reading, listing and revoking nothing write nothing: no store appears.
+#[test]
+fn an_empty_store_is_not_written() {
+    for_each_store(|b| {
+        let store = store(b);
+        let now = SystemTime::now();
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(store.revoke("alice+ci", now).unwrap(), 0);
+        assert_eq!(store.revoke_owner("alice", now).unwrap(), 0);
+        store.flush(now).unwrap();
+        assert_eq!(b.state().get(STATE_KEY).unwrap(), None, "{}", b.name);
+    });
+}
