@@ -6,10 +6,10 @@
 
 pub mod access;
 pub mod authn;
-mod filestore;
 pub mod htpasswd;
 pub mod identity;
 pub mod policy;
+mod records;
 pub mod refresh;
 pub mod robots;
 pub mod scope;

@@ -9,20 +9,24 @@
 //! Tokens are **not rotated on use**: the Docker client keeps the first one
 //! it got (moby/moby#39718).
 //!
-//! The store is one JSON file, written atomically. The server and the CLI
-//! (`token revoke`) share it: every operation re-reads the file when it
-//! changed on disk, and last-use times are written at most once a minute.
+//! The store is one JSON document under [`STATE_KEY`] of a [`StateStore`]
+//! (in the state directory, the file `refresh-tokens.json`), written by
+//! compare-and-set. The server and the CLI (`token revoke`) share it: every
+//! operation re-reads it when it changed, and last-use times are written at
+//! most once a minute.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+use portcullis_state::StateStore;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::filestore::{Entry, FileError, JsonStore, hash_hex, same, secs};
 use crate::identity::UserName;
+use crate::records::{Entry, FileError, RecordStore, hash_hex, same, secs};
 
 const PREFIX: &str = "pcr1";
 
@@ -63,8 +67,12 @@ pub struct Record {
     pub password_fingerprint: String,
 }
 
-/// The key of the store file's record list.
-const FILE_KEY: &str = "tokens";
+/// The name of the document's record list.
+const LIST: &str = "tokens";
+
+/// The store's key in a [`StateStore`]; in the state directory, the file
+/// that was the store before there was a state store.
+pub const STATE_KEY: &str = "refresh-tokens.json";
 
 impl Entry for Record {
     fn id(&self) -> &str {
@@ -78,15 +86,15 @@ impl Entry for Record {
     }
 }
 
-/// The store; share it in an `Arc`. Blocking file I/O, small and rare.
+/// The store; share it in an `Arc`. Blocking I/O, small and rare.
 pub struct RefreshStore {
-    store: JsonStore<Record>,
+    store: RecordStore<Record>,
 }
 
 impl std::fmt::Debug for RefreshStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshStore")
-            .field("path", &self.store.path())
+            .field("path", &self.store.location())
             .finish_non_exhaustive()
     }
 }
@@ -105,22 +113,40 @@ fn file_error(path: &Path, e: FileError) -> RefreshError {
 }
 
 impl RefreshStore {
-    /// Opens (or prepares to create) the store at `path`.
+    /// Opens (or prepares to create) the store that is the file `path`
+    /// (a directory state store over its directory).
     ///
     /// # Errors
     /// When the file exists but cannot be read or parsed.
     pub fn open(path: &Path) -> Result<Self, RefreshError> {
-        let store = JsonStore::open(path, FILE_KEY).map_err(|e| file_error(path, e))?;
+        let store = RecordStore::open_file(path, LIST).map_err(|e| file_error(path, e))?;
         Ok(Self { store })
     }
 
+    /// Opens the store in `state`, first importing the store file `legacy`
+    /// (renamed `<file>.migrated` afterwards) if `state` has no store yet.
+    ///
+    /// # Errors
+    /// When the state store or the old file cannot be read, or either does
+    /// not parse.
+    pub fn open_in(
+        state: Arc<dyn StateStore>,
+        legacy: Option<&Path>,
+    ) -> Result<Self, RefreshError> {
+        let location = PathBuf::from(state.location(STATE_KEY));
+        let store = RecordStore::open(state, STATE_KEY, LIST, legacy)
+            .map_err(|e| file_error(&location, e))?;
+        Ok(Self { store })
+    }
+
+    /// Where the store is (a file's path in a directory state store).
     #[must_use]
     pub fn path(&self) -> &Path {
-        self.store.path()
+        self.store.location()
     }
 
     fn err(&self, e: FileError) -> RefreshError {
-        file_error(self.store.path(), e)
+        file_error(self.store.location(), e)
     }
 
     /// Issues a new token for `user` and returns it (shown to the client once).
@@ -152,8 +178,11 @@ impl RefreshStore {
             password_fingerprint: password_fingerprint.to_owned(),
         };
         let mut st = self.store.lock().map_err(|e| self.err(e))?;
-        st.entries.insert(id.clone(), record);
-        self.store.write(&mut st, now).map_err(|e| self.err(e))?;
+        self.store
+            .modify(&mut st, now, |entries| {
+                entries.insert(id.clone(), record.clone());
+            })
+            .map_err(|e| self.err(e))?;
         Ok(SecretString::from(format!("{PREFIX}.{id}.{secret}")))
     }
 
@@ -196,7 +225,7 @@ impl RefreshStore {
     /// Every stored token, oldest first.
     ///
     /// # Errors
-    /// When the file cannot be read.
+    /// When the store cannot be read.
     pub fn list(&self) -> Result<Vec<Record>, RefreshError> {
         self.store
             .list_by(|r| (r.created, r.id.clone()))
@@ -241,17 +270,17 @@ impl RefreshStore {
 mod tests {
     use std::fs;
 
+    use portcullis_state::{DirStore, MemoryStore, system_clock};
+
     use super::*;
+    use crate::records::testing::{Backend, for_each_store};
 
     fn user(n: &str) -> UserName {
         UserName::new(n).unwrap()
     }
 
-    #[test]
-    fn issue_redeem_revoke() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/refresh.json");
-        let store = RefreshStore::open(&path).unwrap();
+    fn issue_redeem_revoke_in(b: &Backend) {
+        let store = RefreshStore::open_in(b.state(), None).unwrap();
         let now = SystemTime::now();
         let t = store
             .issue(
@@ -269,14 +298,18 @@ mod tests {
         );
         // not rotated: the same token works again
         store.redeem(&t, "docker", now).unwrap();
-        // only a hash is stored, with mode 0600
-        let text = fs::read_to_string(&path).unwrap();
+        // only a hash is stored, in a file with mode 0600
+        let stored = b.state().get(STATE_KEY).unwrap().unwrap().value;
+        let text = String::from_utf8(stored).unwrap();
         let secret = t.expose_secret().rsplit('.').next().unwrap().to_owned();
-        assert!(!text.contains(&secret));
-        assert_eq!(
-            std::os::unix::fs::MetadataExt::mode(&fs::metadata(&path).unwrap()) & 0o777,
-            0o600
-        );
+        assert!(!text.contains(&secret), "{}", b.name);
+        if let Some(path) = b.file(STATE_KEY) {
+            assert_eq!(fs::read_to_string(&path).unwrap(), text);
+            assert_eq!(
+                std::os::unix::fs::MetadataExt::mode(&fs::metadata(&path).unwrap()) & 0o777,
+                0o600
+            );
+        }
         // wrong client, tampered secret, malformed
         assert!(matches!(
             store.redeem(&t, "other", now),
@@ -298,11 +331,11 @@ mod tests {
             Err(RefreshError::Expired)
         ));
         // a second process (the CLI) revokes; the first sees it
-        let cli = RefreshStore::open(&path).unwrap();
+        let cli = RefreshStore::open_in(b.state(), None).unwrap();
         assert_eq!(cli.list().unwrap().len(), 1);
         assert_eq!(cli.revoke_user("alice", now).unwrap(), 1);
         let revoked = store.redeem(&t, "docker", now);
-        assert!(matches!(revoked, Err(RefreshError::Unknown)));
+        assert!(matches!(revoked, Err(RefreshError::Unknown)), "{}", b.name);
         // The user is told what to do about it.
         let message = revoked.unwrap_err().to_string();
         assert!(
@@ -312,9 +345,12 @@ mod tests {
     }
 
     #[test]
-    fn revoke_by_id_keeps_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RefreshStore::open(&dir.path().join("r.json")).unwrap();
+    fn issue_redeem_revoke() {
+        for_each_store(issue_redeem_revoke_in);
+    }
+
+    fn revoke_by_id_keeps_others_in(backend: &Backend) {
+        let store = RefreshStore::open_in(backend.state(), None).unwrap();
         let now = SystemTime::now();
         let a = store
             .issue(&user("a"), "", "f", Duration::from_secs(60), now)
@@ -326,5 +362,56 @@ mod tests {
         assert_eq!(store.revoke_id(&id, now).unwrap(), 1);
         assert!(store.redeem(&a, "", now).is_err());
         assert!(store.redeem(&b, "", now).is_ok());
+    }
+
+    #[test]
+    fn revoke_by_id_keeps_others() {
+        for_each_store(revoke_by_id_keeps_others_in);
+    }
+
+    /// `open(path)` is the directory store over the file's directory: the
+    /// file is the store, and `open_in` over that directory shares it.
+    #[test]
+    fn a_path_is_a_directory_store_over_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join(STATE_KEY);
+        let store = RefreshStore::open(&path).unwrap();
+        assert_eq!(store.path(), path);
+        let now = SystemTime::now();
+        let t = store
+            .issue(&user("alice"), "", "f", Duration::from_secs(60), now)
+            .unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::mode(&fs::metadata(&path).unwrap()) & 0o777,
+            0o600
+        );
+        let state = Arc::new(DirStore::new(dir.path().join("sub"), system_clock()));
+        let other = RefreshStore::open_in(state, Some(&path)).unwrap();
+        assert_eq!(other.path(), path);
+        other.redeem(&t, "", now).unwrap();
+        assert!(path.exists(), "the store's own file is not migrated away");
+    }
+
+    /// A store file from before the state store: its tokens still redeem
+    /// after the import, and the file is kept as `.migrated`.
+    #[test]
+    fn an_old_store_file_is_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(STATE_KEY);
+        let now = SystemTime::now();
+        let token = RefreshStore::open(&old)
+            .unwrap()
+            .issue(&user("alice"), "docker", "fp", Duration::from_secs(60), now)
+            .unwrap();
+        let before = fs::read(&old).unwrap();
+        let state = Arc::new(MemoryStore::default());
+        let store = RefreshStore::open_in(state.clone(), Some(&old)).unwrap();
+        assert_eq!(store.redeem(&token, "docker", now).unwrap().user, "alice");
+        assert!(!old.exists());
+        let kept = dir.path().join(format!("{STATE_KEY}.migrated"));
+        assert_eq!(fs::read(&kept).unwrap(), before);
+        // once: the state store has it now
+        let again = RefreshStore::open_in(state, Some(&old)).unwrap();
+        assert_eq!(again.list().unwrap().len(), 1);
     }
 }

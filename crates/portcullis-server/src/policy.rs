@@ -7,8 +7,9 @@ use std::sync::Arc;
 use portcullis_auth::access::AccessControl;
 use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_auth::policy::{Policy, PolicyError, PolicyStore, check_file};
-use portcullis_auth::robots::{RobotError, RobotStore};
+use portcullis_auth::robots::{self, RobotError, RobotStore};
 use portcullis_config::Config;
+use portcullis_state::{DirStore, system_clock};
 
 /// The policy of a configuration. Without an `access` section, authenticated
 /// identities may do everything and anonymous nothing.
@@ -31,16 +32,22 @@ pub fn load(config: &Config) -> Result<Arc<PolicyStore>, PolicyError> {
     Ok(Arc::new(store))
 }
 
-/// The robot-token store (`<rootdirectory>/portcullis/robots.json`), when
-/// there is a place for it.
+/// The robot-token store (in the state directory's store,
+/// `<rootdirectory>/portcullis/robots.json`), when there is a place for it.
 ///
 /// # Errors
-/// A store file that exists but cannot be read.
+/// A store that exists but cannot be read.
 pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
     config
         .storage
         .state_dir()
-        .map(|dir| RobotStore::open(&dir.join("robots.json")).map(Arc::new))
+        .map(|dir| {
+            RobotStore::open_in(
+                Arc::new(DirStore::new(&dir, system_clock())),
+                Some(&dir.join(robots::STATE_KEY)),
+            )
+            .map(Arc::new)
+        })
         .transpose()
 }
 

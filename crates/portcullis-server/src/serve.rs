@@ -8,10 +8,11 @@ use portcullis_core::{Options, Registry};
 use portcullis_storage::{Driver, FsDriver, MemoryDriver};
 
 use portcullis_auth::access::AccessControl;
-use portcullis_auth::refresh::RefreshStore;
+use portcullis_auth::refresh::{self, RefreshStore};
 use portcullis_auth::service::{ServiceSettings, TokenService};
 use portcullis_auth::token::{Algorithm, Verifier};
 use portcullis_auth::upload::UploadStates;
+use portcullis_state::{DirStore, system_clock};
 
 use crate::metrics::Metrics;
 use crate::{AppState, AuthMode, Bearer, UrlPolicy, app, keys};
@@ -177,8 +178,11 @@ fn auth_mode(
         ));
         let refresh = match (ts.refresh.enabled, config.storage.state_dir()) {
             (true, Some(dir)) => Some(Arc::new(
-                RefreshStore::open(&dir.join("refresh-tokens.json"))
-                    .map_err(|e| config_err("auth.tokenserver.refresh")(e.to_string()))?,
+                RefreshStore::open_in(
+                    Arc::new(DirStore::new(&dir, system_clock())),
+                    Some(&dir.join(refresh::STATE_KEY)),
+                )
+                .map_err(|e| config_err("auth.tokenserver.refresh")(e.to_string()))?,
             )),
             _ => None,
         };

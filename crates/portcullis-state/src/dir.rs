@@ -93,7 +93,20 @@ impl DirStore {
             .open(&lock_path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !exclusive => return f(),
+            // A reader that may not create the lock (nothing written yet,
+            // or a read-only view of the directory) reads without it: each
+            // value is replaced whole, by rename.
+            Err(e)
+                if !exclusive
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound
+                            | std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                return f();
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.mkdirs(&self.root)?;
                 OpenOptions::new()
@@ -245,6 +258,10 @@ impl StateStore for DirStore {
         "directory"
     }
 
+    fn location(&self, key: &str) -> String {
+        self.path(key).display().to_string()
+    }
+
     fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
         check_key(key)?;
         self.locked(false, || {
@@ -355,6 +372,7 @@ mod tests {
         a.put("keys/signing.key", b"-----BEGIN PRIVATE KEY-----\n", None)
             .unwrap();
         let file = dir.path().join("keys/signing.key");
+        assert_eq!(a.location("keys/signing.key"), file.display().to_string());
         assert_eq!(fs::read(&file).unwrap(), b"-----BEGIN PRIVATE KEY-----\n");
         assert_eq!(
             fs::metadata(&file).unwrap().permissions().mode() & 0o777,

@@ -65,6 +65,12 @@ pub trait StateStore: Send + Sync {
     /// A short name for logs ("directory", "memory").
     fn kind(&self) -> &'static str;
 
+    /// Where `key` is kept, for messages: a file's path in a store of
+    /// files, else the key and the kind of store.
+    fn location(&self, key: &str) -> String {
+        format!("{key} in the {} state store", self.kind())
+    }
+
     /// The live value of `key`, if any (an expired entry is absent).
     ///
     /// # Errors

@@ -390,3 +390,35 @@ fn bad_input_is_refused_with_a_message() {
     let none = s.cli(&["token", "revoke"]);
     assert_eq!(none.status.code(), Some(2));
 }
+
+/// A `robots.json` written before the tokens moved behind the state store
+/// (the format as it was, byte for byte): the CLI lists its robot, the
+/// secret authenticates, revoke removes it, and the file stays where it was
+/// in the same format, so a downgrade can read it.
+#[test]
+fn an_old_robots_file_keeps_working() {
+    use sha2::Digest;
+    let s = Setup::new();
+    let id = "00112233445566aa";
+    let part = "Zyxwvutsrqponmlkjihgfedcba-_9876543210ABCDE";
+    assert_eq!(part.len(), 43);
+    let hash = hex::encode(sha2::Sha256::digest(part.as_bytes()));
+    let old = format!(
+        "{{\n  \"robots\": [\n    {{\n      \"id\": \"{id}\",\n      \"name\": \"ci\",\n      \"owner\": \"alice\",\n      \"repositories\": [\n        \"team/**\"\n      ],\n      \"actions\": [\n        \"pull\"\n      ],\n      \"created\": 1700000000,\n      \"last_used\": 0,\n      \"expires\": null,\n      \"hash\": \"{hash}\"\n    }}\n  ]\n}}"
+    );
+    let file = s.robots_file();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &old).unwrap();
+    let rows = s.list_json();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["login"], "alice+ci");
+    let secret = format!("pcrt_{id}_{part}");
+    assert!(authenticate(&file, "alice+ci", &secret));
+    assert!(!file.with_file_name("robots.json.migrated").exists());
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(stored["robots"][0]["hash"], hash.as_str());
+    s.cli_ok(&["token", "revoke", "--robot", "alice+ci"]);
+    assert!(!authenticate(&file, "alice+ci", &secret));
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(stored["robots"], serde_json::json!([]));
+}

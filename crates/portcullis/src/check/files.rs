@@ -4,12 +4,14 @@
 //! and verify keys and refresh-token store, and `auth.token`'s bundle.
 
 use std::fs::OpenOptions;
+use std::sync::Arc;
 
-use portcullis_auth::refresh::RefreshStore;
+use portcullis_auth::refresh::{self, RefreshStore};
 use portcullis_auth::token::{Algorithm, SigningKey, Verifier, VerifyKey};
 use portcullis_config::{Config, Named, SigningAlgorithm};
 use portcullis_server::keys::token_algorithm;
 use portcullis_server::tls::{TlsSettings, load};
+use portcullis_state::{DirStore, system_clock};
 
 use super::Findings;
 
@@ -134,8 +136,11 @@ impl Findings {
         // `serve` opens the refresh-token store at start.
         if ts.refresh.enabled
             && let Some(dir) = config.storage.state_dir()
-            && dir.join("refresh-tokens.json").exists()
-            && let Err(e) = RefreshStore::open(&dir.join("refresh-tokens.json"))
+            && dir.join(refresh::STATE_KEY).exists()
+            && let Err(e) = RefreshStore::open_in(
+                Arc::new(DirStore::new(&dir, system_clock())),
+                Some(&dir.join(refresh::STATE_KEY)),
+            )
         {
             self.errors.push(config.error_at(
                 "auth.tokenserver.refresh",

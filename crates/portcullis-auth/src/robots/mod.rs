@@ -18,22 +18,25 @@
 //! What a robot may do is [`Robot::permits`] intersected with what its owner
 //! may do *now*; the second half is the policy's job, not this module's.
 //!
-//! Like [`crate::refresh`], the store is one JSON file (mode 0600, written
-//! atomically) shared by the server and the CLI: every operation re-reads it
-//! when it changed on disk, and last-use times are written at most once a
-//! minute.
+//! Like [`crate::refresh`], the store is one JSON document under
+//! [`STATE_KEY`] of a [`StateStore`] (in the state directory, the file
+//! `robots.json`, mode 0600), written by compare-and-set and shared by the
+//! server and the CLI: every operation re-reads it when it changed, and
+//! last-use times are written at most once a minute.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+use portcullis_state::StateStore;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use crate::filestore::{Entry, FileError, JsonStore, Records, hash_hex, same, secs};
 use crate::identity::UserName;
+use crate::records::{Entry, FileError, RecordStore, Records, hash_hex, same, secs};
 
 /// Every robot secret starts with this.
 pub const SECRET_PREFIX: &str = "pcrt_";
@@ -189,8 +192,12 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// The key of the store file's record list.
-const FILE_KEY: &str = "robots";
+/// The name of the document's record list.
+const LIST: &str = "robots";
+
+/// The store's key in a [`StateStore`]; in the state directory, the file
+/// that was the store before there was a state store.
+pub const STATE_KEY: &str = "robots.json";
 
 impl Entry for Robot {
     fn id(&self) -> &str {
@@ -204,15 +211,15 @@ impl Entry for Robot {
     }
 }
 
-/// The store; share it in an `Arc`. Blocking file I/O, small and rare.
+/// The store; share it in an `Arc`. Blocking I/O, small and rare.
 pub struct RobotStore {
-    store: JsonStore<Robot>,
+    store: RecordStore<Robot>,
 }
 
 impl std::fmt::Debug for RobotStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RobotStore")
-            .field("path", &self.store.path())
+            .field("path", &self.store.location())
             .finish_non_exhaustive()
     }
 }
@@ -248,22 +255,37 @@ fn file_error(path: &Path, e: FileError) -> RobotError {
 }
 
 impl RobotStore {
-    /// Opens (or prepares to create) the store at `path`.
+    /// Opens (or prepares to create) the store that is the file `path`
+    /// (a directory state store over its directory).
     ///
     /// # Errors
     /// When the file exists but cannot be read or parsed.
     pub fn open(path: &Path) -> Result<Self, RobotError> {
-        let store = JsonStore::open(path, FILE_KEY).map_err(|e| file_error(path, e))?;
+        let store = RecordStore::open_file(path, LIST).map_err(|e| file_error(path, e))?;
         Ok(Self { store })
     }
 
+    /// Opens the store in `state`, first importing the store file `legacy`
+    /// (renamed `<file>.migrated` afterwards) if `state` has no store yet.
+    ///
+    /// # Errors
+    /// When the state store or the old file cannot be read, or either does
+    /// not parse.
+    pub fn open_in(state: Arc<dyn StateStore>, legacy: Option<&Path>) -> Result<Self, RobotError> {
+        let location = PathBuf::from(state.location(STATE_KEY));
+        let store = RecordStore::open(state, STATE_KEY, LIST, legacy)
+            .map_err(|e| file_error(&location, e))?;
+        Ok(Self { store })
+    }
+
+    /// Where the store is (a file's path in a directory state store).
     #[must_use]
     pub fn path(&self) -> &Path {
-        self.store.path()
+        self.store.location()
     }
 
     fn err(&self, e: FileError) -> RobotError {
-        file_error(self.store.path(), e)
+        file_error(self.store.location(), e)
     }
 
     /// Creates a robot and returns it with its secret, which exists nowhere
@@ -336,15 +358,15 @@ impl RobotStore {
             hash: hash_hex(&secret),
         };
         let mut st = self.store.lock().map_err(|e| self.err(e))?;
-        if st
-            .entries
-            .values()
-            .any(|r| r.owner == owner && r.name == name)
-        {
-            return Err(RobotError::Exists(robot.login()));
-        }
-        st.entries.insert(id.clone(), robot.clone());
-        self.store.write(&mut st, now).map_err(|e| self.err(e))?;
+        self.store
+            .update(&mut st, now, |entries| {
+                if entries.values().any(|r| r.owner == owner && r.name == name) {
+                    return Err(RobotError::Exists(robot.login()));
+                }
+                entries.insert(id.clone(), robot.clone());
+                Ok(())
+            })
+            .map_err(|e| self.err(e))??;
         Ok((
             robot,
             SecretString::from(format!("{SECRET_PREFIX}{id}_{secret}")),
@@ -423,7 +445,7 @@ impl RobotStore {
     /// Every robot, oldest first.
     ///
     /// # Errors
-    /// When the file cannot be read.
+    /// When the store cannot be read.
     pub fn list(&self) -> Result<Vec<Robot>, RobotError> {
         self.store
             .list_by(|r| (r.created, r.id.clone()))
@@ -464,361 +486,4 @@ impl RobotStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fs;
-
-    use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| (*x).to_owned()).collect()
-    }
-
-    fn store() -> (tempfile::TempDir, RobotStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RobotStore::open(&dir.path().join("portcullis/robots.json")).unwrap();
-        (dir, store)
-    }
-
-    fn ci(store: &RobotStore, now: SystemTime, ttl: Option<Duration>) -> (Robot, SecretString) {
-        store
-            .create(
-                "alice",
-                "ci",
-                s(&["team/**"]),
-                s(&["pull", "push"]),
-                ttl,
-                now,
-            )
-            .unwrap()
-    }
-
-    #[test]
-    fn create_authenticate_and_file() {
-        let (_dir, store) = store();
-        let now = SystemTime::now();
-        let (robot, secret) = ci(&store, now, Some(Duration::from_secs(60)));
-        assert_eq!(robot.login(), "alice+ci");
-        let text = secret.expose_secret();
-        assert!(RobotStore::looks_like_secret(text), "{text}");
-        assert_eq!(text.len(), SECRET_TOTAL_LEN);
-        assert!(text.starts_with(&format!("pcrt_{}_", robot.id)));
-        let got = store.authenticate("alice+ci", &secret, now).unwrap();
-        assert_eq!(got.id, robot.id);
-        assert_eq!(got.last_used, secs(now));
-        // only a hash is stored, with mode 0600
-        let file = fs::read_to_string(store.path()).unwrap();
-        // the secret part may itself contain `_`: cut at the fixed offset
-        let part = &text[SECRET_PREFIX.len() + ID_LEN + 1..];
-        assert!(part.len() == SECRET_LEN && !file.contains(part));
-        assert!(file.contains(&robot.hash));
-        assert_eq!(
-            std::os::unix::fs::MetadataExt::mode(&fs::metadata(store.path()).unwrap()) & 0o777,
-            0o600
-        );
-    }
-
-    #[test]
-    fn wrong_login_and_tampered_secret_are_refused() {
-        let (_dir, store) = store();
-        let now = SystemTime::now();
-        let (_, secret) = ci(&store, now, None);
-        for login in [
-            "alice",
-            "bob+ci",
-            "alice+cd",
-            "ALICE+ci",
-            "",
-            "robot$alice+ci",
-        ] {
-            assert!(
-                matches!(
-                    store.authenticate(login, &secret, now),
-                    Err(RobotError::Unknown)
-                ),
-                "{login}"
-            );
-        }
-        let text = secret.expose_secret();
-        let last = if text.ends_with('A') { 'B' } else { 'A' };
-        let tampered = format!("{}{last}", &text[..text.len() - 1]);
-        assert!(matches!(
-            store.authenticate("alice+ci", &SecretString::from(tampered), now),
-            Err(RobotError::Unknown)
-        ));
-        let other_id = format!(
-            "pcrt_{}{}",
-            "0".repeat(ID_LEN),
-            &text[SECRET_PREFIX.len() + ID_LEN..]
-        );
-        assert!(matches!(
-            store.authenticate("alice+ci", &SecretString::from(other_id), now),
-            Err(RobotError::Unknown)
-        ));
-        for bad in [
-            "".to_owned(),
-            "hunter2".to_owned(),
-            format!("{text}x"),
-            text.replacen("pcrt_", "pcrx_", 1),
-            text[..text.len() - 1].to_owned() + "é",
-        ] {
-            assert!(!RobotStore::looks_like_secret(&bad), "{bad}");
-            assert!(matches!(
-                store.authenticate("alice+ci", &SecretString::from(bad), now),
-                Err(RobotError::Malformed)
-            ));
-        }
-    }
-
-    #[test]
-    fn expiry_is_enforced() {
-        let (_dir, store) = store();
-        let now = SystemTime::now();
-        let (_, secret) = ci(&store, now, Some(Duration::from_secs(60)));
-        let almost = now + Duration::from_secs(59);
-        store.authenticate("alice+ci", &secret, almost).unwrap();
-        assert!(matches!(
-            store.authenticate("alice+ci", &secret, now + Duration::from_secs(61)),
-            Err(RobotError::Expired)
-        ));
-        // never expires
-        let (_, forever) = store
-            .create("bob", "ci", s(&["**"]), s(&["*"]), None, now)
-            .unwrap();
-        store
-            .authenticate(
-                "bob+ci",
-                &forever,
-                now + Duration::from_secs(10 * 365 * 86_400),
-            )
-            .unwrap();
-    }
-
-    #[test]
-    fn create_validates_its_input() {
-        let (_dir, store) = store();
-        let now = SystemTime::now();
-        let mk = |owner: &str, name: &str, repos: &[&str], acts: &[&str]| {
-            store.create(owner, name, s(repos), s(acts), None, now)
-        };
-        assert!(matches!(
-            mk("alice", "CI", &["a/**"], &["pull"]),
-            Err(RobotError::InvalidName(_))
-        ));
-        assert!(matches!(
-            mk("alice", "c+i", &["a/**"], &["pull"]),
-            Err(RobotError::InvalidName(_))
-        ));
-        assert!(matches!(
-            mk("alice", &"x".repeat(65), &["a"], &["pull"]),
-            Err(RobotError::InvalidName(_))
-        ));
-        assert!(matches!(
-            mk("", "ci", &["a"], &["pull"]),
-            Err(RobotError::InvalidOwner { .. })
-        ));
-        assert!(matches!(
-            mk("a:b", "ci", &["a"], &["pull"]),
-            Err(RobotError::InvalidOwner { .. })
-        ));
-        for bad in [
-            "",
-            "a//b",
-            "/a",
-            "a/",
-            "Team/**",
-            "a/b*",
-            "${user}/**",
-            "a b",
-        ] {
-            assert!(
-                matches!(
-                    mk("alice", "ci", &[bad], &["pull"]),
-                    Err(RobotError::InvalidPattern { .. })
-                ),
-                "{bad}"
-            );
-        }
-        assert!(matches!(
-            mk("alice", "ci", &["a"], &["catalog"]),
-            Err(RobotError::InvalidAction(_))
-        ));
-        assert!(matches!(
-            mk("alice", "ci", &[], &["pull"]),
-            Err(RobotError::EmptyScope)
-        ));
-        assert!(matches!(
-            mk("alice", "ci", &["a"], &[]),
-            Err(RobotError::EmptyScope)
-        ));
-        assert!(matches!(
-            store.create(
-                "alice",
-                "ci",
-                s(&["a"]),
-                s(&["pull"]),
-                Some(Duration::MAX),
-                now
-            ),
-            Err(RobotError::TtlTooLong)
-        ));
-        assert!(store.list().unwrap().is_empty(), "nothing was stored");
-        // names are unique per owner, not globally
-        let (r, _) = mk("alice", "ci", &["a", "a"], &["pull", "pull"]).unwrap();
-        assert_eq!((r.repositories.len(), r.actions.len()), (1, 1));
-        assert!(
-            matches!(mk("alice", "ci", &["b"], &["push"]), Err(RobotError::Exists(l)) if l == "alice+ci")
-        );
-        mk("bob", "ci", &["b"], &["push"]).unwrap();
-        assert_eq!(store.list().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn revoke_by_id_login_and_owner() {
-        let (_dir, store) = store();
-        let now = SystemTime::now();
-        let (a, sa) = ci(&store, now, None);
-        let (_, sb) = store
-            .create("alice", "deploy", s(&["x/*"]), s(&["pull"]), None, now)
-            .unwrap();
-        let (_, sc) = store
-            .create("bob", "ci", s(&["x/*"]), s(&["pull"]), None, now)
-            .unwrap();
-        assert_eq!(store.revoke("nope", now).unwrap(), 0);
-        assert_eq!(store.revoke(&a.id, now).unwrap(), 1);
-        assert!(matches!(
-            store.authenticate("alice+ci", &sa, now),
-            Err(RobotError::Unknown)
-        ));
-        assert_eq!(store.revoke("alice+deploy", now).unwrap(), 1);
-        assert!(store.authenticate("alice+deploy", &sb, now).is_err());
-        store.authenticate("bob+ci", &sc, now).unwrap();
-        assert_eq!(store.revoke_owner("bob", now).unwrap(), 1);
-        assert!(store.authenticate("bob+ci", &sc, now).is_err());
-        assert!(store.list().unwrap().is_empty());
-        // the name can be reused once revoked, with a new secret
-        let (_, again) = ci(&store, now, None);
-        assert!(store.authenticate("alice+ci", &sa, now).is_err());
-        store.authenticate("alice+ci", &again, now).unwrap();
-    }
-
-    #[test]
-    fn another_process_revokes_and_sees_creations() {
-        let (dir, server) = store();
-        let now = SystemTime::now();
-        let (_, secret) = ci(&server, now, None);
-        server.authenticate("alice+ci", &secret, now).unwrap();
-        let cli = RobotStore::open(&dir.path().join("portcullis/robots.json")).unwrap();
-        assert_eq!(cli.list().unwrap().len(), 1);
-        assert_eq!(cli.list().unwrap()[0].last_used, secs(now));
-        let (_, other) = cli
-            .create("bob", "ci", s(&["b/**"]), s(&["pull"]), None, now)
-            .unwrap();
-        server.authenticate("bob+ci", &other, now).unwrap();
-        assert_eq!(cli.revoke("alice+ci", now).unwrap(), 1);
-        assert!(matches!(
-            server.authenticate("alice+ci", &secret, now),
-            Err(RobotError::Unknown)
-        ));
-    }
-
-    #[test]
-    fn last_use_is_written_at_most_once_a_minute() {
-        let (dir, store) = store();
-        let now = SystemTime::now();
-        let (_, secret) = ci(&store, now, None);
-        let path = dir.path().join("portcullis/robots.json");
-        let on_disk = || RobotStore::open(&path).unwrap().list().unwrap()[0].last_used;
-        assert_eq!(on_disk(), 0, "never used");
-        // the first use is written at once, the next one not within a minute
-        store.authenticate("alice+ci", &secret, now).unwrap();
-        assert_eq!(on_disk(), secs(now));
-        let soonish = now + Duration::from_secs(30);
-        store.authenticate("alice+ci", &secret, soonish).unwrap();
-        assert_eq!(on_disk(), secs(now));
-        let later = now + crate::filestore::LAST_USE_FLUSH;
-        store.authenticate("alice+ci", &secret, later).unwrap();
-        assert_eq!(on_disk(), secs(later));
-        let soon = later + Duration::from_secs(1);
-        store.authenticate("alice+ci", &secret, soon).unwrap();
-        assert_eq!(on_disk(), secs(later));
-        store.flush(soon).unwrap();
-        assert_eq!(on_disk(), secs(soon));
-    }
-
-    #[test]
-    fn corrupt_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("robots.json");
-        fs::write(&path, "{not json").unwrap();
-        assert!(matches!(
-            RobotStore::open(&path),
-            Err(RobotError::Corrupt { .. })
-        ));
-    }
-
-    #[test]
-    fn patterns() {
-        let yes = [
-            ("**", "a"),
-            ("**", "a/b/c"),
-            ("team/**", "team/app"),
-            ("team/**", "team/a/b"),
-            ("*", "app"),
-            ("team/*", "team/app"),
-            ("*/app", "team/app"),
-            ("team/**/cache", "team/a/b/cache"),
-            ("**/cache", "x/cache"),
-            ("a/**/**", "a/b/c"),
-            ("team/app", "team/app"),
-        ];
-        let no = [
-            ("team/**", "team"),
-            ("team/**", "teams/app"),
-            ("team/*", "team/a/b"),
-            ("team/*", "team"),
-            ("*", "a/b"),
-            ("team/**/cache", "team/cache"),
-            ("a/**/**", "a/b"),
-            ("team/app", "team/app2"),
-            ("team/app", "team"),
-            ("team", "team/app"),
-        ];
-        for (p, r) in yes {
-            assert!(pattern_matches(p, r), "{p} should match {r}");
-        }
-        for (p, r) in no {
-            assert!(!pattern_matches(p, r), "{p} should not match {r}");
-        }
-        // many `**` stay cheap
-        let long = vec!["x"; 100].join("/");
-        assert!(!pattern_matches(&vec!["**"; 50].join("/"), "x/y"));
-        assert!(pattern_matches(&vec!["**"; 50].join("/"), &long));
-        assert!(!pattern_matches(&(vec!["**"; 50].join("/") + "/y"), &long));
-    }
-
-    #[test]
-    fn permits_is_scope_and_action() {
-        let robot = Robot {
-            id: "0".repeat(16),
-            name: "ci".into(),
-            owner: "alice".into(),
-            repositories: s(&["team/**", "tools/*"]),
-            actions: s(&["pull", "push"]),
-            created: 0,
-            last_used: 0,
-            expires: None,
-            hash: String::new(),
-        };
-        assert!(robot.permits("team/app", "push"));
-        assert!(robot.permits("tools/lint", "pull"));
-        assert!(!robot.permits("tools/a/b", "pull"));
-        assert!(!robot.permits("team/app", "delete"));
-        assert!(!robot.permits("other/app", "pull"));
-        let all = Robot {
-            actions: s(&["*"]),
-            ..robot
-        };
-        assert!(all.permits("team/app", "delete"));
-        assert!(!all.permits("other/app", "delete"));
-    }
-}
+mod tests;
