@@ -163,6 +163,9 @@ struct Aggregate {
     count: u64,
 }
 
+/// How long a busy writer gathers events before writing them.
+const GATHER: Duration = Duration::from_millis(20);
+
 struct Writer {
     outputs: Vec<Box<dyn Output>>,
     head: Head,
@@ -176,14 +179,33 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: &Receiver<Msg>) {
         let mut batch = String::new();
+        let mut busy = false;
         loop {
-            let first = match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.settle();
-                    None
+            // While events keep coming, collect them for a few milliseconds
+            // rather than being woken for each: a wake-up per event costs
+            // the request threads more than writing the event does.
+            let first = if busy {
+                std::thread::sleep(GATHER);
+                match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        busy = false;
+                        None
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+            } else {
+                match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(m) => {
+                        busy = true;
+                        Some(m)
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.settle();
+                        None
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             };
             let mut flushes = Vec::new();
             for msg in first
