@@ -100,7 +100,8 @@ def on_lines(work: str, key: str) -> tuple:
                       "  push: {limit: 100000000, window: 1h}",
                       "  token: {limit: 100000000, window: 1m}",
                       "  authfailure: {limit: 1000000, window: 1m}"],
-        "audit": ["audit:", "  file:", f"    path: {os.path.join(audit_dir, 'audit.log')}"],
+        "audit": ["audit:", "  file:", f"    path: {os.path.join(audit_dir, 'audit.log')}"]
+        + ([f"  pulls: {os.environ['BENCH_AUDIT_PULLS']}"] if os.environ.get("BENCH_AUDIT_PULLS") else []),
     }
     # the http: ones first (they continue http:), then the top-level ones
     lines = [ln for name in ON_SECTIONS if name in A.on for ln in sections[name]]
@@ -211,7 +212,10 @@ class Abuse:
             if status != 200 or b"portcullis_" not in body:
                 raise BenchError(f"{t.label} ({t.mode}): debug /metrics -> {status} {body[:200]!r}")
         deadline = time.monotonic() + 10
-        while t.audit_path and not (os.path.exists(t.audit_path)
+        # Aggregated pulls are written once a minute: only all and sample:N
+        # show a pull line at once.
+        aggregated = os.environ.get("BENCH_AUDIT_PULLS", "all") == "aggregate"
+        while t.audit_path and not aggregated and not (os.path.exists(t.audit_path)
                                     and b'"event":"manifest.pull"' in open(t.audit_path, "rb").read()):
             if time.monotonic() > deadline:
                 raise BenchError(f"{t.label} ({t.mode}): no manifest.pull line in {t.audit_path} after 10 s")
