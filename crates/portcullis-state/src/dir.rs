@@ -264,6 +264,15 @@ impl StateStore for DirStore {
 
     fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
         check_key(key)?;
+        // A key with no value file is absent, whatever a writer is about to
+        // do: answered without the lock, so the common miss (the lockout is
+        // asked on every login) costs one failed stat. A value and its
+        // expiry are two files, so they are read together under the lock.
+        if fs::symlink_metadata(self.path(key))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Ok(None);
+        }
         self.locked(false, || {
             Ok(self.read(key)?.map(|(value, _)| Versioned {
                 version: version_of(&value),
