@@ -178,6 +178,8 @@ impl TokenService {
         &self,
         identity: &Identity,
         requested: &[Scope],
+        // (repository, action, why); the catalog is refused with an empty
+        // repository and the action `catalog`.
         mut refused: impl FnMut(&str, &str, &str),
     ) -> Vec<ResourceAccess> {
         let policy = self.access.policy.current();
@@ -212,12 +214,13 @@ impl TokenService {
                         }
                     }
                 }
-                "registry"
-                    if s.name == "catalog"
-                        && s.actions.contains("*")
-                        && self.access.may_list_catalog(identity) =>
-                {
-                    actions.push("*".to_owned());
+                "registry" if s.name == "catalog" && s.actions.contains("*") => {
+                    if self.access.may_list_catalog(identity) {
+                        actions.push("*".to_owned());
+                    } else {
+                        let d = self.access.decide(identity, "", PolicyAction::Catalog);
+                        refused("", "catalog", &d.explanation);
+                    }
                 }
                 _ => {}
             }

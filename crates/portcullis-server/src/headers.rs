@@ -82,11 +82,12 @@ pub(crate) async fn add_headers(
         }
         None => Default::default(),
     };
-    let received = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let received = state.metrics.as_ref().map_or(0, |_| {
+        req.headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
     let span = tracing::info_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span).await;
     let h = resp.headers_mut();

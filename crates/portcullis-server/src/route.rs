@@ -20,6 +20,18 @@ pub enum Route {
     Referrers(RepoName, Digest),
 }
 
+/// Whether `path` (`/v2/…`) addresses a manifest, without parsing the
+/// name: it ends in `/manifests/<reference>`, and a reference has no `/`
+/// (so `/v2/a/manifests/b/blobs/…`, a blob of repository `a/manifests/b`,
+/// is not one).
+#[must_use]
+pub fn is_manifest_path(path: &str) -> bool {
+    path.rsplit_once("/manifests/")
+        .is_some_and(|(name, reference)| {
+            name.len() > "/v2".len() && !reference.is_empty() && !reference.contains('/')
+        })
+}
+
 impl Route {
     /// The repository a route addresses, if any.
     #[must_use]
@@ -149,6 +161,15 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn manifest_paths_are_told_from_blob_paths_of_look_alike_names() {
+        assert!(is_manifest_path("/v2/a/manifests/v1"));
+        assert!(is_manifest_path("/v2/a/manifests/b/manifests/v1"));
+        assert!(!is_manifest_path(&format!("/v2/a/manifests/b/blobs/{D}")));
+        assert!(!is_manifest_path("/v2/manifests/"));
+        assert!(!is_manifest_path("/v2/a/tags/list"));
+    }
 
     #[test]
     fn parses_routes() {

@@ -92,7 +92,9 @@ pub(crate) async fn v2_layer(
     };
     let method = req.method().clone();
     let class = match method {
-        Method::GET | Method::HEAD if req.uri().path().contains("/manifests/") => Class::Pull,
+        Method::GET | Method::HEAD if crate::route::is_manifest_path(req.uri().path()) => {
+            Class::Pull
+        }
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Class::Push,
         _ => return next.run(req).await,
     };

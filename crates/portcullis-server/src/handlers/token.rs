@@ -245,17 +245,10 @@ fn grant_and_issue(
     let mut refused = false;
     let access = svc.grant(g.identity, g.scopes, |repo, action, why| {
         refused = true;
-        crate::events::decision(state, info, g.identity, Some(repo), action, false, why);
+        let repo = (!repo.is_empty()).then_some(repo);
+        crate::events::decision(state, info, g.identity, repo, action, false, why);
     });
-    // The catalog is not refused scope by scope: it is simply not granted.
-    let no_catalog = g
-        .scopes
-        .iter()
-        .any(|s| s.kind == "registry" && s.name == "catalog")
-        && !access
-            .iter()
-            .any(|a| a.kind == "registry" && a.name == "catalog");
-    if (refused || no_catalog) && g.login_challenge {
+    if refused && g.login_challenge {
         let realm = svc.settings().service.replace('"', "");
         let mut resp = oauth_error(
             StatusCode::UNAUTHORIZED,
