@@ -46,18 +46,40 @@ impl Head {
     #[must_use]
     pub fn seal(&mut self, body: &str) -> String {
         debug_assert!(body.starts_with("{\"seq\":") && body.ends_with('}'));
-        let open = &body[..body.len() - 1];
         let mut line = String::with_capacity(body.len() + TAIL_LEN);
-        line.push_str(open);
-        line.push_str(",\"prev\":\"");
-        line.push_str(&self.hash);
-        let hash = hex::encode(Sha256::digest(line.as_bytes()));
-        line.push_str("\",\"hash\":\"");
-        line.push_str(&hash);
-        line.push_str("\"}");
+        line.push_str(&body[..body.len() - 1]);
+        self.close(&mut line, 0);
+        line
+    }
+
+    /// Seals a line numbered with the chain's next `seq` onto the end of
+    /// `out`, with its newline: `fields` are the object's members after
+    /// `seq`, without braces (what [`crate::Record::fields`] returns). The
+    /// writer's way: no line is allocated of its own.
+    pub fn seal_into(&mut self, fields: &str, out: &mut String) {
+        use std::fmt::Write as _;
+        let start = out.len();
+        out.reserve(fields.len() + TAIL_LEN + 24);
+        let _ = write!(out, "{{\"seq\":{}", self.seq + 1);
+        if !fields.is_empty() {
+            out.push(',');
+            out.push_str(fields);
+        }
+        self.close(out, start);
+        out.push('\n');
+    }
+
+    /// Ends the open line `out[start..]` with `prev` and its hash and moves
+    /// the head onto it.
+    fn close(&mut self, out: &mut String, start: usize) {
+        out.push_str(",\"prev\":\"");
+        out.push_str(&self.hash);
+        let hash = hex::encode(Sha256::digest(&out.as_bytes()[start..]));
+        out.push_str("\",\"hash\":\"");
+        out.push_str(&hash);
+        out.push_str("\"}");
         self.seq += 1;
         self.hash = hash;
-        line
     }
 }
 

@@ -72,10 +72,9 @@ pub struct Record {
 }
 
 /// RFC 3339 in UTC with milliseconds. Written by hand: it runs once per
-/// event, and a format description costs ten times as much.
+/// event, and `write!` with widths costs ten times as much.
 #[must_use]
 pub fn rfc3339(at: SystemTime) -> String {
-    use std::fmt::Write as _;
     let since = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -92,14 +91,24 @@ pub fn rfc3339(at: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
     let mut out = String::with_capacity(24);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    );
+    // Fixed-width decimal: `width` digits of `n` (years past 9999 keep
+    // their low four digits; the format cannot say more).
+    let mut digits = |n: u64, width: u32, after: char| {
+        for i in (0..width).rev() {
+            let d = (n / 10u64.pow(i)) % 10;
+            out.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+        }
+        if after != '\0' {
+            out.push(after);
+        }
+    };
+    digits(year, 4, '-');
+    digits(month, 2, '-');
+    digits(day, 2, 'T');
+    digits(rest / 3600, 2, ':');
+    digits(rest % 3600 / 60, 2, ':');
+    digits(rest % 60, 2, '.');
+    digits(u64::from(since.subsec_millis()), 3, 'Z');
     out
 }
 
@@ -239,6 +248,27 @@ impl Record {
         self.seq = seq;
         // A struct of strings, numbers and lists always serializes.
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The JSON members after `seq`, without the braces: what
+    /// [`crate::chain::Head::seal_into`] numbers and seals.
+    #[must_use]
+    pub fn fields(&self) -> String {
+        // Sized for a typical pull line, so the buffer does not grow.
+        let mut buf = Vec::with_capacity(640);
+        let mut s = serde_json::to_writer(&mut buf, self)
+            .ok()
+            .and_then(|()| String::from_utf8(buf).ok())
+            .unwrap_or_default();
+        // `{"seq":N,` … `}`: `time` and `event` always follow `seq`.
+        match s.find(',') {
+            Some(comma) if s.ends_with('}') => {
+                s.pop();
+                s.drain(..=comma);
+                s
+            }
+            _ => String::new(),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The audit sink: an [`EventSink`] whose `emit` only queues; one writer
 //! thread numbers, seals and writes the lines to every output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -42,7 +42,16 @@ impl Default for Settings {
 }
 
 enum Msg {
+    /// A pull to fold into its minute's aggregate.
     Record(Box<Record>),
+    /// A record serialized where it happened ([`Record::fields`]), so one
+    /// string crosses to the writer rather than each of the record's
+    /// (a free on another thread is what costs in the allocator); `sample`
+    /// is a pull's identity and repository, hashed, when pulls are sampled.
+    Line {
+        fields: String,
+        sample: Option<u64>,
+    },
     Flush(SyncSender<()>),
 }
 
@@ -59,6 +68,7 @@ pub struct Counters {
 pub struct AuditSink {
     tx: SyncSender<Msg>,
     counters: Arc<Counters>,
+    pulls: Pulls,
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -87,14 +97,19 @@ impl AuditSink {
             head,
             counters: counters.clone(),
             pulls: settings.pulls,
-            sampled: BTreeMap::new(),
+            sampled: HashMap::new(),
             aggregated: BTreeMap::new(),
             minute: minute_of(SystemTime::now()),
+            lines: 0,
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(&rx))?;
-        Ok(Self { tx, counters })
+        Ok(Self {
+            tx,
+            counters,
+            pulls: settings.pulls,
+        })
     }
 
     /// The queue's numbers.
@@ -106,8 +121,20 @@ impl AuditSink {
     /// Queues a record (for events that are not [`Event`]s yet, such as
     /// pulls): never blocks.
     pub fn record(&self, record: Record) {
+        let pull = record.event.ends_with(".pull");
+        let msg = match self.pulls {
+            Pulls::Aggregate if pull => Msg::Record(Box::new(record)),
+            Pulls::Sample(_) if pull => Msg::Line {
+                sample: Some(pull_key(&record)),
+                fields: record.fields(),
+            },
+            _ => Msg::Line {
+                fields: record.fields(),
+                sample: None,
+            },
+        };
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Msg::Record(Box::new(record))) {
+        match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
@@ -158,6 +185,14 @@ fn minute_of(t: SystemTime) -> u64 {
 
 type PullKey = (Option<String>, Option<String>);
 
+/// A pull's identity and repository, hashed: the key pulls are sampled by.
+fn pull_key(r: &Record) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&r.identity, &r.repository).hash(&mut h);
+    h.finish()
+}
+
 struct Aggregate {
     first: Record,
     count: u64,
@@ -171,9 +206,11 @@ struct Writer {
     head: Head,
     counters: Arc<Counters>,
     pulls: Pulls,
-    sampled: BTreeMap<PullKey, u64>,
+    sampled: HashMap<u64, u64>,
     aggregated: BTreeMap<PullKey, Aggregate>,
     minute: u64,
+    /// Lines sealed into the batch since it was last written.
+    lines: u64,
 }
 
 impl Writer {
@@ -215,7 +252,11 @@ impl Writer {
                 match msg {
                     Msg::Record(r) => {
                         self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                        self.take(*r, &mut batch);
+                        self.aggregate(*r);
+                    }
+                    Msg::Line { fields, sample } => {
+                        self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                        self.take(&fields, sample, &mut batch);
                     }
                     Msg::Flush(done) => flushes.push(done),
                 }
@@ -253,39 +294,35 @@ impl Writer {
         }
     }
 
-    /// Seals a record into the batch, or folds a pull into its sample or
-    /// aggregate.
-    fn take(&mut self, record: Record, batch: &mut String) {
-        if record.event.ends_with(".pull") {
-            let key = (record.identity.clone(), record.repository.clone());
-            match self.pulls {
-                Pulls::All => {}
-                Pulls::Sample(n) => {
-                    let seen = self.sampled.entry(key).or_insert(0);
-                    *seen += 1;
-                    if !(*seen - 1).is_multiple_of(u64::from(n.max(1))) {
-                        return;
-                    }
-                }
-                Pulls::Aggregate => {
-                    self.aggregated
-                        .entry(key)
-                        .and_modify(|a| a.count += 1)
-                        .or_insert(Aggregate {
-                            first: record,
-                            count: 1,
-                        });
-                    return;
-                }
+    /// Seals a line into the batch, unless it is a pull that sampling
+    /// leaves out.
+    fn take(&mut self, fields: &str, sample: Option<u64>, batch: &mut String) {
+        if let (Some(key), Pulls::Sample(n)) = (sample, self.pulls) {
+            let seen = self.sampled.entry(key).or_insert(0);
+            *seen += 1;
+            if !(*seen - 1).is_multiple_of(u64::from(n.max(1))) {
+                return;
             }
         }
-        self.seal(record, batch);
+        self.head.seal_into(fields, batch);
+        self.lines += 1;
     }
 
-    fn seal(&mut self, mut record: Record, batch: &mut String) {
-        let body = record.body(self.head.seq + 1);
-        batch.push_str(&self.head.seal(&body));
-        batch.push('\n');
+    /// Folds a pull into its identity and repository's aggregate.
+    fn aggregate(&mut self, record: Record) {
+        let key = (record.identity.clone(), record.repository.clone());
+        self.aggregated
+            .entry(key)
+            .and_modify(|a| a.count += 1)
+            .or_insert(Aggregate {
+                first: record,
+                count: 1,
+            });
+    }
+
+    fn seal(&mut self, record: &Record, batch: &mut String) {
+        self.head.seal_into(&record.fields(), batch);
+        self.lines += 1;
     }
 
     fn flush_aggregates(&mut self, batch: &mut String) {
@@ -296,7 +333,7 @@ impl Writer {
             r.request_id = None;
             r.reference = None;
             r.digest = None;
-            self.seal(r, batch);
+            self.seal(&r, batch);
         }
     }
 
@@ -311,7 +348,7 @@ impl Writer {
                 reason: Some("the audit queue was full".into()),
                 ..Record::default()
             };
-            self.seal(r, batch);
+            self.seal(&r, batch);
         }
     }
 
@@ -319,7 +356,7 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        let lines = batch.bytes().filter(|&b| b == b'\n').count() as u64;
+        let lines = std::mem::take(&mut self.lines);
         for out in &mut self.outputs {
             if let Err(e) = out.write(batch, &self.head) {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Clock, StateError, StateStore, Versioned, check_key, parse_count, version_of};
+use crate::{Change, Clock, StateError, StateStore, Versioned, check_key, parse_count, version_of};
 
 /// A [`StateStore`] in a directory.
 pub struct DirStore {
@@ -303,6 +303,19 @@ impl StateStore for DirStore {
             }
             self.store(key, value, ttl.map(|t| (self.clock)() + t))
                 .map(Some)
+        })
+    }
+
+    /// Under the store's lock: read, change, write.
+    fn update(&self, key: &str, change: &mut Change<'_>) -> Result<bool, StateError> {
+        check_key(key)?;
+        self.locked(true, || {
+            let current = self.read(key)?;
+            let Some((value, ttl)) = change(current.as_ref().map(|(v, _)| v.as_slice())) else {
+                return Ok(false);
+            };
+            self.store(key, &value, ttl.map(|t| (self.clock)() + t))?;
+            Ok(true)
         })
     }
 

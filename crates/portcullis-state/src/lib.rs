@@ -41,6 +41,8 @@ pub enum StateError {
         "state key `{0}` is not valid: keys are non-empty `/`-separated segments of letters, digits and `._-` that do not start with `.`"
     )]
     InvalidKey(String),
+    #[error("state entry `{0}` changed under every one of 16 tries to update it; try again")]
+    Contended(String),
     #[error("state entry `{key}` is not {what}")]
     Corrupt { key: String, what: &'static str },
     #[error("state store at {path}: {source}")]
@@ -52,6 +54,13 @@ pub enum StateError {
 }
 
 /// The clock a store reads, so expiry can be tested without sleeping.
+/// What [`StateStore::update`] makes of an entry: the next value and its
+/// time to live, or `None` to leave it.
+pub type Change<'a> = dyn FnMut(Option<&[u8]>) -> Option<(Vec<u8>, Option<Duration>)> + 'a;
+
+/// Compare-and-set rounds the default [`StateStore::update`] tries.
+const UPDATE_ROUNDS: usize = 16;
+
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The system clock.
@@ -96,6 +105,33 @@ pub trait StateStore: Send + Sync {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<Option<u64>, StateError>;
+
+    /// Reads `key` and writes what `change` makes of it, in one atomic
+    /// step: `change` sees the live value (`None` when absent or expired)
+    /// and returns the next value with its time to live, or `None` to
+    /// leave the entry as it is. Returns whether a value was written.
+    /// `change` may run more than once, and must not call the store. A
+    /// store that can do this in one step (one lock in memory, a script in
+    /// Redis) should; the default retries [`Self::compare_and_set`].
+    ///
+    /// # Errors
+    /// An invalid key, a store that cannot be read or written, or
+    /// [`StateError::Contended`] when others kept changing the entry.
+    fn update(&self, key: &str, change: &mut Change<'_>) -> Result<bool, StateError> {
+        for _ in 0..UPDATE_ROUNDS {
+            let current = self.get(key)?;
+            let Some((value, ttl)) = change(current.as_ref().map(|v| v.value.as_slice())) else {
+                return Ok(false);
+            };
+            if self
+                .compare_and_set(key, current.map(|v| v.version), &value, ttl)?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Err(StateError::Contended(key.to_owned()))
+    }
 
     /// Removes `key`; whether a live entry was there.
     ///
@@ -370,6 +406,52 @@ pub fn contract(store: &dyn StateStore, clock: &TestClock) {
             .unwrap()
             .is_some()
     );
+    // update: one read-modify-write
+    let mut seen = Vec::new();
+    let wrote = s
+        .update("u/a", &mut |cur| {
+            seen.push(cur.map(<[u8]>::to_vec));
+            Some((b"1".to_vec(), Some(Duration::from_secs(10))))
+        })
+        .unwrap();
+    assert!(wrote, "{kind}: update of an absent key writes");
+    assert_eq!(seen.last(), Some(&None), "{kind}: update saw no value");
+    let wrote = s
+        .update("u/a", &mut |cur| {
+            let n: u32 = std::str::from_utf8(cur?).ok()?.parse().ok()?;
+            Some((
+                (n + 1).to_string().into_bytes(),
+                Some(Duration::from_secs(10)),
+            ))
+        })
+        .unwrap();
+    assert!(wrote, "{kind}: update from a value writes");
+    assert_eq!(
+        s.get("u/a").unwrap().unwrap().value,
+        b"2",
+        "{kind}: updated"
+    );
+    assert!(
+        !s.update("u/a", &mut |_| None).unwrap(),
+        "{kind}: a declined update writes nothing"
+    );
+    assert_eq!(s.get("u/a").unwrap().unwrap().value, b"2", "{kind}: kept");
+    clock.advance(Duration::from_secs(11));
+    let mut after = None;
+    s.update("u/a", &mut |cur| {
+        after = Some(cur.map(<[u8]>::to_vec));
+        None
+    })
+    .unwrap();
+    assert_eq!(
+        after,
+        Some(None),
+        "{kind}: update does not see an expired value"
+    );
+    assert!(matches!(
+        s.update("u//a", &mut |_| None),
+        Err(StateError::InvalidKey(_))
+    ));
 }
 
 /// Many threads racing to create one key: exactly one wins, for stores
@@ -414,5 +496,27 @@ pub fn contract_races(store: &(dyn StateStore + 'static)) {
     assert_eq!(
         store.increment("race/count", 0, None).unwrap(),
         counted.into_inner()
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    store
+                        .update("race/updated", &mut |cur| {
+                            let n: u64 = cur
+                                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                                .unwrap_or(0);
+                            Some(((n + 1).to_string().into_bytes(), None))
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        store.get("race/updated").unwrap().map(|v| v.value),
+        Some(b"200".to_vec()),
+        "{}: no update is lost",
+        store.kind()
     );
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::{Clock, StateError, StateStore, Versioned, check_key, version_of};
+use crate::{Change, Clock, StateError, StateStore, Versioned, check_key, version_of};
 
 const MIN_SWEEP: usize = 1024;
 
@@ -118,6 +118,21 @@ impl StateStore for MemoryStore {
             },
         );
         Ok(Some(version_of(value)))
+    }
+
+    /// One lock; an entry that exists is changed in place (no new key).
+    fn update(&self, key: &str, change: &mut Change<'_>) -> Result<bool, StateError> {
+        check_key(key)?;
+        let mut map = self.entries.lock();
+        let Some((value, ttl)) = change(self.live(&map, key).map(|e| e.value.as_slice())) else {
+            return Ok(false);
+        };
+        let expires = self.expiry(ttl);
+        match map.get_mut(key) {
+            Some(e) => *e = Entry { value, expires },
+            None => self.insert(&mut map, key, Entry { value, expires }),
+        }
+        Ok(true)
     }
 
     fn delete(&self, key: &str) -> Result<bool, StateError> {

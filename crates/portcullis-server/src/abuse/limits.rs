@@ -21,32 +21,37 @@ use crate::auth::Caller;
 use crate::events::RequestInfo;
 use crate::state::AuthMode;
 
-fn client_ip(req: &Request) -> Option<IpAddr> {
-    req.extensions()
-        .get::<RequestInfo>()?
-        .client
-        .as_deref()?
-        .parse()
-        .ok()
+/// The client's address, and its text as the first layer wrote it (the
+/// text the counter key and `Docker-RateLimit-Source` use, so it is not
+/// formatted again).
+fn client_ip(req: &Request) -> Option<(IpAddr, String)> {
+    let text = req.extensions().get::<RequestInfo>()?.client.as_deref()?;
+    Some((text.parse().ok()?, text.to_owned()))
 }
 
 /// `100;w=21600`: a count and the window in seconds, as Docker Hub writes.
 fn with_window(n: u32, m: &Measured) -> HeaderValue {
-    HeaderValue::from_str(&format!("{n};w={}", m.rate.window.as_secs()))
+    let mut v = Vec::with_capacity(24);
+    v.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    v.extend_from_slice(b";w=");
+    v.extend_from_slice(
+        itoa::Buffer::new()
+            .format(m.rate.window.as_secs())
+            .as_bytes(),
+    );
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
         .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_SOURCE: HeaderName = HeaderName::from_static("docker-ratelimit-source");
+
 fn add_headers(h: &mut axum::http::HeaderMap, m: &Measured) {
-    h.insert(
-        HeaderName::from_static("ratelimit-limit"),
-        with_window(m.rate.limit, m),
-    );
-    h.insert(
-        HeaderName::from_static("ratelimit-remaining"),
-        with_window(m.remaining, m),
-    );
+    h.insert(RATELIMIT_LIMIT, with_window(m.rate.limit, m));
+    h.insert(RATELIMIT_REMAINING, with_window(m.remaining, m));
     if let Ok(v) = HeaderValue::from_str(&m.source) {
-        h.insert(HeaderName::from_static("docker-ratelimit-source"), v);
+        h.insert(RATELIMIT_SOURCE, v);
     }
 }
 

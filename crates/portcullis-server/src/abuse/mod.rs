@@ -192,7 +192,8 @@ impl RateLimits {
                 || o.groups.iter().any(|g| (who.in_group)(g))
                 || who
                     .ip
-                    .is_some_and(|ip| o.cidrs.iter().any(|c| c.contains(ip)))
+                    .as_ref()
+                    .is_some_and(|(ip, _)| o.cidrs.iter().any(|c| c.contains(*ip)))
         });
         match hit {
             Some(o) if o.exempt => None,
@@ -217,7 +218,8 @@ impl Override {
 /// anonymous caller. Shown in `Docker-RateLimit-Source`.
 pub(crate) struct Subject<'a> {
     pub user: Option<String>,
-    pub ip: Option<IpAddr>,
+    /// The address, with its text.
+    pub ip: Option<(IpAddr, String)>,
     /// Whether the caller is in a group (for overrides by group).
     pub in_group: &'a (dyn Fn(&str) -> bool + Sync),
 }
@@ -229,9 +231,9 @@ pub(crate) fn no_group(_: &str) -> bool {
 
 impl Subject<'_> {
     fn source(&self) -> String {
-        match (&self.user, self.ip) {
+        match (&self.user, &self.ip) {
             (Some(u), _) => u.clone(),
-            (None, Some(ip)) => ip.to_string(),
+            (None, Some((_, ip))) => ip.clone(),
             (None, None) => "-".to_owned(),
         }
     }
@@ -239,15 +241,19 @@ impl Subject<'_> {
     fn key(&self, class: Class) -> String {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        match (&self.user, self.ip) {
-            (Some(u), _) => format!("ratelimit/{}/u-{}", class.as_str(), b64.encode(u)),
-            (None, Some(ip)) => format!(
-                "ratelimit/{}/ip-{}",
-                class.as_str(),
-                b64.encode(ip.to_string())
-            ),
-            (None, None) => format!("ratelimit/{}/local", class.as_str()),
+        let mut key = format!("ratelimit/{}/", class.as_str());
+        match (&self.user, &self.ip) {
+            (Some(u), _) => {
+                key.push_str("u-");
+                b64.encode_string(u, &mut key);
+            }
+            (None, Some((_, ip))) => {
+                key.push_str("ip-");
+                b64.encode_string(ip, &mut key);
+            }
+            (None, None) => key.push_str("local"),
         }
+        key
     }
 }
 
