@@ -64,7 +64,7 @@ fn decide_as(
         Identity::Robot(r)
             if action != PolicyAction::Catalog
                 && d.allowed
-                && !r.permits(repo, action.as_str())
+                && !r.permits(repo, action)
                 && !policy.allows(&Principal::Anonymous, repo, action) =>
         {
             Decision {
@@ -74,7 +74,7 @@ fn decide_as(
                     format!(
                         "deny: robot {} was given {} on {}, which does not include {} on {repo}",
                         r.login(),
-                        r.actions.join(","),
+                        portcullis_types::ScopeAction::join(&r.actions, ","),
                         r.repositories.join(" "),
                         action.as_str()
                     )

@@ -116,7 +116,9 @@ fn fixture() -> Fixture {
             "alice",
             "ci",
             scope(&["alice/**"]),
-            scope(&["pull"]),
+            vec![portcullis_types::ScopeAction::One(
+                portcullis_types::Action::Pull,
+            )],
             Some(Duration::from_secs(3600)),
             SystemTime::now(),
         )
