@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Instant;
 
-use portcullis_auth::policy::{Policy, PolicyAction, Principal};
+use portcullis_auth::policy::{Action, Policy, Principal};
 
 const USERS: usize = 10_000;
 const GROUPS: usize = 200;
@@ -131,7 +131,7 @@ fn worst() -> String {
     y
 }
 
-fn cases(rng: &mut Rng) -> Vec<(Principal, String, PolicyAction)> {
+fn cases(rng: &mut Rng) -> Vec<(Principal, String, Action)> {
     (0..8192)
         .map(|_| {
             let who = match rng.below(10) {
@@ -152,7 +152,7 @@ fn cases(rng: &mut Rng) -> Vec<(Principal, String, PolicyAction)> {
                 6 => format!("x{}/area{}/z", rng.below(50), rng.below(1000)),
                 _ => format!("team{}/app{}", rng.below(GROUPS), rng.below(10)),
             };
-            let action = PolicyAction::ALL[rng.below(4)];
+            let action = Action::ALL[rng.below(4)];
             (who, repo, action)
         })
         .collect()

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use crate::authn::{CertificateNames, Credential, IdentityProvider, ProviderChain, Refusal};
 use crate::identity::Identity;
-use crate::policy::{Decision, Policy, PolicyAction, Principal};
+use crate::policy::{Action, Decision, Policy, Principal};
 
 /// The policy principal of an identity.
 #[must_use]
@@ -33,13 +33,13 @@ pub fn principal(identity: &Identity) -> Principal {
 /// it was given, and, like every authenticated identity, whatever anonymous
 /// callers may.
 #[must_use]
-pub fn decide(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
+pub fn decide(policy: &Policy, identity: &Identity, repo: &str, action: Action) -> Decision {
     decide_as(policy, identity, repo, action, true)
 }
 
 /// [`decide`] without the explanation (for filtering many repositories).
 #[must_use]
-pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: PolicyAction) -> bool {
+pub fn allows(policy: &Policy, identity: &Identity, repo: &str, action: Action) -> bool {
     decide_as(policy, identity, repo, action, false).allowed
 }
 
@@ -47,7 +47,7 @@ fn decide_as(
     policy: &Policy,
     identity: &Identity,
     repo: &str,
-    action: PolicyAction,
+    action: Action,
     explain: bool,
 ) -> Decision {
     let who = principal(identity);
@@ -62,9 +62,9 @@ fn decide_as(
     };
     match identity {
         Identity::Robot(r)
-            if action != PolicyAction::Catalog
+            if action != Action::Catalog
                 && d.allowed
-                && !r.permits(repo, action.as_str())
+                && !r.permits(repo, action)
                 && !policy.allows(&Principal::Anonymous, repo, action) =>
         {
             Decision {
@@ -74,7 +74,7 @@ fn decide_as(
                     format!(
                         "deny: robot {} was given {} on {}, which does not include {} on {repo}",
                         r.login(),
-                        r.actions.join(","),
+                        portcullis_types::ScopeAction::join(&r.actions, ","),
                         r.repositories.join(" "),
                         action.as_str()
                     )
@@ -121,7 +121,7 @@ impl AccessControl {
 
     /// Decides with the current policy.
     #[must_use]
-    pub fn decide(&self, identity: &Identity, repo: &str, action: PolicyAction) -> Decision {
+    pub fn decide(&self, identity: &Identity, repo: &str, action: Action) -> Decision {
         decide(&self.policy.current(), identity, repo, action)
     }
 
@@ -176,7 +176,7 @@ impl AccessControl {
     /// Anonymous callers need a rule.
     #[must_use]
     pub fn may_list_catalog(&self, identity: &Identity) -> bool {
-        let d = self.decide(identity, "", PolicyAction::Catalog);
+        let d = self.decide(identity, "", Action::Catalog);
         d.allowed || (!matches!(identity, Identity::Anonymous) && d.rule.is_none())
     }
 }

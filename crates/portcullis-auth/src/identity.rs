@@ -128,8 +128,9 @@ impl std::ops::Deref for User {
 pub struct RobotIdentity {
     pub name: String,
     pub owner: UserName,
-    pub repositories: Vec<String>,
-    pub actions: Vec<String>,
+    /// Patterns in the policy's dialect, compiled when the store was read.
+    pub repositories: crate::robots::RobotRepos,
+    pub actions: Vec<portcullis_types::ScopeAction>,
 }
 
 impl RobotIdentity {
@@ -144,14 +145,17 @@ impl RobotIdentity {
         )
     }
 
-    /// Whether `action` on `repo` is inside the scope the robot was given.
+    /// Whether `action` on `repo` is inside the scope the robot was given
+    /// (`${user}` in a pattern is the owner).
     #[must_use]
-    pub fn permits(&self, repo: &str, action: &str) -> bool {
-        self.actions.iter().any(|a| a == action || a == "*")
-            && self
-                .repositories
-                .iter()
-                .any(|p| crate::robots::pattern_matches(p, repo))
+    pub fn permits(&self, repo: &str, action: portcullis_types::Action) -> bool {
+        crate::robots::permits(
+            &self.repositories,
+            &self.actions,
+            self.owner.as_str(),
+            repo,
+            action,
+        )
     }
 }
 

@@ -1,7 +1,11 @@
 //! Token scopes (`repository:team/app:pull,push`, `registry:catalog:*`) as
 //! the Docker token spec writes them, and the access granted from them.
+//! Action texts become [`ScopeAction`]s here, once: an entry the spec does
+//! not define is dropped, as a token service must ignore it.
 
 use std::collections::BTreeSet;
+
+use portcullis_types::{Action, ScopeAction};
 
 use crate::token::ResourceAccess;
 
@@ -11,7 +15,8 @@ pub struct Scope {
     /// `repository`, `registry`, ... (a `(class)` suffix is dropped).
     pub kind: String,
     pub name: String,
-    pub actions: BTreeSet<String>,
+    /// The entries the spec defines; others were dropped.
+    pub actions: BTreeSet<ScopeAction>,
 }
 
 /// Why a scope string was rejected.
@@ -48,11 +53,9 @@ impl Scope {
                 why: e.to_string(),
             });
         }
-        let actions: BTreeSet<String> = actions
+        let actions: BTreeSet<ScopeAction> = actions
             .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
+            .filter_map(|a| ScopeAction::parse(a.trim()))
             .collect();
         Ok(Self {
             kind: kind.to_owned(),
@@ -79,28 +82,49 @@ impl Scope {
     /// The spec form, `type:name:a,b`.
     #[must_use]
     pub fn to_spec(&self) -> String {
-        let actions: Vec<&str> = self.actions.iter().map(String::as_str).collect();
+        let actions: Vec<&str> = self.actions.iter().map(|a| a.as_str()).collect();
         format!("{}:{}:{}", self.kind, self.name, actions.join(","))
     }
 }
 
-/// Access granted by a verified token, looked up per request.
+/// One resource of a verified token, its actions parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Granted {
+    kind: String,
+    name: String,
+    actions: Vec<ScopeAction>,
+}
+
+/// Access granted by a verified token, looked up per request. The claims'
+/// action texts are parsed once, when the token is verified.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants(std::sync::Arc<[ResourceAccess]>);
+pub struct Grants(std::sync::Arc<[Granted]>);
 
 impl Grants {
     #[must_use]
     pub fn new(access: Vec<ResourceAccess>) -> Self {
-        Self(access.into())
+        let granted: Vec<Granted> = access
+            .into_iter()
+            .map(|a| Granted {
+                actions: a
+                    .actions
+                    .iter()
+                    .filter_map(|x| ScopeAction::parse(x))
+                    .collect(),
+                kind: a.kind,
+                name: a.name,
+            })
+            .collect();
+        Self(granted.into())
     }
 
     /// Whether the token allows `action` on resource `kind:name`. `*` grants
-    /// every action.
+    /// every action (and is the only grant of `registry:catalog`).
     #[must_use]
-    pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
-        self.0.iter().any(|a| {
-            a.kind == kind && a.name == name && a.actions.iter().any(|x| x == action || x == "*")
-        })
+    pub fn allows(&self, kind: &str, name: &str, action: Action) -> bool {
+        self.0
+            .iter()
+            .any(|a| a.kind == kind && a.name == name && a.actions.iter().any(|x| x.covers(action)))
     }
 }
 
@@ -159,8 +183,8 @@ mod tests {
             name: "a".into(),
             actions: vec!["pull".into()],
         }]);
-        assert!(g.allows("repository", "a", "pull"));
-        assert!(!g.allows("repository", "a", "push"));
-        assert!(!g.allows("repository", "b", "pull"));
+        assert!(g.allows("repository", "a", Action::Pull));
+        assert!(!g.allows("repository", "a", Action::Push));
+        assert!(!g.allows("repository", "b", Action::Pull));
     }
 }

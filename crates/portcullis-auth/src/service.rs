@@ -12,10 +12,10 @@ use secrecy::SecretString;
 use crate::access::AccessControl;
 use crate::authn::Account;
 use crate::identity::{Identity, UserName};
-use crate::policy::PolicyAction;
 use crate::refresh::{RefreshError, RefreshStore};
 use crate::scope::Scope;
 use crate::token::{self, Audience, Claims, KeySet, ResourceAccess, TokenError};
+use portcullis_types::{Action, ScopeAction};
 
 /// Settings of the token service.
 #[derive(Debug, Clone)]
@@ -180,46 +180,36 @@ impl TokenService {
         requested: &[Scope],
         // (repository, action, why); the catalog is refused with an empty
         // repository and the action `catalog`.
-        mut refused: impl FnMut(&str, &str, &str),
+        mut refused: impl FnMut(&str, Action, &str),
     ) -> Vec<ResourceAccess> {
         let policy = self.access.policy.current();
         let mut out: Vec<ResourceAccess> = Vec::new();
         for s in requested {
             let mut actions: Vec<String> = Vec::new();
-            let mut allow = |name: &str, action: PolicyAction| {
+            let mut allow = |name: &str, action: Action| {
                 let d = crate::access::decide(&policy, identity, name, action);
                 if !d.allowed {
-                    refused(name, action.as_str(), &d.explanation);
+                    refused(name, action, &d.explanation);
                 }
                 d.allowed
             };
             match s.kind.as_str() {
                 "repository" => {
                     for a in &s.actions {
-                        let wanted: &[(&str, PolicyAction)] = match a.as_str() {
-                            "pull" => &[("pull", PolicyAction::Pull)],
-                            "push" => &[("push", PolicyAction::Push)],
-                            "delete" => &[("delete", PolicyAction::Delete)],
-                            "*" => &[
-                                ("pull", PolicyAction::Pull),
-                                ("push", PolicyAction::Push),
-                                ("delete", PolicyAction::Delete),
-                            ],
-                            _ => &[],
-                        };
-                        for (name, action) in wanted {
-                            if allow(&s.name, *action) && !actions.iter().any(|x| x == name) {
-                                actions.push((*name).to_owned());
+                        for &action in a.repository_actions() {
+                            let name = action.as_str();
+                            if allow(&s.name, action) && !actions.iter().any(|x| x == name) {
+                                actions.push(name.to_owned());
                             }
                         }
                     }
                 }
-                "registry" if s.name == "catalog" && s.actions.contains("*") => {
+                "registry" if s.name == "catalog" && s.actions.contains(&ScopeAction::All) => {
                     if self.access.may_list_catalog(identity) {
-                        actions.push("*".to_owned());
+                        actions.push(ScopeAction::All.as_str().to_owned());
                     } else {
-                        let d = self.access.decide(identity, "", PolicyAction::Catalog);
-                        refused("", "catalog", &d.explanation);
+                        let d = self.access.decide(identity, "", Action::Catalog);
+                        refused("", Action::Catalog, &d.explanation);
                     }
                 }
                 _ => {}

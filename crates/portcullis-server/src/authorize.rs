@@ -8,7 +8,6 @@ use crate::events::{self, RequestInfo};
 use std::time::SystemTime;
 
 use portcullis_auth::identity::Identity;
-use portcullis_auth::policy::PolicyAction;
 use portcullis_auth::scope::Grants;
 use portcullis_types::Action;
 
@@ -42,7 +41,7 @@ pub fn scopes(required: &Required) -> Vec<String> {
 fn allowed(grants: &Grants, required: &Required) -> bool {
     match required {
         Required::Base => true,
-        Required::Catalog => grants.allows("registry", "catalog", "*"),
+        Required::Catalog => grants.allows("registry", "catalog", Action::Catalog),
         Required::Repo {
             name,
             actions,
@@ -50,10 +49,10 @@ fn allowed(grants: &Grants, required: &Required) -> bool {
         } => {
             actions
                 .iter()
-                .all(|a| grants.allows("repository", name.as_str(), a.as_str()))
+                .all(|a| grants.allows("repository", name.as_str(), *a))
                 && mount_from
                     .as_ref()
-                    .is_none_or(|f| grants.allows("repository", f.as_str(), Action::Pull.as_str()))
+                    .is_none_or(|f| grants.allows("repository", f.as_str(), Action::Pull))
         }
     }
 }
@@ -67,18 +66,10 @@ fn upload_grace(app: &AppState, caller: &Caller, route: &Route, state: Option<&s
         return false;
     };
     let grants = Grants::new(claims.access.clone());
-    grants.allows("repository", name.as_str(), Action::Push.as_str())
+    grants.allows("repository", name.as_str(), Action::Push)
         && app
             .uploads
             .check(st, &claims.sub, name.as_str(), id, SystemTime::now())
-}
-
-fn policy_action(a: Action) -> PolicyAction {
-    match a {
-        Action::Pull => PolicyAction::Pull,
-        Action::Push => PolicyAction::Push,
-        Action::Delete => PolicyAction::Delete,
-    }
 }
 
 /// Basic mode (and no-auth mode with an `access` section): the policy decides
@@ -120,7 +111,7 @@ fn by_policy(
                 Ok(())
             } else {
                 Err(refuse((
-                    "catalog",
+                    Action::Catalog.as_str(),
                     "no rule allows anonymous `catalog`".to_owned(),
                 )))
             }
@@ -150,8 +141,8 @@ fn first_refusal(
     ordered.sort_by_key(|a| *a == Action::Pull);
     ordered
         .iter()
-        .map(|a| (name, policy_action(*a)))
-        .chain(mount_from.map(|f| (f, PolicyAction::Pull)))
+        .map(|a| (name, *a))
+        .chain(mount_from.map(|f| (f, Action::Pull)))
         .map(|(repo, action)| (action, state.access.decide(identity, repo.as_str(), action)))
         .find(|(_, d)| !d.allowed)
         .map(|(action, d)| (action.as_str(), d.explanation))

@@ -240,7 +240,9 @@ async fn robots_by_certificate_and_their_revocation() {
             "alice",
             "ci",
             vec!["alice/app".into()],
-            vec!["pull".into()],
+            vec![portcullis_types::ScopeAction::One(
+                portcullis_types::Action::Pull,
+            )],
             None,
             std::time::SystemTime::now(),
         )

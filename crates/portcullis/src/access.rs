@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use portcullis_auth::access;
 use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_auth::identity::{Identity, RobotIdentity, UserName};
-use portcullis_auth::policy::PolicyAction;
+use portcullis_auth::policy::Action;
 use portcullis_config::Config;
 use portcullis_core::{Options, Registry};
 use portcullis_storage::FsDriver;
@@ -102,12 +102,12 @@ pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
         }
     };
     let action = match args.action {
-        ActionArg::Pull => PolicyAction::Pull,
-        ActionArg::Push => PolicyAction::Push,
-        ActionArg::Delete => PolicyAction::Delete,
-        ActionArg::Catalog => PolicyAction::Catalog,
+        ActionArg::Pull => Action::Pull,
+        ActionArg::Push => Action::Push,
+        ActionArg::Delete => Action::Delete,
+        ActionArg::Catalog => Action::Catalog,
     };
-    if !matches!(action, PolicyAction::Catalog) && args.repo.is_empty() {
+    if !matches!(action, Action::Catalog) && args.repo.is_empty() {
         bail!("give --repo NAME for pull, push and delete");
     }
     let d = access::decide(&policy, &identity, &args.repo, action);
@@ -126,7 +126,7 @@ pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
             rule: None,
         };
     }
-    let immutable = !matches!(action, PolicyAction::Catalog) && policy.is_immutable(&args.repo);
+    let immutable = !matches!(action, Action::Catalog) && policy.is_immutable(&args.repo);
     if immutable && verdict.allowed {
         immutable_rule(&cfg, &args, action, &mut verdict)?;
     }
@@ -203,20 +203,20 @@ fn unknown_identity(cfg: &Config, identity: &Identity) -> anyhow::Result<Option<
 fn immutable_rule(
     cfg: &Config,
     args: &ExplainArgs,
-    action: PolicyAction,
+    action: Action,
     verdict: &mut Verdict,
 ) -> anyhow::Result<()> {
     let repo = &args.repo;
     let rule = format!("{repo} is immutable (access.immutable)");
     match (action, &args.tag) {
-        (PolicyAction::Delete, _) => {
+        (Action::Delete, _) => {
             verdict.allowed = false;
             verdict.explanation = format!(
                 "deny: {rule}: its manifests and tags cannot be deleted, by anyone (the policy alone would allow it: {})",
                 verdict.explanation
             );
         }
-        (PolicyAction::Push, Some(tag)) => match tag_exists(cfg, repo, tag)? {
+        (Action::Push, Some(tag)) => match tag_exists(cfg, repo, tag)? {
             Some(true) => {
                 verdict.allowed = false;
                 verdict.explanation = format!(
@@ -231,7 +231,7 @@ fn immutable_rule(
                 "; {rule}: pushing tag {tag} is refused if it already exists (in-memory storage cannot be read from here)"
             )),
         },
-        (PolicyAction::Push, None) => verdict.explanation.push_str(&format!(
+        (Action::Push, None) => verdict.explanation.push_str(&format!(
             "; {rule}: new tags may be pushed, but an existing tag cannot be moved (check one with --tag TAG)"
         )),
         _ => {}

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use clap::builder::TypedValueParser as _;
 use clap::{ArgGroup, Subcommand};
 use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_auth::refresh::{self, RefreshStore};
 use portcullis_auth::robots::{self, Robot, RobotStore};
 use portcullis_config::Config;
 use portcullis_state::{DirStore, StateStore, system_clock};
+use portcullis_types::{Action, ScopeAction};
 use secrecy::ExposeSecret;
 
 #[derive(Subcommand)]
@@ -35,14 +37,16 @@ pub enum TokenCommand {
         /// The robot's name, unique for its owner: 1 to 64 of a-z 0-9 - _.
         #[arg(long)]
         name: String,
-        /// Repository patterns (`*` one path segment, `**` one or more);
-        /// repeat the flag or separate with commas.
+        /// Repository patterns, as in the access policy (`*` one path
+        /// segment or a glob inside one, `**` any number, `${user}` the
+        /// owner); repeat the flag or separate with commas.
         #[arg(long, value_name = "PATTERN", required = true, value_delimiter = ',')]
         repos: Vec<String>,
         /// Allowed actions, comma-separated: pull, push, delete, or * for all.
         #[arg(long, value_name = "ACTIONS", required = true, value_delimiter = ',',
-              value_parser = ["pull", "push", "delete", "*"])]
-        actions: Vec<String>,
+              value_parser = clap::builder::PossibleValuesParser::new(robots::ACTIONS.map(ScopeAction::as_str))
+                  .try_map(|s| s.parse::<ScopeAction>()))]
+        actions: Vec<ScopeAction>,
         /// Lifetime: a number with `d`, `h` or `m` (`30d`, `12h`, `90m`), or `never`.
         #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_expires)]
         expires: Expires,
@@ -224,7 +228,7 @@ struct CreateArgs {
     owner: String,
     name: String,
     repos: Vec<String>,
-    actions: Vec<String>,
+    actions: Vec<ScopeAction>,
     expires: Expires,
     json: bool,
 }
@@ -249,13 +253,13 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             "robot {login} (id {}) on {} for {}",
             robot.id,
             robot.repositories.join(","),
-            robot.actions.join(",")
+            ScopeAction::join(&robot.actions, ",")
         ),
     );
     let host = registry_host(&cfg, &cfg.http.addr);
     let docker_login = format!("docker login -u {login} --password-stdin {host}");
-    let push_without_pull = robot.actions.iter().any(|a| a == "push")
-        && !robot.actions.iter().any(|a| a == "pull" || a == "*");
+    let push_without_pull = robot.actions.contains(&ScopeAction::One(Action::Push))
+        && !robot.actions.iter().any(|a| a.covers(Action::Pull));
     if args.json {
         println!(
             "{}",
@@ -277,7 +281,10 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         println!("robot {login} created (id {})", robot.id);
         println!("  owner:        {}", robot.owner);
         println!("  repositories: {}", robot.repositories.join(", "));
-        println!("  actions:      {}", robot.actions.join(", "));
+        println!(
+            "  actions:      {}",
+            ScopeAction::join(&robot.actions, ", ")
+        );
         println!(
             "  expires:      {}",
             robot.expires.map_or_else(|| "never".to_owned(), when)
@@ -304,7 +311,11 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn robot_scope(r: &Robot) -> String {
-    format!("{} on {}", r.actions.join(","), r.repositories.join(","))
+    format!(
+        "{} on {}",
+        ScopeAction::join(&r.actions, ","),
+        r.repositories.join(",")
+    )
 }
 
 fn list(config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {

@@ -311,7 +311,7 @@ fn without_config_commands_say_they_read_the_embedded_default_and_where_its_data
 fn bad_input_is_refused_with_a_message() {
     let s = Setup::new();
     let base = ["token", "create", "--owner", "alice", "--name", "ci"];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--repos", "a/**", "--actions", "pull", "--expires", "5y"],
             "30d",
@@ -324,6 +324,15 @@ fn bad_input_is_refused_with_a_message() {
         (&["--actions", "pull"], "--repos"),
         (&["--repos", "A/**", "--actions", "pull"], "A/**"),
         (&["--repos", "a//b", "--actions", "pull"], "a//b"),
+        // The policy's compiler checks robot patterns, and says how to fix them.
+        (
+            &["--repos", "team/app**", "--actions", "pull"],
+            "Fix: write `**` between slashes",
+        ),
+        (
+            &["--repos", "${User}/**", "--actions", "pull"],
+            "lower case",
+        ),
     ];
     for (extra, hint) in cases {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();

@@ -116,7 +116,9 @@ fn fixture() -> Fixture {
             "alice",
             "ci",
             scope(&["alice/**"]),
-            scope(&["pull"]),
+            vec![portcullis_types::ScopeAction::One(
+                portcullis_types::Action::Pull,
+            )],
             Some(Duration::from_secs(3600)),
             SystemTime::now(),
         )
@@ -278,7 +280,7 @@ fn without_providers_nothing_is_verified() {
 #[test]
 fn provider_groups_are_policy_groups() {
     use crate::identity::{User, UserName};
-    use crate::policy::{Policy, PolicyAction, PolicyStore};
+    use crate::policy::{Action, Policy, PolicyStore};
     let policy = Policy::from_yaml(
         r#"groups:
   devs: [alice]
@@ -304,8 +306,8 @@ rules:
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         })
     };
-    let push = |who: &Identity, repo| access.decide(who, repo, PolicyAction::Push).allowed;
-    let pull = |who: &Identity, repo| access.decide(who, repo, PolicyAction::Pull).allowed;
+    let push = |who: &Identity, repo| access.decide(who, repo, Action::Push).allowed;
+    let pull = |who: &Identity, repo| access.decide(who, repo, Action::Pull).allowed;
     assert!(!push(&zed(&[]), "devs/app"));
     assert!(push(&zed(&["devs"]), "devs/app"));
     assert!(push(&zed(&["nosuch", "devs"]), "devs/app"));

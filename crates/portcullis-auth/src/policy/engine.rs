@@ -9,7 +9,7 @@ use std::fmt::{self, Write as _};
 use super::describe::{describe, push_clean, show_list};
 use super::parse::{self, DELETE, PULL, PUSH, Spec, Subject};
 use super::pattern::{Pattern, Prefix};
-use super::{Decision, Effect, PolicyAction, PolicyError, Principal, RuleRef};
+use super::{Action, Decision, Effect, PolicyError, Principal, RuleRef};
 
 /// What a policy does when it has no rules of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,19 +108,19 @@ struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn new(repo: &'a str, action: PolicyAction) -> Self {
+    fn new(repo: &'a str, action: Action) -> Self {
         let bit = match action {
-            PolicyAction::Pull => PULL,
-            PolicyAction::Push => PUSH,
-            PolicyAction::Delete => DELETE,
-            PolicyAction::Catalog => 0,
+            Action::Pull => PULL,
+            Action::Push => PUSH,
+            Action::Delete => DELETE,
+            Action::Catalog => 0,
         };
         Self {
             repo,
             first: repo.split('/').next().unwrap_or_default(),
             segs: OnceCell::new(),
             bit,
-            catalog: action == PolicyAction::Catalog,
+            catalog: action == Action::Catalog,
         }
     }
 
@@ -340,19 +340,19 @@ impl Policy {
     }
 
     /// Whether `who` may do `action` on the repository `repo`, and why. For
-    /// [`PolicyAction::Catalog`], `repo` is ignored.
+    /// [`Action::Catalog`], `repo` is ignored.
     ///
     /// `repo` should be a valid repository name; anything else is compared
     /// literally.
     #[must_use]
-    pub fn decide(&self, who: &Principal, repo: &str, action: PolicyAction) -> Decision {
+    pub fn decide(&self, who: &Principal, repo: &str, action: Action) -> Decision {
         let outcome = self.evaluate(who, repo, action);
         self.explain(who, repo, action, outcome)
     }
 
     /// [`Policy::decide`] without the explanation: for filtering many names.
     #[must_use]
-    pub fn allows(&self, who: &Principal, repo: &str, action: PolicyAction) -> bool {
+    pub fn allows(&self, who: &Principal, repo: &str, action: Action) -> bool {
         self.evaluate(who, repo, action).allowed()
     }
 
@@ -362,7 +362,7 @@ impl Policy {
         if self.immutable.is_empty() {
             return false;
         }
-        let target = Target::new(repo, PolicyAction::Pull);
+        let target = Target::new(repo, Action::Pull);
         self.immutable.iter().any(|p| {
             let segs = if p.needs_segments() {
                 target.segs()
@@ -451,7 +451,7 @@ impl Policy {
         ids
     }
 
-    fn evaluate(&self, who: &Principal, repo: &str, action: PolicyAction) -> Outcome {
+    fn evaluate(&self, who: &Principal, repo: &str, action: Action) -> Outcome {
         match self.mode {
             Mode::Everyone => return Outcome::BuiltIn(true),
             Mode::Authenticated => return Outcome::BuiltIn(*who != Principal::Anonymous),
@@ -554,15 +554,9 @@ impl Policy {
         pattern.matches(target.repo, segs, user)
     }
 
-    fn explain(
-        &self,
-        who: &Principal,
-        repo: &str,
-        action: PolicyAction,
-        outcome: Outcome,
-    ) -> Decision {
+    fn explain(&self, who: &Principal, repo: &str, action: Action, outcome: Outcome) -> Decision {
         let mut what = action.to_string();
-        if action != PolicyAction::Catalog {
+        if action != Action::Catalog {
             what.push_str(" on ");
             push_clean(&mut what, repo);
         }

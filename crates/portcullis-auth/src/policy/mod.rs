@@ -31,7 +31,8 @@
 //! - **Subjects**: `anonymous`, `authenticated` (every signed-in user and
 //!   robot), `user:NAME`, `group:NAME` (a group defined under `groups`) and
 //!   `robot:NAME`.
-//! - **Repositories**: patterns, described in `pattern.rs`: `*` is one path
+//! - **Repositories**: patterns in the registry's one dialect
+//!   ([`portcullis_types::pattern`], which robot scopes use too): `*` is one path
 //!   segment, `**` any number (`team/**` matches `team/app` and `team/a/b` but
 //!   not `team`; `**` alone matches everything), and `${user}` the caller's
 //!   user name (a robot's owner's name).
@@ -79,7 +80,6 @@ mod yaml;
 mod tests;
 
 use std::fmt;
-use std::str::FromStr;
 
 pub use engine::Policy;
 pub use store::{PolicyStore, check_file};
@@ -116,56 +116,10 @@ impl Principal {
     }
 }
 
-/// What a caller wants to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PolicyAction {
-    /// Read manifests, blobs and tags.
-    Pull,
-    /// Upload blobs and manifests, create and move tags.
-    Push,
-    /// Delete manifests, blobs and tags.
-    Delete,
-    /// List the repository catalog (registry-wide).
-    Catalog,
-}
-
-impl PolicyAction {
-    /// Every action.
-    pub const ALL: [Self; 4] = [Self::Pull, Self::Push, Self::Delete, Self::Catalog];
-
-    /// The action as written in a policy.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pull => "pull",
-            Self::Push => "push",
-            Self::Delete => "delete",
-            Self::Catalog => "catalog",
-        }
-    }
-}
-
-impl fmt::Display for PolicyAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The error for an unknown action name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown action `{0}`: use pull, push, delete or catalog")]
-pub struct UnknownAction(pub String);
-
-impl FromStr for PolicyAction {
-    type Err = UnknownAction;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| UnknownAction(s.to_owned()))
-    }
-}
+/// What a caller wants to do: the registry's one [`Action`] type, under the
+/// name the policy has always used.
+pub use portcullis_types::Action as PolicyAction;
+pub use portcullis_types::{Action, UnknownAction};
 
 /// Whether a rule allows or denies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -18,6 +18,16 @@
 //! What a robot may do is [`Robot::permits`] intersected with what its owner
 //! may do *now*; the second half is the policy's job, not this module's.
 //!
+//! A robot's repository patterns are written in the access policy's dialect
+//! ([`portcullis_types::pattern`]), checked by the same compiler when the
+//! robot is created and compiled when the store is read (`scope.rs`), so one
+//! pattern text means the same in a rule and in a robot scope: `**` at the
+//! end is one or more segments and elsewhere zero or more (`a/**/b` matches
+//! `a/b`), `*` inside a segment is a glob (`app-*`), and `${user}` is the
+//! robot's owner. (Before, robots had a dialect of their own, in which `**`
+//! was always one or more segments and globs and `${user}` were refused.)
+//! Actions are [`ScopeAction`]s: `pull`, `push`, `delete` or `*`.
+//!
 //! Like [`crate::refresh`], the store is one JSON document under
 //! [`STATE_KEY`] of a [`StateStore`] (in the state directory, the file
 //! `robots.json`, mode 0600), written by compare-and-set and shared by the
@@ -37,20 +47,26 @@ use tracing::instrument;
 
 use crate::identity::UserName;
 use crate::records::{Entry, FileError, RecordStore, Records, hash_hex, same, secs};
+use portcullis_types::pattern::PatternError;
+use portcullis_types::{Action, ScopeAction};
+
+mod scope;
+
+pub use scope::RobotRepos;
+pub(crate) use scope::permits;
 
 /// Every robot secret starts with this.
 pub const SECRET_PREFIX: &str = "pcrt_";
 /// Separates owner and name in a robot's login name.
 pub const LOGIN_SEPARATOR: char = '+';
 /// Actions a robot can be given (`*` means all of them).
-pub const ACTIONS: [&str; 4] = ["pull", "push", "delete", "*"];
+pub const ACTIONS: [ScopeAction; 4] = ScopeAction::ALL;
 
 const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 43;
 const SECRET_TOTAL_LEN: usize = SECRET_PREFIX.len() + ID_LEN + 1 + SECRET_LEN;
 const MAX_NAME_LEN: usize = 64;
 const MAX_PATTERNS: usize = 64;
-const MAX_PATTERN_LEN: usize = 255;
 
 /// Errors of the robot store. Wrong secret, wrong login name and revoked
 /// robot are one error ([`RobotError::Unknown`]) on purpose.
@@ -66,10 +82,9 @@ pub enum RobotError {
     InvalidName(String),
     #[error("invalid owner `{owner}`: {reason}")]
     InvalidOwner { owner: String, reason: String },
-    #[error("invalid repository pattern `{pattern}`: {reason}")]
-    InvalidPattern { pattern: String, reason: String },
-    #[error("invalid action `{0}`: use pull, push, delete or *")]
-    InvalidAction(String),
+    /// The message names the pattern, what is wrong and the fix.
+    #[error("invalid robot scope: {0}")]
+    InvalidPattern(#[from] PatternError),
     #[error("a robot needs at least one repository pattern and one action")]
     EmptyScope,
     #[error("the expiry time is too far in the future")]
@@ -96,10 +111,10 @@ pub struct Robot {
     pub name: String,
     /// The htpasswd user who created it.
     pub owner: String,
-    /// Patterns: `*` is one path segment, `**` one or more, else literal.
-    pub repositories: Vec<String>,
+    /// Patterns in the policy's dialect, stored as their texts.
+    pub repositories: RobotRepos,
     /// `pull`, `push`, `delete`, or `*` for all.
-    pub actions: Vec<String>,
+    pub actions: Vec<ScopeAction>,
     /// Unix seconds.
     pub created: u64,
     /// Unix seconds; 0 when never used.
@@ -117,12 +132,12 @@ impl Robot {
         format!("{}{LOGIN_SEPARATOR}{}", self.owner, self.name)
     }
 
-    /// Whether `action` on `repo` lies inside what the robot was given. The
-    /// caller must also check that the owner may do it now.
+    /// Whether `action` on `repo` lies inside what the robot was given
+    /// (`${user}` in a pattern is the owner). The caller must also check
+    /// that the owner may do it now.
     #[must_use]
-    pub fn permits(&self, repo: &str, action: &str) -> bool {
-        self.actions.iter().any(|a| a == "*" || a == action)
-            && self.repositories.iter().any(|p| pattern_matches(p, repo))
+    pub fn permits(&self, repo: &str, action: Action) -> bool {
+        permits(&self.repositories, &self.actions, &self.owner, repo, action)
     }
 
     /// Whether the robot has expired at `now`.
@@ -130,57 +145,6 @@ impl Robot {
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.expires.is_some_and(|e| secs(now) >= e)
     }
-}
-
-/// Whether `repo` matches `pattern`: `*` matches exactly one `/`-separated
-/// segment, `**` one or more, anything else itself. Linear in
-/// segments(pattern) × segments(repo), whatever the number of `**`.
-#[must_use]
-pub fn pattern_matches(pattern: &str, repo: &str) -> bool {
-    let name: Vec<&str> = repo.split('/').collect();
-    // reach[j]: the pattern so far matches the first j segments of `name`.
-    let mut reach = vec![false; name.len() + 1];
-    reach[0] = true;
-    for seg in pattern.split('/') {
-        let mut next = vec![false; name.len() + 1];
-        let mut seen = false;
-        for j in 0..=name.len() {
-            next[j] = match seg {
-                "**" => seen,
-                "*" => j > 0 && reach[j - 1],
-                lit => j > 0 && reach[j - 1] && name[j - 1] == lit,
-            };
-            seen |= reach[j];
-        }
-        reach = next;
-    }
-    reach[name.len()]
-}
-
-fn check_pattern(pattern: &str) -> Result<(), RobotError> {
-    let bad = |reason: &str| RobotError::InvalidPattern {
-        pattern: pattern.to_owned(),
-        reason: reason.to_owned(),
-    };
-    if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
-        return Err(bad("use 1 to 255 characters"));
-    }
-    for seg in pattern.split('/') {
-        if seg.is_empty() {
-            return Err(bad("empty path segment"));
-        }
-        if seg != "*"
-            && seg != "**"
-            && !seg
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        {
-            return Err(bad(
-                "a segment is `*`, `**`, or lower-case letters, digits, `.`, `_` and `-`",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Whether `name` is a valid robot name: 1 to 64 of `[a-z0-9_-]`.
@@ -292,15 +256,15 @@ impl RobotStore {
     /// else: show it once. Whether `owner` exists is the caller's check.
     ///
     /// # Errors
-    /// Invalid owner, name, pattern or action, an empty scope, a name the
-    /// owner already uses, a `ttl` that overflows, or an unwritable store.
+    /// Invalid owner, name or pattern, an empty scope, a name the owner
+    /// already uses, a `ttl` that overflows, or an unwritable store.
     #[instrument(skip_all, fields(owner = owner, name = name))]
     pub fn create(
         &self,
         owner: &str,
         name: &str,
         repositories: Vec<String>,
-        actions: Vec<String>,
+        actions: Vec<ScopeAction>,
         ttl: Option<Duration>,
         now: SystemTime,
     ) -> Result<(Robot, SecretString), RobotError> {
@@ -311,18 +275,9 @@ impl RobotStore {
         if !valid_name(name) {
             return Err(RobotError::InvalidName(name.to_owned()));
         }
-        let mut repos: Vec<String> = Vec::new();
-        for p in repositories {
-            check_pattern(&p)?;
-            if !repos.contains(&p) {
-                repos.push(p);
-            }
-        }
-        let mut acts: Vec<String> = Vec::new();
+        let repos = RobotRepos::compile(&repositories)?;
+        let mut acts: Vec<ScopeAction> = Vec::new();
         for a in actions {
-            if !ACTIONS.contains(&a.as_str()) {
-                return Err(RobotError::InvalidAction(a));
-            }
             if !acts.contains(&a) {
                 acts.push(a);
             }
@@ -331,10 +286,13 @@ impl RobotStore {
             return Err(RobotError::EmptyScope);
         }
         if repos.len() > MAX_PATTERNS {
-            return Err(RobotError::InvalidPattern {
-                pattern: repos[MAX_PATTERNS].clone(),
-                reason: format!("at most {MAX_PATTERNS} patterns per robot"),
-            });
+            let extra = repos.texts().nth(MAX_PATTERNS).unwrap_or_default();
+            return Err(RobotError::InvalidPattern(PatternError {
+                message: format!(
+                    "repository pattern `{extra}` is one too many: a robot has at most {MAX_PATTERNS}"
+                ),
+                fix: "cover the repositories with fewer patterns, such as `team/**`".to_owned(),
+            }));
         }
         let expires = match ttl {
             None => None,
@@ -487,3 +445,5 @@ impl RobotStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_scope;

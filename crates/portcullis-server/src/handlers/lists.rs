@@ -4,7 +4,7 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_auth::access;
-use portcullis_auth::policy::PolicyAction;
+use portcullis_auth::policy::Action;
 use portcullis_core::Page;
 use portcullis_types::{Digest, MediaType, RepoName};
 
@@ -63,7 +63,7 @@ pub(crate) async fn catalog(ctx: &Ctx) -> Result<Response, ApiError> {
         let policy = ctx.state.access.policy.current();
         let identity = &crate::auth::policy_identity(&ctx.state, &ctx.caller).await;
         let prefixes = policy.pull_prefixes(&access::principal(identity));
-        let visible = |repo: &str| access::allows(&policy, identity, repo, PolicyAction::Pull);
+        let visible = |repo: &str| access::allows(&policy, identity, repo, Action::Pull);
         ctx.state
             .registry
             .catalog(n, last.as_deref(), prefixes.as_deref(), visible)

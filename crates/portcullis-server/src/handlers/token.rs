@@ -246,7 +246,7 @@ fn grant_and_issue(
     let access = svc.grant(g.identity, g.scopes, |repo, action, why| {
         refused = true;
         let repo = (!repo.is_empty()).then_some(repo);
-        crate::events::decision(state, info, g.identity, repo, action, false, why);
+        crate::events::decision(state, info, g.identity, repo, action.as_str(), false, why);
     });
     if refused && g.login_challenge {
         let realm = svc.settings().service.replace('"', "");
