@@ -103,6 +103,22 @@ pub enum RobotError {
     Corrupt { path: PathBuf, message: String },
 }
 
+/// A stored action list, without the words that name no action.
+fn known_actions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ScopeAction>, D::Error> {
+    let words = Vec::<String>::deserialize(d)?;
+    Ok(words
+        .iter()
+        .filter_map(|w| {
+            let a = ScopeAction::parse(w);
+            if a.is_none() {
+                tracing::warn!(action = %w.chars().take(40).collect::<String>(),
+                    "robots.json: a robot's action is not pull, push, delete or *; ignored (the robot cannot do it)");
+            }
+            a
+        })
+        .collect())
+}
+
 /// One robot account (never its secret).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Robot {
@@ -113,7 +129,10 @@ pub struct Robot {
     pub owner: String,
     /// Patterns in the policy's dialect, stored as their texts.
     pub repositories: RobotRepos,
-    /// `pull`, `push`, `delete`, or `*` for all.
+    /// `pull`, `push`, `delete`, or `*` for all. A stored word that is none
+    /// of these (only a hand edit can make one) is dropped with a warning:
+    /// the robot loses it, and every other robot keeps working.
+    #[serde(deserialize_with = "known_actions")]
     pub actions: Vec<ScopeAction>,
     /// Unix seconds.
     pub created: u64,

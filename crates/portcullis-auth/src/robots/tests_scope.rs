@@ -177,7 +177,12 @@ fn stored_patterns_round_trip() {
     assert_eq!(robot.clone().repositories, robot.repositories);
     let bad_action = serde_json::json!({
         "id": "0", "name": "ci", "owner": "alice", "repositories": ["a"],
-        "actions": ["fly"], "created": 1, "last_used": 0, "expires": null, "hash": ""
+        "actions": ["fly", "pull"], "created": 1, "last_used": 0, "expires": null, "hash": ""
     });
-    assert!(serde_json::from_value::<Robot>(bad_action).is_err());
+    // A hand-edited word that names no action is dropped: the robot keeps
+    // what it names, and the store still loads for every other robot.
+    let robot: Robot = serde_json::from_value(bad_action).unwrap();
+    assert_eq!(robot.actions, vec![ScopeAction::One(Action::Pull)]);
+    assert!(robot.permits("a", Action::Pull));
+    assert!(!robot.permits("a", Action::Push));
 }
