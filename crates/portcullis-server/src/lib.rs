@@ -43,7 +43,8 @@ pub fn default_sinks() -> portcullis_types::event::Sinks {
 /// here, before authentication); then for `/v2/`: authentication (`auth::layer`, which puts the caller in the request's
 /// extensions), rate limits per identity (`abuse::limits`), events
 /// (`events::layer`), and dispatch (route, required access, the one
-/// decision, a thin handler).
+/// decision, a thin handler). `/token` has its own authentication layer
+/// (`handlers::token::layer`), so its handler only grants and issues.
 pub fn app(state: AppState) -> Router {
     use axum::middleware::from_fn_with_state;
     let state = std::sync::Arc::new(state);
@@ -58,7 +59,9 @@ pub fn app(state: AppState) -> Router {
         .merge(v2)
         .route(
             "/token",
-            axum::routing::get(handlers::token::get_token).post(handlers::token::post_token),
+            axum::routing::get(handlers::token::token)
+                .post(handlers::token::token)
+                .route_layer(from_fn_with_state(state.clone(), handlers::token::layer)),
         )
         .route(
             "/.well-known/jwks.json",
