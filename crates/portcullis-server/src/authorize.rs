@@ -27,6 +27,7 @@ pub fn scopes(required: &Required) -> Vec<String> {
             name,
             actions,
             mount_from,
+            ..
         } => {
             let list: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
             let mut out = vec![format!("repository:{name}:{}", list.join(","))];
@@ -46,6 +47,7 @@ fn allowed(grants: &Grants, required: &Required) -> bool {
             name,
             actions,
             mount_from,
+            ..
         } => {
             actions
                 .iter()
@@ -120,6 +122,7 @@ fn by_policy(
             name,
             actions,
             mount_from,
+            ..
         } => match first_refusal(state, &caller.identity, name, actions, mount_from.as_ref()) {
             Some(refusal) => Err(refuse(refusal)),
             None => Ok(()),
@@ -182,6 +185,7 @@ fn token_shortfall(state: &AppState, caller: &Caller, required: &Required) -> Sh
             name,
             actions,
             mount_from,
+            ..
         } => (name, actions, mount_from),
         Required::Catalog if !state.access.may_list_catalog(&caller.identity) => {
             return Shortfall::Refused(format!(
@@ -263,8 +267,53 @@ pub(crate) fn challenge_unauthenticated(
     }
 }
 
-/// Allows the request or returns the error to send.
+/// Allows the request or returns the error to send: the caller must have
+/// the access, and the write must be one `access.immutable` permits.
 pub(crate) fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    route: &Route,
+    required: &Required,
+    upload_state: Option<&str>,
+    request_base: &str,
+    info: &RequestInfo,
+) -> Result<(), ApiError> {
+    has_access(
+        state,
+        caller,
+        route,
+        required,
+        upload_state,
+        request_base,
+        info,
+    )?;
+    if let (
+        Route::Manifest(name, _),
+        Required::Repo {
+            actions,
+            immutable: true,
+            ..
+        },
+    ) = (route, required)
+        && actions.contains(&Action::Delete)
+    {
+        let why = crate::access::immutable_denied(name, "its manifests and tags cannot be deleted");
+        let repo = Some(name.as_str());
+        events::decision(
+            state,
+            info,
+            &caller.identity,
+            repo,
+            Action::Delete.as_str(),
+            false,
+            &why,
+        );
+        return Err(ApiError::msg(Code::Denied, why));
+    }
+    Ok(())
+}
+
+fn has_access(
     state: &AppState,
     caller: &Caller,
     route: &Route,

@@ -49,7 +49,7 @@ pub(crate) async fn handle(
 ) -> Result<Response, ApiError> {
     let reg = &ctx.state.registry;
     if ctx.method == Method::DELETE {
-        if super::manifests::is_immutable(ctx, name) {
+        if ctx.immutable {
             // A release must keep pulling: a blob one of its tags needs stays.
             reg.delete_blob_unless_tagged(name, digest, |_| true)
                 .await

@@ -20,12 +20,8 @@ pub(crate) async fn handle(
         Method::GET | Method::HEAD => get(ctx, name, reference).await,
         Method::PUT => put(ctx, name, reference, body).await,
         Method::DELETE => {
-            if is_immutable(ctx, name) {
-                return Err(immutable_denied(
-                    name,
-                    "its manifests and tags cannot be deleted",
-                ));
-            }
+            // An immutable repository's manifest deletes were refused by
+            // the authorization step.
             ctx.state.registry.delete_manifest(name, reference).await?;
             Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
         }
@@ -105,7 +101,7 @@ async fn put(
     // In an immutable repository a tag is created once: the check and the
     // write happen under one lock in core, so of two concurrent creations
     // exactly one wins. Pushing the same manifest again is a retry, allowed.
-    let condition = if is_immutable(ctx, name) {
+    let condition = if ctx.immutable {
         portcullis_core::TagCondition::AbsentOrSame
     } else {
         portcullis_core::TagCondition::Any
@@ -142,22 +138,8 @@ async fn put(
     Ok(resp)
 }
 
-/// Whether `access.immutable` names the repository: there an existing tag
-/// cannot be moved to another manifest, manifests cannot be deleted, and
-/// blobs a tag's manifest needs cannot be deleted.
-pub(crate) fn is_immutable(ctx: &Ctx, name: &RepoName) -> bool {
-    ctx.state.enforce_policy
-        && ctx
-            .state
-            .access
-            .policy
-            .current()
-            .is_immutable(name.as_str())
-}
-
+/// A write that `access.immutable` refused in core (a tag that exists, a
+/// blob a tag needs).
 pub(crate) fn immutable_denied(name: &RepoName, what: &str) -> ApiError {
-    ApiError::msg(
-        Code::Denied,
-        format!("{name} is immutable (access.immutable): {what}"),
-    )
+    ApiError::msg(Code::Denied, crate::access::immutable_denied(name, what))
 }

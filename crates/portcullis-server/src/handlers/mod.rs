@@ -41,6 +41,10 @@ pub(crate) struct Ctx {
     pub authority: Option<String>,
     /// This server's end of the connection (from the accept loop).
     pub local: Option<crate::proxy::LocalEnd>,
+    /// The repository is immutable (`access.immutable`), as the required
+    /// access says: a manifest put may only create its tag, and a blob
+    /// delete spares what a tag needs.
+    pub immutable: bool,
 }
 
 impl Ctx {
@@ -162,6 +166,7 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         tls,
         authority,
         local,
+        immutable: false,
     };
     let route = match route::parse_as(rest, route::Intent::of(&ctx.method)) {
         Ok(r) => r,
@@ -181,7 +186,9 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         }
         _ => None,
     };
-    let Some(required) = access::required(&route, &ctx.method, mount_from) else {
+    let policy = ctx.state.access.policy.current();
+    let immutable = |n: &RepoName| ctx.state.enforce_policy && policy.is_immutable(n.as_str());
+    let Some(required) = access::required(&route, &ctx.method, mount_from, &immutable) else {
         return Err(ApiError::msg(
             Code::MethodNotAllowed,
             format!("{} is not allowed on this endpoint", ctx.method),
@@ -196,6 +203,11 @@ async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError
         &ctx.absolute_url(""),
         &ctx.info,
     )?;
+    drop(policy);
+    let ctx = Ctx {
+        immutable: required.immutable(),
+        ..ctx
+    };
 
     match route {
         Route::Base => Ok((
