@@ -38,6 +38,10 @@ pub enum CoreError {
     TagExists { tag: String, digest: Digest },
     #[error("blob {digest} is referenced by tag {tag}, whose manifest needs it")]
     BlobInUse { digest: Digest, tag: String },
+    #[error(
+        "another registry process has been writing this upload session for over 35 s; retry the upload"
+    )]
+    UploadBusy,
     #[error("client body error: {0}")]
     Body(std::io::Error),
     #[error(transparent)]

@@ -6,6 +6,7 @@ mod blobs;
 mod cache;
 mod error;
 mod hashstate;
+pub mod leases;
 mod listing;
 mod locks;
 mod manifest;
@@ -61,6 +62,8 @@ pub struct Registry {
     manifests: Arc<cache::ManifestCache>,
     index: Arc<repo_index::RepoIndex>,
     locks: Arc<Locks>,
+    /// Upload-session leases shared with other processes, when set.
+    leases: Option<Arc<leases::Leases>>,
 }
 
 /// The locks that order this process's writes.
@@ -83,7 +86,16 @@ impl Registry {
             manifests: Arc::default(),
             index: Arc::default(),
             locks: Arc::default(),
+            leases: None,
         }
+    }
+
+    /// Takes upload-session leases in `store` (shared by the processes that
+    /// share this storage), so two of them never write one session at once.
+    #[must_use]
+    pub fn with_leases(mut self, store: Arc<dyn portcullis_state::StateStore>) -> Self {
+        self.leases = Some(Arc::new(leases::Leases::new(store)));
+        self
     }
 
     #[must_use]

@@ -30,8 +30,26 @@ pub(crate) struct HashState {
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<HashState>>>;
-/// A held session lock, with the hash state this process last saw.
-pub(crate) type SlotGuard = tokio::sync::OwnedMutexGuard<Option<HashState>>;
+
+/// A held session: this process's lock, with the hash state it last saw,
+/// and the session's lease among processes when they share a state store.
+pub(crate) struct SlotGuard {
+    slot: tokio::sync::OwnedMutexGuard<Option<HashState>>,
+    _lease: Option<crate::leases::LeaseGuard>,
+}
+
+impl std::ops::Deref for SlotGuard {
+    type Target = Option<HashState>;
+    fn deref(&self) -> &Self::Target {
+        &self.slot
+    }
+}
+
+impl std::ops::DerefMut for SlotGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.slot
+    }
+}
 
 /// Per-session locks and the hash states last seen by this process.
 #[derive(Default)]
@@ -125,7 +143,7 @@ impl Registry {
         self.check_writable()?;
         // Only sessions that exist get a lock slot, so unknown ids cannot grow the map.
         self.upload_status(name, id).await?;
-        let mut guard = self.uploads.slot(id).lock_owned().await;
+        let mut guard = self.hold_session(id).await?;
         let writer = match self.open_upload(name, id).await {
             Ok(w) => w,
             Err(e) => {
@@ -329,7 +347,7 @@ impl Registry {
     pub async fn cancel_upload(&self, name: &RepoName, id: &str) -> Result<(), CoreError> {
         self.check_writable()?;
         self.upload_status(name, id).await?;
-        let guard = self.uploads.slot(id).lock_owned().await;
+        let guard = self.hold_session(id).await?;
         if let Ok(w) = self.open_upload(name, id).await {
             w.cancel().await?;
         }
@@ -340,6 +358,19 @@ impl Registry {
         drop(guard);
         self.uploads.forget(id);
         Ok(())
+    }
+
+    /// Holds session `id`: this process's lock first, then the lease.
+    async fn hold_session(&self, id: &str) -> Result<SlotGuard, CoreError> {
+        let slot = self.uploads.slot(id).lock_owned().await;
+        let lease = match &self.leases {
+            Some(l) => l.hold(id).await?,
+            None => None,
+        };
+        Ok(SlotGuard {
+            slot,
+            _lease: lease,
+        })
     }
 
     pub(crate) fn uploads_forget(&self, id: &str) {

@@ -38,6 +38,9 @@ pub enum Code {
     /// errcode table, and not mistaken for an auth problem as `DENIED`
     /// would be) with 507, whose reason phrase already says it.
     StorageFull,
+    /// Another process holds the upload session: `UNAVAILABLE` with 503
+    /// and `Retry-After`, which Go clients retry.
+    Busy,
     Unknown,
 }
 
@@ -130,6 +133,11 @@ impl Code {
                 "UNAVAILABLE",
                 S::INSUFFICIENT_STORAGE,
                 "storage is full: the registry's storage has no free space left",
+            ),
+            Code::Busy => (
+                "UNAVAILABLE",
+                S::SERVICE_UNAVAILABLE,
+                "the upload session is busy in another registry process",
             ),
             Code::Unknown => ("UNKNOWN", S::INTERNAL_SERVER_ERROR, "unknown error"),
         }
@@ -237,6 +245,14 @@ impl From<CoreError> for ApiError {
             }
             CoreError::NameUnknown => ApiError::new(Code::NameUnknown),
             CoreError::ReadOnly => ApiError::msg(Code::ReadOnly, e.to_string()),
+            CoreError::UploadBusy => {
+                let mut busy = ApiError::msg(Code::Busy, e.to_string());
+                busy.headers.push((
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                ));
+                busy
+            }
             CoreError::DeleteDisabled => ApiError::msg(Code::MethodNotAllowed, e.to_string()),
             CoreError::TagExists { .. } | CoreError::BlobInUse { .. } => {
                 ApiError::msg(Code::Denied, e.to_string())

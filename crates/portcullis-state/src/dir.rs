@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Change, Clock, StateError, StateStore, Versioned, check_key, parse_count, version_of};
+use crate::{
+    Change, Clock, Lease, StateError, StateStore, Versioned, check_key, parse_count, version_of,
+};
 
 /// A [`StateStore`] in a directory.
 pub struct DirStore {
@@ -170,7 +172,9 @@ impl DirStore {
     }
 
     /// Writes `bytes` to `path` by temporary file and rename, flushed.
-    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    /// Replaces `path` whole, by rename; `durable` flushes the file and its
+    /// directory first (a lease, which outlives no holder, skips that).
+    fn write_file(&self, path: &Path, bytes: &[u8], durable: bool) -> Result<(), StateError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = path.parent().unwrap_or(&self.root);
         self.mkdirs(dir)?;
@@ -186,9 +190,14 @@ impl DirStore {
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(bytes)?;
-            f.sync_data()?;
+            if durable {
+                f.sync_data()?;
+            }
             fs::rename(&tmp, path)?;
-            File::open(dir)?.sync_all()
+            if durable {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -211,11 +220,22 @@ impl DirStore {
         value: &[u8],
         expires: Option<SystemTime>,
     ) -> Result<u64, StateError> {
+        self.store_as(key, value, expires, true)
+    }
+
+    fn store_as(
+        &self,
+        key: &str,
+        value: &[u8],
+        expires: Option<SystemTime>,
+        durable: bool,
+    ) -> Result<u64, StateError> {
+        let ttl = self.ttl_path(key);
         match expires {
-            Some(t) => self.write_file(&self.ttl_path(key), millis(t).to_string().as_bytes())?,
-            None => self.remove(&self.ttl_path(key))?,
+            Some(t) => self.write_file(&ttl, millis(t).to_string().as_bytes(), durable)?,
+            None => self.remove(&ttl)?,
         }
-        self.write_file(&self.path(key), value)?;
+        self.write_file(&self.path(key), value, durable)?;
         Ok(version_of(value))
     }
 
@@ -303,6 +323,27 @@ impl StateStore for DirStore {
             }
             self.store(key, value, ttl.map(|t| (self.clock)() + t))
                 .map(Some)
+        })
+    }
+
+    /// Under the store's lock, and written without flushing: a lease
+    /// outlives no holder, so losing it in a power cut loses nothing (it
+    /// would have lapsed), and a session's lease is taken on every chunk.
+    fn acquire(&self, key: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>, StateError> {
+        check_key(key)?;
+        self.locked(true, || {
+            if let Some((v, _)) = self.read(key)?
+                && v != holder.as_bytes()
+            {
+                return Ok(None);
+            }
+            let until = (self.clock)() + ttl;
+            self.store_as(key, holder.as_bytes(), Some(until), false)?;
+            Ok(Some(Lease {
+                key: key.to_owned(),
+                holder: holder.to_owned(),
+                until,
+            }))
         })
     }
 
