@@ -186,7 +186,7 @@ fn lockout_store(config: &portcullis_config::Config) -> anyhow::Result<Lockout> 
     let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
     Ok(Lockout::new(
         Arc::new(store),
-        portcullis_server::abuse::policy(&config.lockout),
+        portcullis_app::lockout::policy(&config.lockout),
     ))
 }
 

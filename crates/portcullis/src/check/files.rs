@@ -6,11 +6,11 @@
 use std::fs::OpenOptions;
 use std::sync::Arc;
 
+use portcullis_app::keys::token_algorithm;
+use portcullis_app::tls::{TlsSettings, load};
 use portcullis_auth::refresh::{self, RefreshStore};
 use portcullis_auth::token::{Algorithm, SigningKey, Verifier, VerifyKey};
 use portcullis_config::{Config, Named, SigningAlgorithm};
-use portcullis_server::keys::token_algorithm;
-use portcullis_server::tls::{TlsSettings, load};
 use portcullis_state::{DirStore, system_clock};
 
 use super::Findings;
@@ -109,7 +109,7 @@ impl Findings {
             return;
         }
         let configured = ts.keys.signing.is_some();
-        if let Some((key, cert)) = portcullis_server::keys::signing_paths(config, ts)
+        if let Some((key, cert)) = portcullis_app::keys::signing_paths(config, ts)
             && (configured || key.exists())
             && let Err(e) = SigningKey::load_pem(&key, &cert)
         {
