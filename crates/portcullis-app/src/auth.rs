@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_auth::access::AccessControl;
-use portcullis_auth::refresh::{self, RefreshStore};
+use portcullis_auth::refresh::RefreshStore;
 use portcullis_auth::service::{ServiceSettings, TokenService};
 use portcullis_auth::token::{Algorithm, Verifier};
 use portcullis_auth::upload::UploadStates;
@@ -145,12 +145,9 @@ fn refresh_store(
     let (true, Some(dir)) = (ts.refresh.enabled, config.storage.state_dir()) else {
         return Ok(None);
     };
-    RefreshStore::open_in(
-        Arc::new(crate::state::dir_store(&dir)),
-        Some(&dir.join(refresh::STATE_KEY)),
-    )
-    .map(|store| Some(Arc::new(store)))
-    .map_err(AssembleError::at("auth.tokenserver.refresh"))
+    crate::state::refresh_store(&dir)
+        .map(|store| Some(Arc::new(store)))
+        .map_err(AssembleError::at("auth.tokenserver.refresh"))
 }
 
 /// `<http.host><http.prefix>/token`, when `http.host` is set.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use portcullis_auth::access::AccessControl;
 use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_auth::policy::{Policy, PolicyError, PolicyStore, check_file};
-use portcullis_auth::robots::{self, RobotError, RobotStore};
+use portcullis_auth::robots::{RobotError, RobotStore};
 use portcullis_config::Config;
 
 use crate::AssembleError;
@@ -43,13 +43,7 @@ pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
     config
         .storage
         .state_dir()
-        .map(|dir| {
-            RobotStore::open_in(
-                Arc::new(crate::state::dir_store(&dir)),
-                Some(&dir.join(robots::STATE_KEY)),
-            )
-            .map(Arc::new)
-        })
+        .map(|dir| crate::state::robot_store(&dir).map(Arc::new))
         .transpose()
 }
 
