@@ -148,3 +148,6 @@ fn refuse_unimplemented(config: &Config) -> Result<(), AssembleError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
