@@ -1,21 +1,16 @@
-//! Assembles the application from a loaded configuration and serves it.
+//! Builds the application state from a loaded configuration (the backends
+//! come from `portcullis_app`) and serves it.
 
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use portcullis_config::{Config, ExposeSecret, ListenAddr};
-use portcullis_core::{Options, Registry};
-use portcullis_storage::{Driver, FsDriver, MemoryDriver};
-
-use portcullis_auth::access::AccessControl;
-use portcullis_auth::refresh::{self, RefreshStore};
-use portcullis_auth::service::{ServiceSettings, TokenService};
-use portcullis_auth::token::{Algorithm, Verifier};
-use portcullis_auth::upload::UploadStates;
-use portcullis_state::{DirStore, system_clock};
+use portcullis_app::{Authentication, Backends};
+use portcullis_config::{Config, ListenAddr};
+use portcullis_core::Registry;
+use portcullis_types::event::{EventSink, Sinks};
 
 use crate::metrics::Metrics;
-use crate::{AppState, AuthMode, Bearer, UrlPolicy, app, keys};
+use crate::{AppState, AuthMode, Bearer, UrlPolicy, app};
 
 /// Errors while assembling or starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -31,86 +26,43 @@ pub enum ServeError {
     )]
     DebugBind { addr: String, cause: std::io::Error },
     #[error(transparent)]
+    Assemble(#[from] portcullis_app::AssembleError),
+    #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Builds the state from a validated configuration.
+/// Builds the state from a validated configuration: the backends from
+/// `portcullis_app`, and what only the HTTP edge needs (response headers,
+/// URLs, metrics, rate limits, CORS).
 ///
 /// # Errors
 /// When the htpasswd file cannot be loaded or a header is invalid.
 pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
-    refuse_unimplemented(config)?;
-    let driver: Arc<dyn Driver> = match &config.storage.filesystem {
-        Some(fs) => Arc::new(FsDriver::new(&fs.rootdirectory)),
-        None => Arc::new(MemoryDriver::new()),
-    };
-    let opts = Options {
-        delete_enabled: config.storage.delete.enabled,
-        read_only: config.storage.maintenance.readonly.enabled,
-        automount: config.portcullis.automount,
-        manifest_max_bytes: config.portcullis.manifestmaxbytes,
-    };
-    let access =
-        Arc::new(crate::policy::access_control(config).map_err(|(key, e)| config_err(key)(e))?);
-    let (auth, token_service, uploads) = auth_mode(config, &access)?;
-    let enforce_policy = !matches!(auth, AuthMode::None) || config.access.is_some();
-    let mut headers = HeaderMap::new();
-    let cors = config.cors();
-    for (k, values) in &config.http.headers {
-        // With CORS settings in force, Access-Control-* go only to allowed
-        // origins, from the CORS layer.
-        if cors.is_some() && portcullis_config::is_cors_header(k) {
-            continue;
-        }
-        let name = HeaderName::try_from(k.as_str()).map_err(|e| ServeError::Config {
-            key: "http.headers",
-            message: format!("`{k}` is not a valid header name: {e}"),
-        })?;
-        for v in values {
-            let value = HeaderValue::try_from(v.as_str()).map_err(|e| ServeError::Config {
-                key: "http.headers",
-                message: format!("value of `{k}` is not a valid header value: {e}"),
-            })?;
-            headers.append(name.clone(), value);
-        }
-    }
-    let audit = crate::sinks::audit(config)?;
-    let mut sinks: Vec<Arc<dyn portcullis_types::event::EventSink>> =
-        vec![Arc::new(crate::events::LogSink)];
-    if let Some(a) = &audit {
-        sinks.push(a.clone());
-    }
-    let notifier = crate::sinks::notifier(config)?;
-    if let Some(n) = &notifier {
-        sinks.push(n.clone());
-    }
+    let backends = Backends::assemble(config)?;
+    let headers = response_headers(config)?;
     let metrics = metrics_for(config);
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(crate::events::LogSink)];
+    sinks.extend(backends.event_sinks());
     if let Some(m) = &metrics {
         sinks.push(Arc::new(crate::metrics::MetricsSink(m.clone())));
-        let (a, n) = (audit.clone(), notifier.clone());
-        m.set_queue_probe(Box::new(move || {
-            let mut q = Vec::new();
-            if let Some(a) = &a {
-                let depth = a
-                    .counters()
-                    .queued
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                q.push(("audit", i64::try_from(depth).unwrap_or(i64::MAX)));
-            }
-            if let Some(n) = &n {
-                q.push((
-                    "notifications",
-                    i64::try_from(n.pending()).unwrap_or(i64::MAX),
-                ));
-            }
-            q
-        }));
+        m.set_queue_probe(queue_probe(&backends));
     }
-    Ok(AppState {
-        registry: Registry::new(driver, opts),
+    let Backends {
+        registry,
+        access,
         auth,
+        token_service,
+        enforce_policy,
+        uploads,
+        audit,
+        notifier,
+        lockout,
+    } = backends;
+    Ok(AppState {
+        registry,
+        auth: auth_mode(auth),
         urls: UrlPolicy {
             host: config.http.host.clone().filter(|h| !h.is_empty()),
             relative: config.http.relativeurls,
@@ -125,22 +77,88 @@ pub fn build_state(config: &Config) -> Result<AppState, ServeError> {
         access,
         enforce_policy,
         uploads,
-        events: portcullis_types::event::Sinks::new(sinks),
+        events: Sinks::new(sinks),
         audit,
         notifier,
-        abuse: crate::abuse::Abuse::from_config(config)?,
-        cors: match cors {
-            Some((c, _)) => Some(Arc::new(crate::cors::Cors::new(&c).ok_or_else(|| {
-                config_err("http.cors")(
-                    "a method or header name is not a valid header value".into(),
-                )
-            })?)),
-            None => None,
-        },
+        abuse: crate::abuse::Abuse::from_config(config, lockout)?,
+        cors: cors(config)?,
         catalog_max: usize::try_from(config.catalog.maxentries)
             .unwrap_or(usize::MAX)
             .max(1),
     })
+}
+
+/// `http.headers`, for every response.
+fn response_headers(config: &Config) -> Result<HeaderMap, ServeError> {
+    let mut headers = HeaderMap::new();
+    let cors = config.cors().is_some();
+    for (k, values) in &config.http.headers {
+        // With CORS settings in force, Access-Control-* go only to allowed
+        // origins, from the CORS layer.
+        if cors && portcullis_config::is_cors_header(k) {
+            continue;
+        }
+        let name = HeaderName::try_from(k.as_str()).map_err(|e| ServeError::Config {
+            key: "http.headers",
+            message: format!("`{k}` is not a valid header name: {e}"),
+        })?;
+        for v in values {
+            let value = HeaderValue::try_from(v.as_str()).map_err(|e| ServeError::Config {
+                key: "http.headers",
+                message: format!("value of `{k}` is not a valid header value: {e}"),
+            })?;
+            headers.append(name.clone(), value);
+        }
+    }
+    Ok(headers)
+}
+
+/// `http.cors` (or `http.headers: Access-Control-*` read as it).
+fn cors(config: &Config) -> Result<Option<Arc<crate::cors::Cors>>, ServeError> {
+    let Some((c, _)) = config.cors() else {
+        return Ok(None);
+    };
+    let cors = crate::cors::Cors::new(&c).ok_or_else(|| {
+        config_err("http.cors")("a method or header name is not a valid header value".into())
+    })?;
+    Ok(Some(Arc::new(cors)))
+}
+
+/// The depths of the audit and notification queues, for the metrics.
+fn queue_probe(backends: &Backends) -> crate::metrics::QueueProbe {
+    let (a, n) = (backends.audit.clone(), backends.notifier.clone());
+    Box::new(move || {
+        let mut q = Vec::new();
+        if let Some(a) = &a {
+            let depth = a
+                .counters()
+                .queued
+                .load(std::sync::atomic::Ordering::Relaxed);
+            q.push(("audit", i64::try_from(depth).unwrap_or(i64::MAX)));
+        }
+        if let Some(n) = &n {
+            q.push((
+                "notifications",
+                i64::try_from(n.pending()).unwrap_or(i64::MAX),
+            ));
+        }
+        q
+    })
+}
+
+/// The pipeline's authentication mode for the configured one.
+fn auth_mode(auth: Authentication) -> AuthMode {
+    match auth {
+        Authentication::None => AuthMode::None,
+        Authentication::Basic { realm } => AuthMode::Basic { realm },
+        Authentication::Bearer(b) => AuthMode::Bearer(Box::new(Bearer {
+            verifiers: b.verifiers,
+            realm: b.realm,
+            realm_path: b.realm_path,
+            service: b.service,
+            cache: crate::token_cache::TokenCache::default(),
+        })),
+    }
 }
 
 /// The metrics, when the debug listener serves them (`http.debug.addr` and
@@ -153,167 +171,6 @@ fn metrics_for(config: &Config) -> Option<Arc<Metrics>> {
 
 fn config_err(key: &'static str) -> impl Fn(String) -> ServeError {
     move |message| ServeError::Config { key, message }
-}
-
-/// The authentication mode and, with `auth.tokenserver`, the token service.
-fn auth_mode(
-    config: &Config,
-    access: &Arc<AccessControl>,
-) -> Result<(AuthMode, Option<Arc<TokenService>>, UploadStates), ServeError> {
-    let mut verifiers = Vec::new();
-    let mut service = None;
-    let mut realm = None;
-    let mut realm_path = "/token".to_owned();
-    let mut audience = None;
-    let mut grace = std::time::Duration::from_secs(6 * 3600);
-    if let Some(ts) = &config.auth.tokenserver {
-        let keys = keys::load_or_generate(config, ts)
-            .map_err(|e| config_err("auth.tokenserver.keys")(e.to_string()))?;
-        verifiers.push(Verifier::new(
-            keys.verify_keys(),
-            ts.issuer.clone(),
-            ts.service.clone(),
-            ts.leeway,
-            Vec::new(),
-        ));
-        let refresh = match (ts.refresh.enabled, config.storage.state_dir()) {
-            (true, Some(dir)) => Some(Arc::new(
-                RefreshStore::open_in(
-                    Arc::new(DirStore::new(&dir, system_clock())),
-                    Some(&dir.join(refresh::STATE_KEY)),
-                )
-                .map_err(|e| config_err("auth.tokenserver.refresh")(e.to_string()))?,
-            )),
-            _ => None,
-        };
-        let settings = ServiceSettings {
-            issuer: ts.issuer.clone(),
-            service: ts.service.clone(),
-            ttl: ts.expiration,
-            refresh_ttl: refresh.as_ref().map(|_| ts.refresh.expiration),
-        };
-        let svc = TokenService::new(Arc::new(keys), access.clone(), refresh, settings).ok_or_else(
-            || config_err("auth.tokenserver")("needs auth.htpasswd.path for its users".into()),
-        )?;
-        service = Some(Arc::new(svc));
-        realm.clone_from(&ts.realm);
-        if realm.is_none() {
-            realm = config
-                .http
-                .host
-                .as_ref()
-                .filter(|h| !h.is_empty())
-                .map(|h| {
-                    format!(
-                        "{}{}/token",
-                        h.trim_end_matches('/'),
-                        config.http.prefix.trim_end_matches('/')
-                    )
-                });
-        }
-        audience = Some(ts.service.clone());
-        grace = ts.uploadgrace;
-    }
-    if let Some(t) = &config.auth.token {
-        let mut keys = Vec::new();
-        if let Some(bundle) = &t.rootcertbundle {
-            keys.extend(
-                Verifier::load_bundle_file(bundle)
-                    .map_err(|e| config_err("auth.token.rootcertbundle")(e.to_string()))?,
-            );
-        }
-        if let Some(jwks) = &t.jwks {
-            keys.extend(
-                Verifier::load_jwks_file(jwks)
-                    .map_err(|e| config_err("auth.token.jwks")(e.to_string()))?,
-            );
-        }
-        // Listed algorithms portcullis cannot verify are skipped; a list
-        // with none it can verify refuses to start rather than allow all.
-        let algorithms: Vec<Algorithm> = t
-            .signingalgorithms
-            .iter()
-            .filter_map(|a| a.known().and_then(keys::token_algorithm))
-            .collect();
-        if !t.signingalgorithms.is_empty() && algorithms.is_empty() {
-            return Err(config_err("auth.token.signingalgorithms")(
-                "none of the listed algorithms is supported; use ES256, RS256 or EdDSA".to_owned(),
-            ));
-        }
-        let leeway = std::time::Duration::from_secs(60);
-        verifiers.push(Verifier::new(
-            keys,
-            t.issuer.clone(),
-            t.service.clone(),
-            leeway,
-            algorithms,
-        ));
-        if t.autoredirect {
-            // distribution's autoredirect: the realm follows the request's host.
-            realm = None;
-            realm_path = t
-                .autoredirectpath
-                .clone()
-                .unwrap_or_else(|| "/auth/token".to_owned());
-        } else if realm.is_none() && config.auth.tokenserver.is_none() {
-            realm = Some(t.realm.clone());
-        }
-        if audience.is_none() {
-            audience = Some(t.service.clone());
-        }
-    }
-    if let Some(service_name) = audience {
-        let bearer = Bearer {
-            verifiers,
-            realm,
-            realm_path,
-            service: service_name,
-            cache: crate::token_cache::TokenCache::default(),
-        };
-        return Ok((
-            AuthMode::Bearer(Box::new(bearer)),
-            service,
-            upload_states(config, grace),
-        ));
-    }
-    let mode = match &config.auth.htpasswd {
-        Some(h) => AuthMode::Basic {
-            realm: h.realm.clone(),
-        },
-        None => AuthMode::None,
-    };
-    Ok((mode, None, upload_states(config, grace)))
-}
-
-/// The key that binds upload sessions to their owner (`http.secret`).
-fn upload_states(config: &Config, grace: std::time::Duration) -> UploadStates {
-    if let Some(s) = config
-        .http
-        .secret
-        .as_ref()
-        .map(ExposeSecret::expose_secret)
-        .filter(|s| !s.is_empty())
-    {
-        return UploadStates::new(s.as_bytes(), grace);
-    }
-    // Without http.secret, `Config::advice` has warned at start.
-    let mut b = vec![0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-    UploadStates::new(&b, grace)
-}
-
-/// Security settings this build cannot honour stop the start instead of being
-/// skipped: serving plain HTTP when TLS was asked for, or an open registry
-/// when token auth was asked for, would fail open.
-fn refuse_unimplemented(config: &Config) -> Result<(), ServeError> {
-    if config.auth.silly.is_some() {
-        return Err(ServeError::Config {
-            key: "auth.silly",
-            message: "the `silly` test authenticator is not supported. Fix: use auth.htpasswd"
-                .to_owned(),
-        });
-    }
-    Ok(())
 }
 
 /// The application router, under `http.prefix` when one is set.

@@ -170,7 +170,7 @@ pub fn admin_action(config: &portcullis_config::Config, command: &str, detail: &
             std::fs::metadata("/proc/self")
                 .map_or_else(|_| "unknown".to_owned(), |m| format!("uid {}", m.uid()))
         });
-    let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
+    let store = portcullis_app::state::dir_store(&dir);
     if let Err(e) = portcullis_audit::outbox::post(&store, &format!("os:{actor}"), command, detail)
     {
         eprintln!("warning: this action could not be recorded for the audit log: {e}");
@@ -183,10 +183,10 @@ fn lockout_store(config: &portcullis_config::Config) -> anyhow::Result<Lockout> 
             "without filesystem storage lockouts live only in the serving process; restart it to clear them"
         );
     };
-    let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
+    let store = portcullis_app::state::dir_store(&dir);
     Ok(Lockout::new(
         Arc::new(store),
-        portcullis_server::abuse::policy(&config.lockout),
+        portcullis_app::lockout::policy(&config.lockout),
     ))
 }
 

@@ -64,7 +64,7 @@ pub struct ExplainArgs {
 }
 
 fn robot_identity(cfg: &Config, login: &str) -> anyhow::Result<Identity> {
-    let Some(store) = portcullis_server::policy::robots(cfg)? else {
+    let Some(store) = portcullis_app::policy::robots(cfg)? else {
         bail!("robot tokens need filesystem storage (storage.filesystem.rootdirectory)");
     };
     let Some(robot) = store.list()?.into_iter().find(|r| r.login() == login) else {
@@ -84,7 +84,7 @@ fn robot_identity(cfg: &Config, login: &str) -> anyhow::Result<Identity> {
 pub fn run(cmd: AccessCommand) -> anyhow::Result<ExitCode> {
     let AccessCommand::Explain(args) = cmd;
     let cfg = crate::cli::load_valid(args.config.as_deref())?;
-    let policy = portcullis_server::policy::load(&cfg)?.current();
+    let policy = portcullis_app::policy::load(&cfg)?.current();
     let mut preface = None;
     let identity = match (&args.user, &args.robot, args.anonymous, &args.certificate) {
         (Some(u), ..) => Identity::user_named(

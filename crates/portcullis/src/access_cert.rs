@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use portcullis_app::tls::{ClientIdentity, client_certificate};
 use portcullis_auth::identity::Identity;
 use portcullis_config::Config;
-use portcullis_server::tls::{ClientIdentity, client_certificate};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
 
@@ -89,8 +89,7 @@ pub fn identify(cfg: &Config, path: &Path) -> anyhow::Result<(Identity, String)>
         .name
         .clone()
         .map_err(|e| anyhow!("{e}"))?;
-    let access =
-        portcullis_server::policy::access_control(cfg).map_err(|(key, e)| anyhow!("{key}: {e}"))?;
+    let access = portcullis_app::policy::access_control(cfg)?;
     let identity = access
         .certificate_login(&name)
         .map_err(|e| anyhow!("{e}: the registry refuses its requests with 403"))?;

@@ -76,20 +76,17 @@ impl Findings {
     /// The policy and robot store must load too: their errors are
     /// configuration errors, with their own file and line.
     fn policy(&mut self, config: &Config) {
-        self.errors.extend(
-            portcullis_server::policy::check(config)
-                .into_iter()
-                .map(|e| {
-                    let (key, message) = e
-                        .message
-                        .split_once(": ")
-                        .map_or(("access".to_owned(), e.message.clone()), |(k, m)| {
-                            (format!("access.{k}"), m.to_owned())
-                        });
-                    ConfigError::new(key, message, e.fix).at(e.source, e.line)
-                }),
-        );
-        if let Err(e) = portcullis_server::policy::robots(config) {
+        self.errors
+            .extend(portcullis_app::policy::check(config).into_iter().map(|e| {
+                let (key, message) = e
+                    .message
+                    .split_once(": ")
+                    .map_or(("access".to_owned(), e.message.clone()), |(k, m)| {
+                        (format!("access.{k}"), m.to_owned())
+                    });
+                ConfigError::new(key, message, e.fix).at(e.source, e.line)
+            }));
+        if let Err(e) = portcullis_app::policy::robots(config) {
             self.errors.push(ConfigError::new(
                 "auth",
                 e.to_string(),

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use portcullis_app::keys;
 use portcullis_auth::token::{Algorithm, SigningKey};
 use portcullis_config::{Config, TokenServerConfig};
-use portcullis_server::keys;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {

@@ -7,17 +7,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::builder::TypedValueParser as _;
 use clap::{ArgGroup, Subcommand};
 use portcullis_auth::htpasswd::Htpasswd;
-use portcullis_auth::refresh::{self, RefreshStore};
+use portcullis_auth::refresh::RefreshStore;
 use portcullis_auth::robots::{self, Robot, RobotStore};
 use portcullis_config::Config;
-use portcullis_state::{DirStore, StateStore, system_clock};
 use portcullis_types::{Action, ScopeAction};
 use secrecy::ExposeSecret;
 
@@ -138,25 +136,16 @@ fn stores(config: &Config) -> String {
     )
 }
 
-/// The state directory's store, as `serve` opens it.
-fn state_store(dir: &Path) -> Arc<dyn StateStore> {
-    Arc::new(DirStore::new(dir, system_clock()))
-}
-
+/// The refresh-token store, as `serve` opens it.
 fn refresh_store(config: &Config) -> anyhow::Result<RefreshStore> {
     let dir = state_dir(config, "refresh tokens")?;
-    Ok(RefreshStore::open_in(
-        state_store(&dir),
-        Some(&dir.join(refresh::STATE_KEY)),
-    )?)
+    Ok(portcullis_app::state::refresh_store(&dir)?)
 }
 
+/// The robot-token store, as `serve` opens it.
 fn robot_store(config: &Config) -> anyhow::Result<RobotStore> {
     let dir = state_dir(config, "robot tokens")?;
-    Ok(RobotStore::open_in(
-        state_store(&dir),
-        Some(&dir.join(robots::STATE_KEY)),
-    )?)
+    Ok(portcullis_app::state::robot_store(&dir)?)
 }
 
 fn when(secs: u64) -> String {

@@ -25,22 +25,22 @@ pub struct Abuse {
 }
 
 impl Abuse {
-    /// The `ratelimit` and `lockout` sections: rate counters in memory
-    /// (per process until the state store is shared), lockouts in the state
-    /// directory when there is one, so `portcullis lockout list` and
-    /// `clear` see and change what the server enforces.
+    /// The `ratelimit` section, with the lockout `portcullis_app` built:
+    /// rate counters in memory (per process until the state store is
+    /// shared).
     ///
     /// # Errors
     /// An override's CIDR that does not parse.
     pub fn from_config(
         config: &portcullis_config::Config,
+        lockout: Option<Lockout>,
     ) -> Result<Self, crate::serve::ServeError> {
-        let memory: Arc<dyn StateStore> = Arc::new(portcullis_state::MemoryStore::new(
-            portcullis_state::system_clock(),
-        ));
         let limits = if config.ratelimit.enabled() || !config.ratelimit.overrides.is_empty() {
+            let memory: Arc<dyn StateStore> = Arc::new(portcullis_state::MemoryStore::new(
+                portcullis_state::system_clock(),
+            ));
             Some(
-                RateLimits::new(&config.ratelimit, memory.clone()).map_err(|message| {
+                RateLimits::new(&config.ratelimit, memory).map_err(|message| {
                     crate::serve::ServeError::Config {
                         key: "ratelimit.overrides",
                         message,
@@ -50,31 +50,7 @@ impl Abuse {
         } else {
             None
         };
-        let lo = &config.lockout;
-        let lockout = (!lo.disabled).then(|| {
-            let store: Arc<dyn StateStore> = match config.storage.state_dir() {
-                Some(dir) => Arc::new(portcullis_state::DirStore::new(
-                    &dir,
-                    portcullis_state::system_clock(),
-                )),
-                None => memory,
-            };
-            Lockout::new(store, policy(lo))
-        });
         Ok(Self { limits, lockout })
-    }
-}
-
-/// The lockout policy of `lockout`.
-#[must_use]
-pub fn policy(lo: &portcullis_config::LockoutConfig) -> portcullis_limits::Policy {
-    portcullis_limits::Policy {
-        free: lo.free,
-        base: lo.delay,
-        max_delay: lo.maxdelay,
-        lock_after: lo.lockafter,
-        lockout: lo.duration,
-        forget: lo.forget,
     }
 }
 

@@ -4,14 +4,12 @@
 //! and verify keys and refresh-token store, and `auth.token`'s bundle.
 
 use std::fs::OpenOptions;
-use std::sync::Arc;
 
-use portcullis_auth::refresh::{self, RefreshStore};
+use portcullis_app::keys::token_algorithm;
+use portcullis_app::tls::{TlsSettings, load};
+use portcullis_auth::refresh;
 use portcullis_auth::token::{Algorithm, SigningKey, Verifier, VerifyKey};
 use portcullis_config::{Config, Named, SigningAlgorithm};
-use portcullis_server::keys::token_algorithm;
-use portcullis_server::tls::{TlsSettings, load};
-use portcullis_state::{DirStore, system_clock};
 
 use super::Findings;
 
@@ -109,7 +107,7 @@ impl Findings {
             return;
         }
         let configured = ts.keys.signing.is_some();
-        if let Some((key, cert)) = portcullis_server::keys::signing_paths(config, ts)
+        if let Some((key, cert)) = portcullis_app::keys::signing_paths(config, ts)
             && (configured || key.exists())
             && let Err(e) = SigningKey::load_pem(&key, &cert)
         {
@@ -137,10 +135,7 @@ impl Findings {
         if ts.refresh.enabled
             && let Some(dir) = config.storage.state_dir()
             && dir.join(refresh::STATE_KEY).exists()
-            && let Err(e) = RefreshStore::open_in(
-                Arc::new(DirStore::new(&dir, system_clock())),
-                Some(&dir.join(refresh::STATE_KEY)),
-            )
+            && let Err(e) = portcullis_app::state::refresh_store(&dir)
         {
             self.errors.push(config.error_at(
                 "auth.tokenserver.refresh",

@@ -114,7 +114,7 @@ impl Findings {
         ts: &TokenServerConfig,
     ) {
         let flag = config_flag(portcullis);
-        let Some((key, cert)) = portcullis_server::keys::signing_paths(portcullis, ts) else {
+        let Some((key, cert)) = portcullis_app::keys::signing_paths(portcullis, ts) else {
             self.errors.push(portcullis.error_at(
                 "auth.tokenserver.keys",
                 "portcullis keeps no signing key on disk (in-memory storage and no keys.signing), so no bundle can contain it",

@@ -2,7 +2,8 @@
 //! signing key, or one generated on first start into the data directory
 //! (`<rootdirectory>/portcullis/keys/`, key file mode 0600) under a lease of
 //! the state store, so processes sharing the directory agree on one key;
-//! plus verify-only certificates. Shared by `serve` and `portcullis keys`.
+//! plus verify-only certificates. Shared by `serve`, `portcullis keys` and
+//! `config check`.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -84,7 +85,7 @@ fn generate_once(
 ) -> Result<SigningKey, TokenError> {
     use portcullis_state::StateStore;
     const LEASE: &str = "locks/signing-key";
-    let store = portcullis_state::DirStore::new(state_dir, portcullis_state::system_clock());
+    let store = crate::state::dir_store(state_dir);
     let holder = format!("pid-{}-{:016x}", std::process::id(), rand::random::<u64>());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let failed = |e: portcullis_state::StateError| TokenError::Key(format!("{e}"));

@@ -11,15 +11,15 @@ use portcullis_audit::{
 };
 use portcullis_config::{AuditPulls, Config, parse_pulls};
 
-use crate::serve::ServeError;
+use crate::AssembleError;
 
 /// The audit log's default file size before rotation: 100 MiB.
 const MAX_BYTES: u64 = 100 << 20;
 /// Rotated files kept by default.
 const KEEP: usize = 10;
 
-fn failed(key: &'static str) -> impl Fn(String) -> ServeError {
-    move |message| ServeError::Config { key, message }
+fn failed(key: &'static str) -> impl Fn(String) -> AssembleError {
+    move |message| AssembleError { key, message }
 }
 
 /// The audit sink of `config`, or `None` when no output is configured.
@@ -27,7 +27,7 @@ fn failed(key: &'static str) -> impl Fn(String) -> ServeError {
 /// # Errors
 /// A file or socket that cannot be opened, or a file whose last line is
 /// not a sealed audit line (continuing would hide the damage).
-pub fn audit(config: &Config) -> Result<Option<Arc<AuditSink>>, ServeError> {
+pub fn audit(config: &Config) -> Result<Option<Arc<AuditSink>>, AssembleError> {
     let audit = &config.audit;
     if !audit.enabled() {
         return Ok(None);
@@ -93,7 +93,9 @@ pub fn audit(config: &Config) -> Result<Option<Arc<AuditSink>>, ServeError> {
 ///
 /// # Errors
 /// An endpoint that does not read (a bad duration, a missing name or URL).
-pub fn notifier(config: &Config) -> Result<Option<Arc<portcullis_notify::Notifier>>, ServeError> {
+pub fn notifier(
+    config: &Config,
+) -> Result<Option<Arc<portcullis_notify::Notifier>>, AssembleError> {
     let key = "notifications.endpoints";
     if config.notifications.endpoints.is_empty() {
         return Ok(None);
@@ -107,15 +109,7 @@ pub fn notifier(config: &Config) -> Result<Option<Arc<portcullis_notify::Notifie
     if endpoints.iter().all(|e| e.disabled) {
         return Ok(None);
     }
-    let store: Arc<dyn portcullis_state::StateStore> = match config.storage.state_dir() {
-        Some(dir) => Arc::new(portcullis_state::DirStore::new(
-            &dir,
-            portcullis_state::system_clock(),
-        )),
-        None => Arc::new(portcullis_state::MemoryStore::new(
-            portcullis_state::system_clock(),
-        )),
-    };
+    let store = crate::state::store_or_memory(config);
     let settings = portcullis_notify::Settings {
         endpoints,
         source_addr: config.http.addr.clone(),
@@ -134,7 +128,7 @@ fn drain_admin_actions(dir: std::path::PathBuf, sink: &Arc<AuditSink>) {
     let spawned = std::thread::Builder::new()
         .name("audit-outbox".into())
         .spawn(move || {
-            let store = portcullis_state::DirStore::new(&dir, portcullis_state::system_clock());
+            let store = crate::state::dir_store(&dir);
             while let Some(sink) = weak.upgrade() {
                 if let Err(e) = portcullis_audit::outbox::drain(&store, &sink) {
                     tracing::warn!(error = %e, "cannot read the CLI's admin actions for the audit log");

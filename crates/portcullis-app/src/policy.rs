@@ -1,5 +1,6 @@
-//! Loads the per-repository policy and the robot-token store from the
-//! configuration. Shared by `serve` and the CLI (`access explain`,
+//! Loads the per-repository policy, the robot-token store and the identity
+//! providers (htpasswd users, robot tokens) from the configuration, as
+//! one `AccessControl`. Shared by `serve` and the CLI (`access explain`,
 //! `config check`).
 
 use std::sync::Arc;
@@ -7,9 +8,10 @@ use std::sync::Arc;
 use portcullis_auth::access::AccessControl;
 use portcullis_auth::htpasswd::Htpasswd;
 use portcullis_auth::policy::{Policy, PolicyError, PolicyStore, check_file};
-use portcullis_auth::robots::{self, RobotError, RobotStore};
+use portcullis_auth::robots::{RobotError, RobotStore};
 use portcullis_config::Config;
-use portcullis_state::{DirStore, system_clock};
+
+use crate::AssembleError;
 
 /// The policy of a configuration. Without an `access` section, authenticated
 /// identities may do everything and anonymous nothing.
@@ -41,13 +43,7 @@ pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
     config
         .storage
         .state_dir()
-        .map(|dir| {
-            RobotStore::open_in(
-                Arc::new(DirStore::new(&dir, system_clock())),
-                Some(&dir.join(robots::STATE_KEY)),
-            )
-            .map(Arc::new)
-        })
+        .map(|dir| crate::state::robot_store(&dir).map(Arc::new))
         .transpose()
 }
 
@@ -56,18 +52,18 @@ pub fn robots(config: &Config) -> Result<Option<Arc<RobotStore>>, RobotError> {
 ///
 /// # Errors
 /// A policy that does not parse, an unreadable htpasswd file or robot store.
-pub fn access_control(config: &Config) -> Result<AccessControl, (&'static str, String)> {
+pub fn access_control(config: &Config) -> Result<AccessControl, AssembleError> {
     let users = config
         .auth
         .htpasswd
         .as_ref()
         .map(|h| Htpasswd::load(&h.path).map(Arc::new))
         .transpose()
-        .map_err(|e| ("auth.htpasswd.path", e.to_string()))?;
+        .map_err(AssembleError::at("auth.htpasswd.path"))?;
     Ok(AccessControl::new(
-        load(config).map_err(|e| ("access", e.to_string()))?,
+        load(config).map_err(AssembleError::at("access"))?,
         users,
-        robots(config).map_err(|e| ("auth", e.to_string()))?,
+        robots(config).map_err(AssembleError::at("auth"))?,
     ))
 }
 

@@ -1,13 +1,10 @@
-//! TLS termination with rustls (`http.tls`): startup checks, hot reload of
-//! the certificate, key and client CAs, client certificates, and the accept
-//! acceptor the listener (`crate::listen`) takes for each connection.
+//! TLS termination with rustls (`http.tls`): hot reload of the certificate,
+//! key and client CAs, and the acceptor the listener (`crate::listen`) takes
+//! for each connection. Reading and checking the files, and the names of
+//! client certificates, are `portcullis_app::tls`'s (re-exported here).
 //!
 //! Each accepted connection takes the current `Arc<ServerConfig>`, so a
 //! reload affects new handshakes only; connections already open keep theirs.
-
-mod client_cert;
-mod load;
-mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,26 +13,10 @@ use parking_lot::{Mutex, RwLock};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-pub use client_cert::{ClientCertificate, ClientIdentity, client_certificate};
-pub use load::{Loaded, load};
-pub use settings::{ClientAuth, TlsSettings};
-
-/// A TLS setting or file that cannot be used, with the key it came from.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct TlsError {
-    pub key: String,
-    pub message: String,
-}
-
-impl TlsError {
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use portcullis_app::tls::{
+    ClientAuth, ClientCertificate, ClientIdentity, Loaded, TlsError, TlsSettings,
+    client_certificate, load,
+};
 
 /// The contents of every file the settings point at, to notice changes.
 type Snapshot = Vec<Option<Vec<u8>>>;
